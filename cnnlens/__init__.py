@@ -1,0 +1,63 @@
+"""cnnlens: look inside convolutional neural networks.
+
+The public API is flat (``cnnlens.report``, ``cnnlens.load_model``, ``cnnlens.capture`` ...) and
+imported lazily, so that ``cnnlens --help`` does not pay for importing torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
+
+try:
+    __version__ = version("cnnlens")
+except PackageNotFoundError:  # pragma: no cover
+    __version__ = "0.0.0"
+
+# public name -> module that defines it
+_EXPORTS = {
+    "CnnlensError": "errors",
+    "capture": "hooks",
+    "eval_mode": "hooks",
+    "forward_until": "hooks",
+    "no_inplace": "hooks",
+    "preserved_state": "hooks",
+    "get_layer": "layers",
+    "list_layers": "layers",
+    "Normalized": "models",
+    "Preprocessing": "models",
+    "load_model": "models",
+    "model_names": "models",
+    "preprocessing": "models",
+    "GLOBAL": "receptive_field",
+    "ReceptiveField": "receptive_field",
+    "receptive_fields": "receptive_field",
+    "Report": "report",
+    "report": "report",
+    "load_image": "images",
+    "save_image": "images",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'cnnlens' has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{module}", __name__), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .errors import CnnlensError
+    from .hooks import capture, eval_mode, forward_until, no_inplace, preserved_state
+    from .images import load_image, save_image
+    from .layers import get_layer, list_layers
+    from .models import Normalized, Preprocessing, load_model, model_names, preprocessing
+    from .receptive_field import GLOBAL, ReceptiveField, receptive_fields
+    from .report import Report, report

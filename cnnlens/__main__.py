@@ -1,0 +1,3 @@
+from cnnlens.cli import main
+
+main()

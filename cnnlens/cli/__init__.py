@@ -1,0 +1,70 @@
+"""The ``cnnlens`` command line. Commands live one group per file and import torch lazily,
+so ``cnnlens --help`` answers at once."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
+
+import click
+
+from ..errors import CnnlensError
+
+# command name -> "module:function"; modules are imported only when a command runs or help is listed
+COMMANDS: dict[str, str] = {
+    "models": "cnnlens.cli.report:models_command",
+    "layers": "cnnlens.cli.report:layers_command",
+    "report": "cnnlens.cli.report:report_command",
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose commands are imported on first use, and which turns :class:`CnnlensError`
+    into one line on stderr and exit code 2."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        target = COMMANDS.get(name)
+        if target is None:
+            return None
+        module_name, attr = target.split(":")
+        return getattr(importlib.import_module(module_name), attr)
+
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> Any:
+        name = args[0] if args else ""
+        if name and not name.startswith("-") and name not in COMMANDS:
+            from ..errors import did_you_mean
+
+            raise click.UsageError(f"no command {name!r}{did_you_mean(name, COMMANDS)}", ctx)
+        return super().resolve_command(ctx, args)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except CnnlensError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            ctx.exit(2)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="cnnlens")
+def cli() -> None:
+    """Look inside convolutional neural networks.
+
+    \b
+    Examples:
+      cnnlens report vgg16                      per-layer shapes, params, FLOPs, memory, receptive fields
+      cnnlens report resnet50 --format json     the same as JSON for scripts
+      cnnlens layers googlenet                  layer names to pass to --layer
+    """
+
+
+def main() -> None:
+    cli(prog_name="cnnlens")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,31 @@
+"""User-facing errors: one line that says what is wrong and, when possible, what would be right."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+__all__ = ["CnnlensError", "closest", "did_you_mean"]
+
+
+class CnnlensError(ValueError):
+    """An error caused by the user's input (a name, a size, a file).
+
+    The CLI prints its message on one line and exits with code 2.
+    """
+
+
+def closest(word: str, choices: Iterable[str], n: int = 3) -> list[str]:
+    """The ``n`` choices closest to ``word`` (difflib ratio, then substring matches)."""
+    choices = list(choices)
+    found = difflib.get_close_matches(word, choices, n=n, cutoff=0.5)
+    if len(found) < n:
+        low = word.lower()
+        found += [c for c in choices if low in c.lower() and c not in found][: n - len(found)]
+    return found
+
+
+def did_you_mean(word: str, choices: Iterable[str], n: int = 3) -> str:
+    """`` (did you mean: a, b, c?)`` or an empty string."""
+    found = closest(word, choices, n)
+    return f" (did you mean: {', '.join(found)}?)" if found else ""

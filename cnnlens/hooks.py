@@ -1,0 +1,180 @@
+"""The hooks core: capture what named layers compute, and leave the model exactly as it was.
+
+Every capability of cnnlens reads activations and gradients through :func:`capture` and runs
+inside :func:`preserved_state`, so that after any call (also one that raises halfway)
+
+- no hook is left on any module,
+- every module's ``training`` flag and every parameter's ``requires_grad`` are what they were.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from .layers import LayerRef, resolve_layers
+
+__all__ = ["Capture", "StopForward", "capture", "eval_mode", "forward_until", "no_inplace", "preserved_state"]
+
+
+@contextlib.contextmanager
+def preserved_state(model: nn.Module) -> Iterator[nn.Module]:
+    """Restore every module's train/eval flag and every parameter's ``requires_grad`` on exit."""
+    modes = [(m, m.training) for m in model.modules()]
+    grads = [(p, p.requires_grad) for p in model.parameters()]
+    try:
+        yield model
+    finally:
+        for module, training in modes:
+            module.training = training
+        for param, requires_grad in grads:
+            param.requires_grad_(requires_grad)
+
+
+@contextlib.contextmanager
+def eval_mode(model: nn.Module, *, freeze: bool = True) -> Iterator[nn.Module]:
+    """``model.eval()`` (and parameters frozen, so no ``.grad`` is written) inside the block only."""
+    with preserved_state(model):
+        model.eval()
+        if freeze:
+            for p in model.parameters():
+                p.requires_grad_(False)
+        yield model
+
+
+@contextlib.contextmanager
+def no_inplace(model: nn.Module) -> Iterator[nn.Module]:
+    """Turn off ``inplace`` on every module that has it (ReLU, ReLU6, Hardswish, Dropout...), then restore."""
+    flipped = [m for m in model.modules() if getattr(m, "inplace", False) is True]
+    for m in flipped:
+        m.inplace = False
+    try:
+        yield model
+    finally:
+        for m in flipped:
+            m.inplace = True
+
+
+class StopForward(Exception):
+    """Raised by a hook to end a forward pass once everything needed has been computed."""
+
+
+def _first_tensor(output: Any) -> torch.Tensor | None:
+    if isinstance(output, torch.Tensor):
+        return output
+    if isinstance(output, (tuple, list)):
+        for item in output:
+            found = _first_tensor(item)
+            if found is not None:
+                return found
+    if isinstance(output, dict):
+        for item in output.values():
+            found = _first_tensor(item)
+            if found is not None:
+                return found
+    return None
+
+
+@dataclass
+class Capture:
+    """What :func:`capture` recorded: ``outputs[name]``, ``grads[name]`` and ``calls[name]``.
+
+    With several calls of one module (a ReLU reused in a ResNet block) the last call is kept.
+    """
+
+    outputs: dict[str, torch.Tensor] = field(default_factory=dict)
+    grads: dict[str, torch.Tensor] = field(default_factory=dict)
+    calls: dict[str, int] = field(default_factory=dict)
+
+    def __getitem__(self, name: str) -> torch.Tensor:
+        return self.outputs[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.outputs
+
+    def clear(self) -> None:
+        self.outputs.clear()
+        self.grads.clear()
+        self.calls.clear()
+
+
+@contextlib.contextmanager
+def capture(
+    model: nn.Module,
+    layers: LayerRef | Sequence[LayerRef],
+    *,
+    grads: bool = False,
+    detach: bool = True,
+    clone: bool = True,
+    stop: bool = False,
+) -> Iterator[Capture]:
+    """Record the outputs (and gradients) of ``layers`` during forward passes run inside the block.
+
+    Args:
+        model: any ``nn.Module``.
+        layers: dotted names (``"layer4.1.conv2"``) or submodules.
+        grads: also record the gradient of each output when a backward pass runs in the block. It is
+            the gradient with respect to the value the layer produced, even when an in-place ReLU
+            overwrites that tensor afterwards.
+        detach: store outputs without their autograd graph. Use ``False`` for objectives that
+            differentiate through the captured activations.
+        clone: store a copy, so that a later in-place op (``ReLU(inplace=True)``) cannot overwrite it.
+        stop: raise :class:`StopForward` once every layer has produced its output, so the rest of the
+            network is not computed; run the model with :func:`forward_until` to catch it.
+
+    Example:
+        >>> import torch, torchvision
+        >>> model = torchvision.models.resnet18().eval()
+        >>> with capture(model, ["layer1", "layer4.1.conv2"]) as cap:
+        ...     _ = model(torch.rand(1, 3, 64, 64))
+        >>> tuple(cap["layer4.1.conv2"].shape)
+        (1, 512, 2, 2)
+    """
+    modules = resolve_layers(model, layers)
+    record = Capture()
+    handles: list[torch.utils.hooks.RemovableHandle] = []
+    pending = set(modules)
+
+    def make_hook(name: str) -> Callable[..., None]:
+        def hook(module: nn.Module, args: Any, output: Any) -> None:
+            tensor = _first_tensor(output)
+            record.calls[name] = record.calls.get(name, 0) + 1
+            if tensor is None:
+                return
+            kept = tensor.detach() if detach else tensor
+            record.outputs[name] = kept.clone() if clone else kept
+            if grads and tensor.requires_grad:
+                tensor.register_hook(lambda g, name=name: record.grads.__setitem__(name, g.detach().clone()))
+            pending.discard(name)
+            if stop and not pending:
+                raise StopForward
+
+        return hook
+
+    with preserved_state(model):
+        try:
+            for name, module in modules.items():
+                handles.append(module.register_forward_hook(make_hook(name)))
+            yield record
+        finally:
+            for handle in handles:
+                handle.remove()
+
+
+def forward_until(model: nn.Module, x: torch.Tensor, layers: LayerRef | Sequence[LayerRef], *, detach: bool = True) -> Capture:
+    """Run ``model(x)`` only as far as needed to compute ``layers``; return their outputs.
+
+    The rest of the network is skipped (a hook ends the pass), so a style loss on ``features.10``
+    of VGG19 does not pay for the classifier.
+    """
+    with capture(model, layers, detach=detach, stop=True) as record:
+        try:
+            model(x)
+        except StopForward:
+            pass
+    return record

@@ -1,0 +1,107 @@
+"""Image files in and out (scikit-image), as float tensors ``(3, H, W)`` with pixels in [0, 1]."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .errors import CnnlensError
+
+__all__ = ["IMAGE_SUFFIXES", "check_writable", "list_images", "load_image", "resize", "save_image", "to_numpy"]
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
+
+def load_image(path: str | Path, size: int | tuple[int, int] | None = None) -> torch.Tensor:
+    """Read an image file as a ``(3, H, W)`` float tensor in [0, 1] (grey and RGBA become RGB).
+
+    Args:
+        size: resize so the shorter side is ``size`` (an int) or to exactly ``(H, W)``.
+
+    Raises:
+        CnnlensError: the file is missing or is not a readable image.
+    """
+    import skimage.color
+    import skimage.io
+
+    path = Path(path)
+    if not path.is_file():
+        raise CnnlensError(f"image not found: {path}")
+    try:
+        array = skimage.io.imread(str(path))
+    except Exception as exc:
+        raise CnnlensError(f"cannot read image {path}: {type(exc).__name__}") from None
+    if array.ndim == 3 and array.shape[0] == 1:  # some multi-frame readers (GIF) add a frame axis
+        array = array[0]
+    if array.ndim == 2:
+        array = skimage.color.gray2rgb(array)
+    elif array.ndim == 3 and array.shape[-1] == 4:
+        array = skimage.color.rgba2rgb(array)
+    elif array.ndim != 3 or array.shape[-1] != 3:
+        raise CnnlensError(f"cannot read image {path}: unsupported shape {array.shape}")
+    image = torch.from_numpy(_to_float(array)).permute(2, 0, 1).contiguous()
+    return resize(image, size) if size is not None else image
+
+
+def _to_float(array: np.ndarray) -> np.ndarray:
+    if array.dtype == np.uint8:
+        return array.astype(np.float32) / 255.0
+    if array.dtype == np.uint16:
+        return array.astype(np.float32) / 65535.0
+    return np.clip(array.astype(np.float32), 0.0, 1.0)
+
+
+def resize(image: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
+    """Resize ``(C, H, W)`` or ``(B, C, H, W)``: an int sets the shorter side, a pair the exact size."""
+    import torch.nn.functional as F
+
+    h, w = image.shape[-2:]
+    if isinstance(size, int):
+        scale = size / min(h, w)
+        size = (max(1, round(h * scale)), max(1, round(w * scale)))
+    batch = image if image.dim() == 4 else image.unsqueeze(0)
+    out = F.interpolate(batch, size=size, mode="bilinear", align_corners=False, antialias=True)
+    out = out.clamp(0, 1)
+    return out if image.dim() == 4 else out[0]
+
+
+def to_numpy(image: torch.Tensor) -> np.ndarray:
+    """``(3, H, W)`` in [0, 1] to an ``(H, W, 3)`` uint8 array."""
+    if image.dim() == 4:
+        if image.shape[0] != 1:
+            raise ValueError("to_numpy takes one image")
+        image = image[0]
+    array = image.detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy()
+    return (array * 255 + 0.5).astype(np.uint8)
+
+
+def check_writable(path: str | Path, overwrite: bool = False) -> Path:
+    """Refuse to replace an existing file unless ``overwrite``; create the parent folder."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise CnnlensError(f"{path} exists; choose another -o or pass --overwrite")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def save_image(image: torch.Tensor, path: str | Path, *, overwrite: bool = False) -> Path:
+    """Write a ``(3, H, W)`` tensor in [0, 1] as PNG/JPEG; never replaces a file unless ``overwrite``."""
+    import skimage.io
+
+    path = check_writable(path, overwrite)
+    skimage.io.imsave(str(path), to_numpy(image), check_contrast=False)
+    return path
+
+
+def list_images(folder: str | Path, *, recursive: bool = True) -> list[Path]:
+    """Image files under ``folder`` (sorted), flat or in class subfolders."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise CnnlensError(f"not a folder: {folder}")
+    pattern = "**/*" if recursive else "*"
+    files = sorted(p for p in folder.glob(pattern) if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not files:
+        raise CnnlensError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
+    return files

@@ -1,0 +1,441 @@
+"""Receptive fields propagated through the op graph that a forward pass actually runs.
+
+Each tensor produced during a forward pass carries, per spatial axis, the geometry of the
+input region that one of its units sees (Araujo, Norris & Sim, Distill 2019):
+
+- ``size`` r: the side of the region in input pixels;
+- ``stride`` j: how far the region moves when the unit index grows by one (the effective stride);
+- ``padding`` P: unit ``i`` sees input pixels ``[i*j - P, i*j - P + r)``.
+
+A conv or pool with kernel k, dilation d, stride s and left padding p maps
+``r -> r + (d(k-1)) j``, ``P -> P + p j``, ``j -> j s``. Where paths merge (add, cat, mul) the
+field is the union of the fields, and the paths are *aligned* when every path centres its units
+on the same pixel. Anything that mixes all positions (a global pool, a squeeze-excitation gate,
+attention, a linear layer on flattened features) makes the field ``"global"``.
+
+The propagation is a :class:`torch.overrides.TorchFunctionMode`, so it follows functional calls
+(``F.relu``, ``F.max_pool2d``, ``x[:, :, ::2, ::2]``, ``torch.cat``) and reused modules exactly as
+they run, never module registration or hook order. It works on meta tensors.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch.overrides import TorchFunctionMode
+from torch.utils._pytree import tree_flatten
+
+__all__ = ["GLOBAL", "ReceptiveField", "ReceptiveFieldMode", "receptive_fields"]
+
+GLOBAL = "global"
+
+
+@dataclass(frozen=True)
+class Axis:
+    size: int
+    stride: int
+    padding: int
+
+    def union(self, other: Axis) -> tuple[Axis, bool]:
+        """The field covering both (same stride assumed) and whether their centres agree."""
+        start = min(-self.padding, -other.padding)
+        end = max(-self.padding + self.size, -other.padding + other.size)
+        stride = max(self.stride, other.stride)
+        aligned = self.stride == other.stride and (2 * self.padding - self.size) == (2 * other.padding - other.size)
+        return Axis(end - start, stride, -start), aligned
+
+
+@dataclass(frozen=True)
+class ReceptiveField:
+    """The input region seen by one unit of a feature map, per axis ``(h, w)``.
+
+    Unit ``(i, j)`` sees rows ``[i*stride[0] - padding[0], ... + size[0])`` and likewise columns;
+    :meth:`box` gives that window. ``aligned`` is False when merging paths centre their units on
+    different pixels (then the box is the union of the paths' boxes).
+    """
+
+    size: tuple[int, int]
+    stride: tuple[int, int]
+    padding: tuple[int, int]
+    aligned: bool = True
+
+    def box(self, i: int, j: int) -> tuple[int, int, int, int]:
+        """``(top, left, bottom, right)`` in input pixels, bottom/right exclusive; may extend past the image."""
+        top = i * self.stride[0] - self.padding[0]
+        left = j * self.stride[1] - self.padding[1]
+        return top, left, top + self.size[0], left + self.size[1]
+
+    def center(self, i: int, j: int) -> tuple[float, float]:
+        top, left, bottom, right = self.box(i, j)
+        return (top + bottom - 1) / 2, (left + right - 1) / 2
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"size": list(self.size), "stride": list(self.stride), "padding": list(self.padding)}
+        if not self.aligned:
+            out["aligned"] = False
+        return out
+
+
+@dataclass(frozen=True)
+class _Field:
+    """What is known about one tensor: which dims are (H, W), and their geometry (or global)."""
+
+    dims: tuple[int, int] | None  # positions of H and W in the tensor; None when global
+    axes: tuple[Axis, Axis] | None
+    aligned: bool = True
+
+    @property
+    def is_global(self) -> bool:
+        return self.axes is None
+
+    def moved(self, dims: tuple[int, int]) -> _Field:
+        return _Field(dims, self.axes, self.aligned)
+
+    def public(self) -> ReceptiveField | str:
+        if self.axes is None:
+            return GLOBAL
+        h, w = self.axes
+        return ReceptiveField((h.size, w.size), (h.stride, w.stride), (h.padding, w.padding), self.aligned)
+
+
+_GLOBAL_FIELD = _Field(None, None)
+
+
+def _pair(value: Any, default: int = 1) -> tuple[int, int]:
+    if value is None:
+        return default, default
+    if isinstance(value, int):
+        return value, value
+    value = tuple(value)
+    if len(value) == 1:
+        return int(value[0]), int(value[0])
+    return int(value[-2]), int(value[-1])
+
+
+def _arg(args: Sequence[Any], kwargs: dict[str, Any], index: int, name: str, default: Any = None) -> Any:
+    if name in kwargs:
+        return kwargs[name]
+    return args[index] if len(args) > index else default
+
+
+def _merge(fields: list[_Field]) -> _Field:
+    if any(f.is_global for f in fields):
+        return _GLOBAL_FIELD
+    first = fields[0]
+    axes = list(first.axes)  # type: ignore[arg-type]
+    aligned = all(f.aligned for f in fields)
+    for f in fields[1:]:
+        for k in range(2):
+            axes[k], ok = axes[k].union(f.axes[k])  # type: ignore[index]
+            aligned = aligned and ok
+    return _Field(first.dims, (axes[0], axes[1]), aligned)
+
+
+def _windowed(field: _Field, kernel: tuple[int, int], stride: tuple[int, int], pad: tuple[int, int], dilation: tuple[int, int]) -> _Field:
+    """Geometry after a sliding window (conv or pool) over the last two dims."""
+    if field.is_global:
+        return field
+    axes = []
+    for k in range(2):
+        a = field.axes[k]  # type: ignore[index]
+        eff = dilation[k] * (kernel[k] - 1) + 1
+        axes.append(Axis(a.size + (eff - 1) * a.stride, a.stride * stride[k], a.padding + pad[k] * a.stride))
+    return _Field(field.dims, (axes[0], axes[1]), field.aligned)
+
+
+def _same_padding(kernel: tuple[int, int], dilation: tuple[int, int]) -> tuple[int, int]:
+    # PyTorch pads d*(k-1)//2 before and the rest after (so even kernels pad one more at the end)
+    return tuple(dilation[k] * (kernel[k] - 1) // 2 for k in range(2))  # type: ignore[return-value]
+
+
+def _map_dims(in_shape: Sequence[int], out_shape: Sequence[int], dims: tuple[int, int]) -> tuple[int, int] | None:
+    """Where the (H, W) dims of a tensor land after a view/reshape, or None if they are merged or split."""
+    in_prefix = [math.prod(in_shape[:i]) for i in range(len(in_shape) + 1)]
+    out_prefix = [math.prod(out_shape[:i]) for i in range(len(out_shape) + 1)]
+    found = []
+    for d in dims:
+        match = [
+            e
+            for e in range(len(out_shape))
+            if out_shape[e] == in_shape[d] and out_prefix[e] == in_prefix[d] and out_prefix[e + 1] == in_prefix[d + 1]
+        ]
+        if not match:
+            return None
+        found.append(match[-1] if in_shape[d] == 1 else match[0])
+    return found[0], found[1]
+
+
+_ELEMENTWISE_KEEP_SHAPE = {"contiguous", "clone", "detach", "float", "double", "half", "to", "type", "requires_grad_"}
+_REDUCTIONS = {
+    "mean", "sum", "amax", "amin", "max", "min", "std", "var", "norm", "logsumexp", "prod", "median",
+    "softmax", "log_softmax", "argmax", "argmin", "cumsum", "nansum", "nanmean", "std_mean", "var_mean",
+}  # fmt: skip
+_TOKEN_MIXERS = {"matmul", "bmm", "mm", "einsum", "scaled_dot_product_attention", "multi_head_attention_forward", "baddbmm"}
+_SPLITS = {"chunk", "split", "tensor_split", "unbind", "split_with_sizes"}
+_VIEWS = {"view", "reshape", "flatten", "unflatten", "squeeze", "unsqueeze", "view_as", "reshape_as", "squeeze_", "unsqueeze_"}
+_BROADCASTS = {"expand", "expand_as", "broadcast_to"}
+
+
+class ReceptiveFieldMode(TorchFunctionMode):
+    """Propagates receptive fields through every torch call made inside the mode.
+
+    Mark the model input with :meth:`track`; afterwards :meth:`field_of` tells the receptive
+    field of any tensor computed from it (``None`` when an op could not be followed).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._fields: dict[int, _Field | None] = {}
+        self._alive: list[Any] = []  # keeps tensors alive so ids are not reused during the pass
+        self.unknown_ops: set[str] = set()
+
+    def track(self, x: torch.Tensor) -> None:
+        if x.dim() != 4:
+            raise ValueError("receptive fields need a (B, C, H, W) input")
+        self._set(x, _Field((2, 3), (Axis(1, 1, 0), Axis(1, 1, 0))))
+
+    def field_of(self, tensor: Any) -> ReceptiveField | str | None:
+        f = self._fields.get(id(tensor))
+        return None if f is None else f.public()
+
+    def _get(self, t: torch.Tensor) -> _Field | None:
+        return self._fields.get(id(t))
+
+    def _set(self, t: torch.Tensor, f: _Field | None) -> None:
+        self._fields[id(t)] = f
+        self._alive.append(t)
+
+    def __torch_function__(self, func: Any, types: Any, args: Sequence[Any] = (), kwargs: dict[str, Any] | None = None) -> Any:
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        flat_in, _ = tree_flatten((args, kwargs))
+        tracked = [t for t in flat_in if isinstance(t, torch.Tensor) and id(t) in self._fields]
+        if not tracked:
+            return out
+        outs = [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
+        if not outs:
+            return out
+        name = getattr(func, "__name__", "")
+        if name == "fn":  # F.max_pool2d is a boolean_dispatch wrapper
+            name = "max_pool2d"
+        try:
+            field = self._propagate(name, args, kwargs, tracked, outs[0])
+        except Exception:  # an op we cannot follow must never break the forward pass
+            field = None
+        if field is None:
+            self.unknown_ops.add(name)
+        for t in outs:
+            self._set(t, field)
+        return out
+
+    # ---- rules --------------------------------------------------------------------------------------
+    def _propagate(self, name: str, args: Sequence[Any], kwargs: dict[str, Any], tracked: list[torch.Tensor], out: torch.Tensor) -> _Field | None:
+        fields = [self._get(t) for t in tracked]
+        if any(f is None for f in fields):
+            return None
+        first: _Field = fields[0]  # type: ignore[assignment]
+        x = tracked[0]
+        if first.is_global and name not in _SPLITS | _VIEWS:
+            return _GLOBAL_FIELD
+        if name in ("conv2d", "conv1d", "conv3d") and x.dim() == 4 and x is args[0]:
+            weight = _arg(args, kwargs, 1, "weight")
+            kernel = tuple(weight.shape[-2:])
+            stride = _pair(_arg(args, kwargs, 3, "stride", 1))
+            dilation = _pair(_arg(args, kwargs, 5, "dilation", 1))
+            padding = _arg(args, kwargs, 4, "padding", 0)
+            if isinstance(padding, str):
+                pad = (0, 0) if padding == "valid" else _same_padding(kernel, dilation)  # type: ignore[arg-type]
+            else:
+                pad = _pair(padding, 0)
+            return self._spatial(first, x, out, _windowed(first, kernel, stride, pad, dilation))  # type: ignore[arg-type]
+        if name in ("max_pool2d", "avg_pool2d", "lp_pool2d", "max_pool2d_with_indices"):
+            offset = 1 if name == "lp_pool2d" else 0
+            kernel = _pair(_arg(args, kwargs, 1 + offset, "kernel_size"))
+            stride_arg = _arg(args, kwargs, 2 + offset, "stride")
+            stride = kernel if stride_arg in (None, (), []) else _pair(stride_arg)
+            pad = (0, 0) if name == "lp_pool2d" else _pair(_arg(args, kwargs, 3, "padding", 0), 0)
+            dilation = _pair(_arg(args, kwargs, 4, "dilation", 1)) if name.startswith("max") else (1, 1)
+            return self._spatial(first, x, out, _windowed(first, kernel, stride, pad, dilation))
+        if name in ("adaptive_avg_pool2d", "adaptive_max_pool2d"):
+            return self._adaptive(first, x, out)
+        if name == "pad":
+            pads = list(_arg(args, kwargs, 1, "pad"))
+            dims = first.dims
+            assert dims is not None
+            axes = list(first.axes)  # type: ignore[arg-type]
+            for k, d in enumerate(dims):
+                from_end = x.dim() - 1 - d
+                if 2 * from_end + 1 < len(pads):
+                    a = axes[k]
+                    axes[k] = Axis(a.size, a.stride, a.padding + pads[2 * from_end] * a.stride)
+            return _Field(dims, (axes[0], axes[1]), first.aligned)
+        if name == "__getitem__":
+            return self._getitem(first, x, args[1], out)
+        if name in _SPLITS:
+            dim = _arg(args, kwargs, 2, "dim", 0)
+            dim = dim % x.dim()
+            if first.is_global:
+                return first
+            return None if dim in first.dims else first  # type: ignore[operator]
+        if name in ("cat", "concat", "concatenate", "stack"):
+            dim = _arg(args, kwargs, 1, "dim", 0)
+            if any(f.is_global for f in fields):  # type: ignore[union-attr]
+                return _GLOBAL_FIELD
+            dims = first.dims
+            assert dims is not None
+            if name == "stack":
+                dim = dim % (x.dim() + 1)
+                dims = tuple(d + (d >= dim) for d in dims)  # type: ignore[assignment]
+            elif dim % x.dim() in dims:
+                return None
+            return _merge(fields).moved(dims)  # type: ignore[arg-type]
+        if name in ("permute", "transpose", "swapaxes", "swapdims", "movedim", "moveaxis", "t"):
+            return self._permute(name, first, x, args, kwargs)
+        if name in _VIEWS or name in _BROADCASTS:
+            if first.is_global:
+                return first
+            if name in _BROADCASTS:
+                shift = out.dim() - x.dim()
+                return first.moved(tuple(d + shift for d in first.dims))  # type: ignore[arg-type, union-attr]
+            dims = _map_dims(x.shape, out.shape, first.dims)  # type: ignore[arg-type]
+            return first.moved(dims) if dims is not None else _GLOBAL_FIELD
+        if name in _REDUCTIONS:
+            return self._reduce(first, x, args, kwargs, out)
+        if name in ("linear", "layer_norm", "rms_norm"):
+            last = x.dim() - 1
+            n = len(_arg(args, kwargs, 1, "normalized_shape", [0])) if name != "linear" else 1
+            mixed = set(range(last - n + 1, last + 1))
+            return _GLOBAL_FIELD if mixed & set(first.dims) else first  # type: ignore[arg-type]
+        if name in ("group_norm", "instance_norm", "local_response_norm"):
+            return _GLOBAL_FIELD if name != "local_response_norm" else first
+        if name in _TOKEN_MIXERS:
+            if name == "matmul" and len(tracked) == 1 and tracked[0] is args[0] and x.dim() - 1 not in first.dims:  # type: ignore[operator]
+                return first.moved(first.dims)  # type: ignore[arg-type]
+            return _GLOBAL_FIELD
+        if name in ("roll",):
+            return _GLOBAL_FIELD
+        return self._elementwise(fields, tracked, out)  # type: ignore[arg-type]
+
+    def _spatial(self, field: _Field, x: torch.Tensor, out: torch.Tensor, new: _Field) -> _Field | None:
+        if field.dims != (x.dim() - 2, x.dim() - 1):
+            return None
+        return new
+
+    def _adaptive(self, field: _Field, x: torch.Tensor, out: torch.Tensor) -> _Field | None:
+        kernel, stride = [], []
+        for k in range(2):
+            n_in, n_out = x.shape[-2 + k], out.shape[-2 + k]
+            if n_out == 1 and n_in > 1:
+                return _GLOBAL_FIELD
+            if n_in % n_out:
+                return None  # windows of different sizes: not one geometry
+            kernel.append(n_in // n_out)
+            stride.append(n_in // n_out)
+        return self._spatial(field, x, out, _windowed(field, tuple(kernel), tuple(stride), (0, 0), (1, 1)))  # type: ignore[arg-type]
+
+    def _getitem(self, field: _Field, x: torch.Tensor, index: Any, out: torch.Tensor) -> _Field | None:
+        if not isinstance(index, tuple):
+            index = (index,)
+        if any(isinstance(i, torch.Tensor) or isinstance(i, list) for i in index):
+            return None
+        # expand Ellipsis
+        n_real = sum(1 for i in index if i is not None and i is not Ellipsis)
+        expanded: list[Any] = []
+        for i in index:
+            if i is Ellipsis:
+                expanded += [slice(None)] * (x.dim() - n_real)
+            else:
+                expanded.append(i)
+        expanded += [slice(None)] * (x.dim() - sum(1 for i in expanded if i is not None))
+        dims = field.dims
+        assert dims is not None
+        axes = list(field.axes)  # type: ignore[arg-type]
+        new_dims: dict[int, int] = {}
+        d_in, d_out = 0, 0
+        for item in expanded:
+            if item is None:
+                d_out += 1
+                continue
+            if isinstance(item, int):
+                if d_in in dims:
+                    return None
+                d_in += 1
+                continue
+            if not isinstance(item, slice):
+                return None
+            if d_in in dims:
+                k = dims.index(d_in)
+                start, _, step = item.indices(x.shape[d_in])
+                a = axes[k]
+                axes[k] = Axis(a.size, a.stride * step, a.padding - start * a.stride)
+                new_dims[k] = d_out
+            d_in += 1
+            d_out += 1
+        return _Field((new_dims[0], new_dims[1]), (axes[0], axes[1]), field.aligned)
+
+    def _permute(self, name: str, field: _Field, x: torch.Tensor, args: Sequence[Any], kwargs: dict[str, Any]) -> _Field | None:
+        if field.is_global:
+            return field
+        n = x.dim()
+        order = list(range(n))
+        if name == "permute":
+            perm = args[1:] if len(args) > 2 or (len(args) == 2 and isinstance(args[1], int)) else _arg(args, kwargs, 1, "dims")
+            order = [p % n for p in perm]
+        elif name == "t":
+            order = order[::-1]
+        elif name in ("movedim", "moveaxis"):
+            src, dst = _arg(args, kwargs, 1, "source"), _arg(args, kwargs, 2, "destination")
+            src = [src] if isinstance(src, int) else list(src)
+            dst = [dst] if isinstance(dst, int) else list(dst)
+            order = [None] * n  # type: ignore[list-item]
+            for s, d in zip(src, dst):
+                order[d % n] = s % n
+            rest = iter(i for i in range(n) if i not in [s % n for s in src])
+            order = [o if o is not None else next(rest) for o in order]
+        else:
+            a, b = _arg(args, kwargs, 1, "dim0") % n, _arg(args, kwargs, 2, "dim1") % n
+            order[a], order[b] = order[b], order[a]
+        return field.moved((order.index(field.dims[0]), order.index(field.dims[1])))  # type: ignore[index]
+
+    def _reduce(self, field: _Field, x: torch.Tensor, args: Sequence[Any], kwargs: dict[str, Any], out: torch.Tensor) -> _Field | None:
+        dim = _arg(args, kwargs, 1, "dim")
+        if dim is None or isinstance(dim, str):
+            return _GLOBAL_FIELD
+        dims_reduced = {d % x.dim() for d in ([dim] if isinstance(dim, int) else dim)}
+        if dims_reduced & set(field.dims):  # type: ignore[arg-type]
+            return _GLOBAL_FIELD
+        if out.dim() == x.dim():
+            return field
+        return field.moved(tuple(d - sum(1 for r in dims_reduced if r < d) for d in field.dims))  # type: ignore[union-attr, arg-type]
+
+    def _elementwise(self, fields: list[_Field], tracked: list[torch.Tensor], out: torch.Tensor) -> _Field | None:
+        spatial = []
+        for f, t in zip(fields, tracked):
+            if f.is_global:
+                return _GLOBAL_FIELD
+            shift = out.dim() - t.dim()
+            if shift < 0:
+                return None
+            dims = (f.dims[0] + shift, f.dims[1] + shift)  # type: ignore[index]
+            if tuple(out.shape[d] for d in dims) != tuple(t.shape[d - shift] for d in dims):
+                return None  # broadcast across positions or a shape change we do not know
+            spatial.append(f.moved(dims))
+        dims0 = spatial[0].dims
+        if any(f.dims != dims0 for f in spatial):
+            return None
+        return _merge(spatial)
+
+
+def receptive_fields(model: torch.nn.Module, input_size: Sequence[int] = (1, 3, 224, 224)) -> dict[str, ReceptiveField | str | None]:
+    """Receptive field of every module's output, computed on the meta device (no weights needed).
+
+    Returns ``{dotted name: ReceptiveField | "global" | None}``; ``None`` for modules that did not run
+    or whose output could not be followed. Equivalent to ``report(model, input_size).receptive_fields``.
+    """
+    from .report import report
+
+    return {row.name: row.receptive_field for row in report(model, input_size).layers}

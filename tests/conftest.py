@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+# ../shared/data beside the checkout (CNNLENS_DATA overrides); tests that need it skip without it
+DATA = Path(os.environ.get("CNNLENS_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+@pytest.fixture(autouse=True)
+def no_downloads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any attempt to download weights is a test failure, never a silent skip."""
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"a test tried to download: {args[:1]}")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", refuse)
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", refuse)
+
+
+@pytest.fixture
+def data() -> Path:
+    """The shared data folder (real weights and images); skips the test when it is absent."""
+    if not DATA.is_dir():
+        pytest.skip(f"{DATA} is absent (real weights and images live there)")
+    return DATA
+
+
+def require(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(f"{path} is absent")
+    return path
+
+
+@pytest.fixture
+def squeezenet_trained(data: Path) -> torch.nn.Module:
+    """ImageNet-trained squeezenet1_0 from ../shared/data (see its README)."""
+    import cnnlens
+
+    return cnnlens.load_model("squeezenet1_0", require(data / "imagenet/squeezenet1_0_imagenet_deepcompression.pth"))
+
+
+@pytest.fixture
+def mobilenet_trained(data: Path) -> torch.nn.Module:
+    """ImageNet-trained mobilenet_v2 from ../shared/data."""
+    import cnnlens
+
+    return cnnlens.load_model("mobilenet_v2", require(data / "imagenet/mobilenet_v2_imagenet_dequantized.pth"))
