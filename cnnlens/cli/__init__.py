@@ -16,7 +16,22 @@ COMMANDS: dict[str, str] = {
     "models": "cnnlens.cli.report:models_command",
     "layers": "cnnlens.cli.report:layers_command",
     "report": "cnnlens.cli.report:report_command",
+    "filters": "cnnlens.cli.units:filters_command",
+    "patches": "cnnlens.cli.units:patches_command",
+    "deconv": "cnnlens.cli.units:deconv_command",
+    "visualize": "cnnlens.cli.featvis:visualize_command",
+    "dream": "cnnlens.cli.featvis:dream_command",
+    "style": "cnnlens.cli.style:style_command",
+    "invert": "cnnlens.cli.style:invert_command",
+    "fgsm": "cnnlens.cli.attack:fgsm_command",
+    "robustness": "cnnlens.cli.attack:robustness_command",
 }
+
+
+def _available(target: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(target.split(":")[0]) is not None
 
 
 class LazyGroup(click.Group):
@@ -24,11 +39,11 @@ class LazyGroup(click.Group):
     into one line on stderr and exit code 2."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(COMMANDS)
+        return sorted(name for name, target in COMMANDS.items() if _available(target))
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         target = COMMANDS.get(name)
-        if target is None:
+        if target is None or not _available(target):
             return None
         module_name, attr = target.split(":")
         return getattr(importlib.import_module(module_name), attr)
