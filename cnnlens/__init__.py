@@ -33,8 +33,8 @@ _EXPORTS = {
     "GLOBAL": "receptive_field",
     "ReceptiveField": "receptive_field",
     "receptive_fields": "receptive_field",
-    "Report": "report",
-    "report": "report",
+    "Report": "summary",
+    "report": "summary",
     "load_image": "images",
     "save_image": "images",
 }
@@ -60,4 +60,4 @@ if TYPE_CHECKING:  # pragma: no cover
     from .layers import get_layer, list_layers
     from .models import Normalized, Preprocessing, load_model, model_names, preprocessing
     from .receptive_field import GLOBAL, ReceptiveField, receptive_fields
-    from .report import Report, report
+    from .summary import Report, report

@@ -40,8 +40,12 @@ def model_names() -> list[str]:
     return sorted(torchvision.models.list_models(module=torchvision.models))
 
 
-def check_model_name(name: str) -> str:
-    names = model_names()
+def check_model_name(name: str, *, teaching: bool = False) -> str:
+    from .teaching import TEACHING_MODELS
+
+    if teaching and name in TEACHING_MODELS:
+        return name
+    names = model_names() + (sorted(TEACHING_MODELS) if teaching else [])
     if name not in names:
         raise CnnlensError(f"unknown model {name!r}{did_you_mean(name, names)}; `cnnlens models` lists them")
     return name
@@ -277,11 +281,26 @@ def empty_weights() -> Iterator[None]:
 
 
 def build_empty(name: str) -> nn.Module:
-    """Build torchvision model ``name`` with all parameters and buffers on the meta device."""
+    """Build model ``name`` (torchvision's or one of :mod:`cnnlens.teaching`) with all parameters and buffers on meta."""
     import torchvision
 
-    check_model_name(name)
+    from .teaching import TEACHING_MODELS
+
+    check_model_name(name, teaching=True)
     with warnings.catch_warnings(), empty_weights():
         warnings.simplefilter("ignore", UserWarning)
-        model = torchvision.models.get_model(name, weights=None, **_builder_kwargs(name))
+        if name in TEACHING_MODELS:
+            model = TEACHING_MODELS[name].build()
+        else:
+            model = torchvision.models.get_model(name, weights=None, **_builder_kwargs(name))
     return model.eval()
+
+
+def default_input_size(name: str) -> tuple[int, int, int, int]:
+    """``(1, C, H, W)`` at the model's own crop size (299 for inception_v3; 32x32 grey for lenet5)."""
+    from .teaching import TEACHING_MODELS
+
+    if name in TEACHING_MODELS:
+        return TEACHING_MODELS[name].input_size
+    crop = preprocessing(name).crop_size
+    return (1, 3, crop, crop)

@@ -436,6 +436,6 @@ def receptive_fields(model: torch.nn.Module, input_size: Sequence[int] = (1, 3, 
     Returns ``{dotted name: ReceptiveField | "global" | None}``; ``None`` for modules that did not run
     or whose output could not be followed. Equivalent to ``report(model, input_size).receptive_fields``.
     """
-    from .report import report
+    from .summary import report
 
     return {row.name: row.receptive_field for row in report(model, input_size).layers}

@@ -23,15 +23,17 @@ def _write(text: str, output: Path | None, overwrite: bool) -> None:
 @click.command("models")
 @click.option("--json", "as_json", is_flag=True, help="print a JSON list")
 def models_command(as_json: bool) -> None:
-    """List the torchvision classification models cnnlens can load by name.
+    """List the model names cnnlens knows: torchvision's classification models, then the lectures'
+    small models (alexnet-paper, lenet5, mlp-mnist, three-3x3, one-7x7) that `report` and `layers` take.
 
     \b
     Example:
       cnnlens models | grep resnet
     """
     from ..models import model_names
+    from ..teaching import TEACHING_MODELS
 
-    names = model_names()
+    names = model_names() + sorted(TEACHING_MODELS)
     click.echo(json.dumps(names) if as_json else "\n".join(names))
 
 
@@ -50,7 +52,7 @@ def layers_command(model: str, input_size: str | None, depth: int | None, as_jso
       cnnlens layers resnet18
       cnnlens layers vgg16 --depth 2
     """
-    from ..report import report
+    from ..summary import report
 
     size = parse_input_size(input_size) if input_size else None
     rows = report(model, size, depth=depth).layers
@@ -85,7 +87,7 @@ def report_command(model: str, input_size: str | None, depth: int | None, fmt: s
       cnnlens report inception_v3 --format json -o inception.json
       cnnlens report alexnet --input-size 3x227x227 --format markdown
     """
-    from ..report import report
+    from ..summary import report
 
     size = parse_input_size(input_size) if input_size else None
     result = report(model, size, depth=depth, optimizer=optimizer)

@@ -326,12 +326,12 @@ def report(
     if optimizer not in OPTIMIZER_STATES:
         raise CnnlensError(f"unknown optimizer {optimizer!r}; one of {', '.join(OPTIMIZER_STATES)}")
     if isinstance(model, str):
-        from .models import build_empty, preprocessing
+        from .models import build_empty, default_input_size
 
         name = model
-        if input_size is None:
-            input_size = (1, 3, preprocessing(name).crop_size, preprocessing(name).crop_size)
         module = build_empty(name)
+        if input_size is None:
+            input_size = default_input_size(name)
     else:
         module = model
         name = type(model).__name__
@@ -468,12 +468,22 @@ def _saved_for_backward(
             saved.setdefault(key, t)
         return t
 
-    x = torch.empty(input_size, device="meta", dtype=dtype)
-    try:
-        module.train()
-        with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-            _run(module, x, meta_state)
-    except Exception as exc:
-        notes.append(f"training memory not estimated: train-mode pass failed ({str(exc).splitlines()[0]})")
-        return None
-    return sum(t.untyped_storage().nbytes() for t in saved.values())
+    module.train()
+    batch = input_size[0]
+    # batch norm in train mode refuses one value per channel (inception's aux head at batch 1):
+    # then count a batch of two and scale back (saved activations grow with the batch)
+    for trial in (batch, 2 * batch):
+        saved.clear()
+        x = torch.empty((trial, *input_size[1:]), device="meta", dtype=dtype)
+        try:
+            with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+                _run(module, x, meta_state)
+        except Exception as exc:
+            error = str(exc).splitlines()[0]
+            continue
+        total = sum(t.untyped_storage().nbytes() for t in saved.values())
+        if trial != batch:
+            notes.append(f"saved-for-backward bytes measured at batch {trial} and scaled to {batch} (train-mode batch norm needs 2 values per channel)")
+        return total * batch // trial
+    notes.append(f"training memory not estimated: train-mode pass failed ({error})")
+    return None

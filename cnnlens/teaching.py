@@ -1,0 +1,77 @@
+"""Small models from the lectures, built exactly as the slides describe them, to check the slides' numbers.
+
+``cnnlens report alexnet-paper`` and friends; torchvision's ``alexnet`` is a later variant (see docs/report.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch.nn as nn
+
+__all__ = ["TEACHING_MODELS", "alexnet_paper", "lenet5", "mlp_mnist", "three_3x3", "one_7x7"]
+
+
+def alexnet_paper(num_classes: int = 1000) -> nn.Sequential:
+    """AlexNet as in Krizhevsky et al. 2012 and the slides: 227x227x3 input, conv1 96 11x11/4 with no padding.
+
+    conv2, conv4 and conv5 are split into two groups (the paper's two GPUs); this gives 60,965,224
+    parameters (the slides' "60M"). The slides' "conv2 stride 2" is a typo: the paper's conv2 has stride 1
+    and padding 2, which is what gives 27x27x256 before pool2.
+    """
+    return nn.Sequential(
+        nn.Conv2d(3, 96, 11, stride=4), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
+        nn.Conv2d(96, 256, 5, padding=2, groups=2), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
+        nn.Conv2d(256, 384, 3, padding=1), nn.ReLU(inplace=True),
+        nn.Conv2d(384, 384, 3, padding=1, groups=2), nn.ReLU(inplace=True),
+        nn.Conv2d(384, 256, 3, padding=1, groups=2), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
+        nn.Flatten(),
+        nn.Linear(256 * 6 * 6, 4096), nn.ReLU(inplace=True), nn.Dropout(),
+        nn.Linear(4096, 4096), nn.ReLU(inplace=True), nn.Dropout(),
+        nn.Linear(4096, num_classes),
+    )  # fmt: skip
+
+
+def lenet5(num_classes: int = 10) -> nn.Sequential:
+    """LeNet-5 (LeCun et al. 1998) on 32x32 grey images: C1 6@5x5, S2, C3 16@5x5, S4, C5 120, F6 84, 10.
+
+    C3 is fully connected to S2's six maps (the paper used a sparse table); 61,706 parameters.
+    """
+    return nn.Sequential(
+        nn.Conv2d(1, 6, 5), nn.Tanh(), nn.AvgPool2d(2),
+        nn.Conv2d(6, 16, 5), nn.Tanh(), nn.AvgPool2d(2),
+        nn.Conv2d(16, 120, 5), nn.Tanh(), nn.Flatten(),
+        nn.Linear(120, 84), nn.Tanh(), nn.Linear(84, num_classes),
+    )  # fmt: skip
+
+
+def mlp_mnist() -> nn.Sequential:
+    """The slides' multi-layer perceptron on 28x28 MNIST digits: 784-512-512-10, 669,706 weights."""
+    return nn.Sequential(nn.Flatten(), nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(), nn.Linear(512, 10))
+
+
+def three_3x3(channels: int = 64) -> nn.Sequential:
+    """Three stacked 3x3 stride-1 convs (VGG's argument): a 7x7 receptive field with 27 C^2 weights."""
+    return nn.Sequential(*[nn.Conv2d(channels, channels, 3, padding=1, bias=False) for _ in range(3)])
+
+
+def one_7x7(channels: int = 64) -> nn.Sequential:
+    """One 7x7 conv: the same 7x7 receptive field as :func:`three_3x3`, with 49 C^2 weights."""
+    return nn.Sequential(nn.Conv2d(channels, channels, 7, padding=3, bias=False))
+
+
+@dataclass(frozen=True)
+class TeachingModel:
+    build: Callable[[], nn.Module]
+    input_size: tuple[int, int, int, int]
+    description: str
+
+
+TEACHING_MODELS: dict[str, TeachingModel] = {
+    "alexnet-paper": TeachingModel(alexnet_paper, (1, 3, 227, 227), "AlexNet as in the 2012 paper and the slides"),
+    "lenet5": TeachingModel(lenet5, (1, 1, 32, 32), "LeNet-5 on 32x32 grey digits"),
+    "mlp-mnist": TeachingModel(mlp_mnist, (1, 1, 28, 28), "784-512-512-10 perceptron"),
+    "three-3x3": TeachingModel(three_3x3, (1, 64, 56, 56), "three stacked 3x3 convs, 64 channels"),
+    "one-7x7": TeachingModel(one_7x7, (1, 64, 56, 56), "one 7x7 conv, 64 channels"),
+}
