@@ -332,6 +332,9 @@ def report(
         module = build_empty(name)
         if input_size is None:
             input_size = default_input_size(name)
+            image_size = getattr(module, "image_size", None)  # ViTs are built for one size (224 without weights)
+            if isinstance(image_size, int):
+                input_size = (*input_size[:2], image_size, image_size)
     else:
         module = model
         name = type(model).__name__
