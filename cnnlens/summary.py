@@ -302,7 +302,7 @@ def report(
     *,
     depth: int | None = None,
     optimizer: str = "adam",
-    dtype: torch.dtype = torch.float32,
+    dtype: torch.dtype | None = None,
 ) -> Report:
     """Report every module of ``model`` for an input of ``input_size``, without real tensors.
 
@@ -313,7 +313,8 @@ def report(
             (299 for inception_v3), else ``(1, 3, 224, 224)``.
         depth: keep rows down to this nesting depth (``features`` is 1, ``features.0`` is 2).
         optimizer: whose state the training-memory estimate includes: adam, adamw, sgd, sgd-momentum, rmsprop.
-        dtype: dtype of activations and parameters for the byte counts.
+        dtype: dtype of the input and activations (default: the model's parameter dtype, else float32);
+            parameters keep their own dtype.
 
     Example:
         >>> import torch.nn as nn
@@ -342,8 +343,8 @@ def report(
     if len(input_size) != 4 or min(input_size) <= 0:
         raise CnnlensError(f"input size must be (B, C, H, W) with positive sizes, not {input_size}")
     meta_state = None if _on_meta(module) else _meta_state(module)
-    if meta_state is not None and dtype != torch.float32:
-        meta_state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in meta_state.items()}
+    if dtype is None:
+        dtype = next((p.dtype for p in module.parameters() if p.is_floating_point()), torch.float32)
 
     named = [(n, m) for n, m in module.named_modules() if n]
     seen: dict[str, _Seen] = {n: _Seen() for n, _ in named}
@@ -404,11 +405,11 @@ def report(
     n_params = sum(p.numel() for p in params_all)
     n_trainable = sum(p.numel() for p in params_all if p.requires_grad)
     elsize = torch.empty((), dtype=dtype).element_size()
-    param_bytes = n_params * elsize
+    param_bytes = sum(p.numel() * p.element_size() for p in params_all)
     activation_bytes = sum(t.untyped_storage().nbytes() for t in leaf_outputs.values())
     training = None
     if saved_bytes is not None:
-        trainable_bytes = n_trainable * elsize
+        trainable_bytes = sum(p.numel() * p.element_size() for p in params_all if p.requires_grad)
         training = param_bytes + trainable_bytes * (1 + OPTIMIZER_STATES[optimizer]) + saved_bytes
     if rf_mode.unknown_ops:
         notes.append(f"receptive field not followed through: {', '.join(sorted(rf_mode.unknown_ops))}")

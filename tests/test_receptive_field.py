@@ -1,0 +1,201 @@
+"""Receptive fields from the meta-device op graph against an independent measurement: the support of
+the gradient of one unit with respect to the input, with positive weights, max pooling replaced by
+average pooling of the same geometry, normalization layers made transparent, float64 (so nothing
+underflows) and a tiny positive input (so no ReLU6 saturates)."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torchvision
+from torch.overrides import TorchFunctionMode
+
+import cnnlens
+from cnnlens.receptive_field import GLOBAL, ReceptiveField
+from cnnlens.teaching import three_3x3
+
+
+class MaxToAvgPool(TorchFunctionMode):
+    """Max pooling routes the gradient to one pixel; average pooling of the same geometry reaches all."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN204
+        kwargs = kwargs or {}
+        if getattr(func, "__name__", "") in ("fn", "max_pool2d", "_max_pool2d"):
+            x, kernel = args[0], args[1] if len(args) > 1 else kwargs["kernel_size"]
+            stride = args[2] if len(args) > 2 else kwargs.get("stride") or kernel
+            padding = args[3] if len(args) > 3 else kwargs.get("padding", 0)
+            ceil_mode = args[5] if len(args) > 5 else kwargs.get("ceil_mode", False)
+            return F.avg_pool2d(x, kernel, stride, padding, ceil_mode=ceil_mode, count_include_pad=False)
+        return func(*args, **kwargs)
+
+
+def make_positive(model: nn.Module) -> nn.Module:
+    for name, module in list(model.named_modules()):
+        if isinstance(module, nn.LayerNorm):  # also ConvNeXt's LayerNorm2d
+            parent = model.get_submodule(name.rsplit(".", 1)[0]) if "." in name else model
+            setattr(parent, name.rsplit(".", 1)[-1], nn.Identity())
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, (nn.Conv2d, nn.Linear)):
+                fan_in = module.weight[0].numel()
+                module.weight.fill_(1.0 / fan_in)
+                if module.bias is not None:
+                    module.bias.zero_()
+            elif isinstance(module, nn.modules.batchnorm._BatchNorm):
+                module.running_mean.zero_()
+                module.running_var.fill_(1.0)
+                module.weight.fill_(1.0)
+                module.bias.zero_()
+        for name, p in model.named_parameters():
+            if "layer_scale" in name:
+                p.fill_(1.0)
+    return model.double().eval()
+
+
+def measured_box(model: nn.Module, layer: str, size: int) -> tuple[int, int, int, int] | str:
+    """Bounding box (top, left, bottom, right) of the input pixels that move the centre unit of ``layer``."""
+    x = torch.full((1, 3, size, size), 1e-3, dtype=torch.float64, requires_grad=True)
+    out = {}
+    handle = model.get_submodule(layer).register_forward_hook(lambda m, a, o: out.__setitem__("y", o))
+    try:
+        with MaxToAvgPool():
+            model(x)
+    finally:
+        handle.remove()
+    y = out["y"]
+    i, j = y.shape[-2] // 2, y.shape[-1] // 2
+    (grad,) = torch.autograd.grad(y[0, :, i, j].sum(), x)
+    support = grad[0].abs().sum(0) > 0
+    rows, cols = support.any(1).nonzero(), support.any(0).nonzero()
+    box = (rows.min().item(), cols.min().item(), rows.max().item() + 1, cols.max().item() + 1)
+    if bool(support.all()):
+        return "whole"
+    return box
+
+
+def predicted_box(rf: ReceptiveField | str, shape: list[int], size: int) -> tuple[int, int, int, int] | str:
+    if rf == GLOBAL:
+        return "whole"
+    top, left, bottom, right = rf.box(shape[-2] // 2, shape[-1] // 2)
+    box = (max(top, 0), max(left, 0), min(bottom, size), min(right, size))
+    return "whole" if box == (0, 0, size, size) else box
+
+
+def build(name: str) -> nn.Module:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        kwargs = {"init_weights": False, "aux_logits": False} if name in ("googlenet", "inception_v3") else {}
+        return torchvision.models.get_model(name, weights=None, **kwargs)
+
+
+CASES = [
+    ("alexnet", "features", 224),
+    ("vgg11", "features.10", 96),
+    ("resnet18", "layer2", 128),
+    ("resnet50", "layer2.0", 96),
+    ("googlenet", "inception3b", 128),
+    ("inception_v3", "Mixed_5d", 160),
+    ("densenet121", "features.denseblock2", 96),
+    ("mobilenet_v2", "features.7", 128),
+    ("efficientnet_b0", "features.0", 64),
+    ("efficientnet_b0", "features.1", 64),  # squeeze-excitation: global
+    ("convnext_tiny", "features.3", 96),
+    ("regnet_x_400mf", "trunk_output.block2", 96),
+    ("shufflenet_v2_x0_5", "stage2", 96),
+    ("squeezenet1_0", "features.6", 96),
+    ("mnasnet0_5", "layers.9", 96),
+    ("resnext50_32x4d", "layer1", 64),
+]
+
+
+@pytest.mark.parametrize(("name", "layer", "size"), CASES)
+def test_receptive_field_equals_gradient_support(name: str, layer: str, size: int) -> None:
+    model = make_positive(build(name))
+    row = cnnlens.report(model, (1, 3, size, size))[layer]
+    expected = predicted_box(row.receptive_field, row.output_shape, size)
+    assert measured_box(model, layer, size) == expected
+    if row.receptive_field != GLOBAL:
+        assert row.receptive_field.aligned
+
+
+def test_three_stacked_3x3_see_7x7_by_gradient() -> None:
+    model = three_3x3(4)
+    with torch.no_grad():
+        for conv in model:
+            conv.weight.fill_(0.1)
+    model = model.double()
+    x = torch.full((1, 4, 15, 15), 1.0, dtype=torch.float64, requires_grad=True)
+    (grad,) = torch.autograd.grad(model(x)[0, :, 7, 7].sum(), x)
+    support = grad[0].sum(0) != 0
+    assert support.sum().item() == 49 and support[4:11, 4:11].all()
+    rf = cnnlens.report(model, (1, 4, 15, 15))["2"].receptive_field
+    assert rf.box(7, 7) == (4, 4, 11, 11)
+
+
+class Quirks(nn.Module):
+    """Even 'same' kernels, dilation, asymmetric F.pad, ceil-mode pooling, CIFAR option-A subsampling."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.same = nn.Conv2d(3, 4, 4, padding="same")
+        self.dilated = nn.Conv2d(4, 4, 3, dilation=2, padding=1)
+        self.pool = nn.MaxPool2d(3, 2, ceil_mode=True)
+        self.wide = nn.Conv2d(4, 4, (1, 5), padding=(0, 2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.same(x)
+        x = F.pad(x, (2, 0, 1, 3))
+        x = self.dilated(x)
+        x = self.pool(x)
+        x = x[:, :, ::2, 1::2]
+        return self.wide(x)
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same'")
+def test_quirks_against_gradient_support() -> None:
+    model = Quirks()
+    r = cnnlens.report(model, (1, 3, 61, 61))
+    rf = r["wide"].receptive_field
+    assert rf.size[0] != rf.size[1]  # per axis
+    assert r["same"].receptive_field == ReceptiveField((4, 4), (1, 1), (1, 1))  # pads 1 before, 2 after
+    positive = make_positive(model)
+    x = torch.full((1, 3, 61, 61), 1e-3, dtype=torch.float64, requires_grad=True)
+    with MaxToAvgPool():
+        y = positive(x)
+    for i, j in [(y.shape[-2] // 2, y.shape[-1] // 2), (1, 2)]:
+        (grad,) = torch.autograd.grad(y[0, :, i, j].sum(), x, retain_graph=True)
+        support = grad[0].abs().sum(0) > 0
+        rows, cols = support.any(1).nonzero(), support.any(0).nonzero()
+        top, left, bottom, right = rf.box(i, j)
+        assert (rows.min().item(), rows.max().item() + 1) == (max(top, 0), min(bottom, 61))
+        assert (cols.min().item(), cols.max().item() + 1) == (max(left, 0), min(right, 61))
+
+
+def test_published_receptive_fields() -> None:
+    """The table in the landscape notes (and google-research/receptive_field for vgg16 and inception_v3)."""
+    expected = {
+        ("vgg16", "features"): (212, 32, 90),
+        ("alexnet", "features"): (195, 32, 66),
+        ("resnet18", "layer4"): (435, 32, 217),
+        ("resnet50", "layer4"): (427, 32, 213),
+        ("mobilenet_v2", "features"): (491, 32, 245),
+        ("googlenet", "inception5b"): (379, 32, 167),
+        ("inception_v3", "Mixed_7c"): (1311, 32, 618),
+    }
+    for (name, layer), (size, stride, pad) in expected.items():
+        rf = cnnlens.report(name)[layer].receptive_field
+        assert rf == ReceptiveField((size, size), (stride, stride), (pad, pad)), name
+
+
+def test_global_after_pooling_and_gates() -> None:
+    r = cnnlens.report("resnet18")
+    assert r["avgpool"].receptive_field == GLOBAL and r["fc"].receptive_field == GLOBAL
+    r = cnnlens.report("efficientnet_b0")
+    assert r["features.1.0.block.1"].receptive_field == GLOBAL  # the squeeze-excitation gate
+    assert isinstance(r["features.1.0.block.0"].receptive_field, ReceptiveField)
+    r = cnnlens.report("vgg16")
+    assert r["avgpool"].receptive_field == r["features"].receptive_field  # 7x7 adaptive pool on 7x7: identity
