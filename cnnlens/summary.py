@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 import torch.nn as nn
+from torch.overrides import TorchFunctionMode
 
 from .errors import CnnlensError
 from .hooks import preserved_state
@@ -279,6 +280,17 @@ def _on_meta(model: nn.Module) -> bool:
     return bool(tensors) and all(t.device.type == "meta" for t in tensors)
 
 
+class _ShapeOnlyNorms(TorchFunctionMode):
+    """On meta tensors without autograd, batch norm only needs its output shape; PyTorch's meta
+    batch norm is a Python decomposition that costs more than the whole rest of a ResNet pass."""
+
+    def __torch_function__(self, func: Any, types: Any, args: Sequence[Any] = (), kwargs: dict[str, Any] | None = None) -> Any:
+        kwargs = kwargs or {}
+        if func is torch.nn.functional.batch_norm and args and args[0].device.type == "meta" and not torch.is_grad_enabled():
+            return torch.empty_like(args[0])
+        return func(*args, **kwargs)
+
+
 def _run(model: nn.Module, x: torch.Tensor, meta_state: dict[str, torch.Tensor] | None) -> Any:
     if meta_state is None:
         return model(x)
@@ -388,7 +400,7 @@ def report(
                 handles.append(m.register_forward_hook(post_hook(n)))
             module.eval()
             rf_mode.track(x)
-            with torch.no_grad(), FlopCounterMode(display=False) as counter, rf_mode:
+            with torch.no_grad(), FlopCounterMode(display=False) as counter, rf_mode, _ShapeOnlyNorms():
                 _run(module, x, meta_state)
         except CnnlensError:
             raise
