@@ -125,7 +125,9 @@ def capture(
             differentiate through the captured activations.
         clone: store a copy, so that a later in-place op (``ReLU(inplace=True)``) cannot overwrite it.
         stop: raise :class:`StopForward` once every layer has produced its output, so the rest of the
-            network is not computed; run the model with :func:`forward_until` to catch it.
+            network is not computed; run the model with :func:`forward_until` to catch it. Every
+            forward pass of ``model`` inside the block starts a new count, so the block can run
+            several passes.
 
     Example:
         >>> import torch, torchvision
@@ -156,8 +158,14 @@ def capture(
 
         return hook
 
+    def restart(module: nn.Module, args: Any) -> None:
+        pending.clear()
+        pending.update(modules)
+
     with preserved_state(model):
         try:
+            if stop:
+                handles.append(model.register_forward_pre_hook(restart))
             for name, module in modules.items():
                 handles.append(module.register_forward_hook(make_hook(name)))
             yield record

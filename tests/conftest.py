@@ -9,7 +9,8 @@ import torch
 # ../shared/data beside the checkout (CNNLENS_DATA overrides); tests that need it skip without it
 DATA = Path(os.environ.get("CNNLENS_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
 
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# one intra-op thread: CI has 2 cores and test files may run beside each other; 1 is also the fastest for these small models
+torch.set_num_threads(1)
 
 
 def pytest_configure(config: pytest.Config) -> None:

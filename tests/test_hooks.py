@@ -111,6 +111,18 @@ def test_forward_until_stops_early() -> None:
     assert hook_count(model) == 1  # only the test's own hook remains
 
 
+def test_stop_applies_to_every_forward_pass_in_the_block() -> None:
+    calls = []
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Conv2d(4, 4, 3))
+    model[2].register_forward_pre_hook(lambda m, a: calls.append(1))
+    with capture(model, "1", stop=True) as cap:
+        for size in (8, 10, 12):
+            with pytest.raises(cnnlens.hooks.StopForward):
+                model(torch.rand(1, 3, size, size))
+            assert cap["1"].shape == (1, 4, size - 2, size - 2)
+    assert calls == [] and hook_count(model) == 1
+
+
 def test_preserved_state_restores_requires_grad() -> None:
     model = nn.Sequential(nn.Linear(2, 2))
     with preserved_state(model):
