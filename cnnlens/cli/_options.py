@@ -1,7 +1,8 @@
-"""Options shared by several commands, and small parsers for their values."""
+"""Options shared by several commands, small parsers for their values, and output helpers."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -68,3 +69,50 @@ def parse_float(text: str, name: str) -> float:
         return float(text)
     except (ValueError, ZeroDivisionError):
         raise CnnlensError(f"bad {name} {text!r}: expected a number such as 0.03 or 8/255") from None
+
+
+def class_index(text: str, categories: list[str] | None, num_classes: int, what: str = "class") -> int:
+    """A class given as an index (``388``) or a category name (``"giant panda"``, any case)."""
+    text = text.strip()
+    try:
+        index = int(text)
+    except ValueError:
+        names = categories or []
+        lowered = {c.lower(): i for i, c in enumerate(names)}
+        if text.lower() in lowered:
+            return lowered[text.lower()]
+        from ..errors import did_you_mean
+
+        raise CnnlensError(f"unknown {what} {text!r}{did_you_mean(text, names)}; give a class index 0..{num_classes - 1} or a category name") from None
+    if not 0 <= index < num_classes:
+        raise CnnlensError(f"unknown {what} {index}: out of range, the model has classes 0..{num_classes - 1}")
+    return index
+
+
+def safe_name(text: str) -> str:
+    """``text`` usable in a default file name (``layer4.1/conv`` -> ``layer4.1_conv``)."""
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in text)
+
+
+def save_figure(fig: Any, path: Path, overwrite: bool) -> None:
+    """Save a matplotlib figure, refusing to replace a file unless ``overwrite``, and close it."""
+    import matplotlib.pyplot as plt
+
+    from ..images import check_writable
+
+    path = check_writable(path, overwrite)
+    fig.savefig(path)
+    plt.close(fig)
+    click.echo(f"wrote {path}", err=True)
+
+
+def write_json(data: Any, path: Path | None, overwrite: bool) -> None:
+    """JSON to stdout (``path`` None) or to a file that is not silently replaced."""
+    text = json.dumps(data, indent=2) + "\n"
+    if path is None:
+        click.echo(text, nl=False)
+        return
+    from ..images import check_writable
+
+    check_writable(path, overwrite).write_text(text)
+    click.echo(f"wrote {path}", err=True)

@@ -1,0 +1,117 @@
+"""Mining maximal patches against the floor: a plain batched forward pass over the same images.
+
+    OMP_NUM_THREADS=2 nice -n 10 .venv/bin/python benchmarks/bench_patches.py [--images 256] [--data DIR]
+
+Both runs read, resize and centre-crop the same image files with the same loader and batch size,
+then the baseline runs the whole model; mining runs the model as far as --layer, keeps the running
+top-k per channel, and afterwards cuts the crops (re-reading only the winning images) and computes
+the receptive field on the meta device. Targets (issue 3): mining time / baseline time <= 1.1, and
+peak memory independent of the number of images (measured in fresh processes for growing N).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+import cnnlens
+from cnnlens.units import select_images, top_patches
+from cnnlens.units.patches import image_loader
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+WEIGHTS = DATA / "imagenet" / "squeezenet1_0_imagenet_deepcompression.pth"
+
+
+def load(model_name: str) -> torch.nn.Module:
+    return cnnlens.load_model(model_name, WEIGHTS if WEIGHTS.is_file() and model_name == "squeezenet1_0" else None)
+
+
+def baseline(model: torch.nn.Module, paths: list[Path], prep: cnnlens.Preprocessing, batch_size: int) -> float:
+    start = time.perf_counter()
+    with torch.no_grad():
+        for _, x in image_loader(paths, prep, batch_size=batch_size):
+            model(prep.normalize(x))
+    return time.perf_counter() - start
+
+
+def mine(model: torch.nn.Module, paths: list[Path], prep: cnnlens.Preprocessing, batch_size: int, layer: str, k: int) -> float:
+    start = time.perf_counter()
+    top_patches(model, layer, paths, n_channels=8, k=k, batch_size=batch_size, preprocessing=prep)
+    return time.perf_counter() - start
+
+
+def _status_mb(key: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def child(args: argparse.Namespace) -> None:
+    """Run one job in this fresh process; print the growth of its peak resident memory (MB) over the
+    resident memory once torch, the model and the file list are loaded (the peak is reset there)."""
+    model = load(args.model)
+    prep = cnnlens.preprocessing(args.model)
+    paths = select_images(args.data, args.images)
+    baseline(model, paths[:2], prep, 2)  # warm up the allocator and lazy imports in both jobs alike
+    Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM (peak RSS) to the current RSS
+    before = _status_mb("VmRSS")
+    if args.child == "mine":
+        mine(model, paths, prep, args.batch_size, args.layer, args.top)
+    else:
+        baseline(model, paths, prep, args.batch_size)
+    print(_status_mb("VmHWM") - before)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", default="squeezenet1_0")
+    parser.add_argument("--layers", nargs="+", default=["features.12", "features.7"])
+    parser.add_argument("--layer", default="features.12")
+    parser.add_argument("--data", type=Path, default=DATA / "imagenet_samples")
+    parser.add_argument("--images", type=int, default=256)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--top", type=int, default=9)
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--memory-sizes", type=int, nargs="+", default=[64, 256, 1000])
+    parser.add_argument("--child", choices=["mine", "baseline"], default=None)
+    args = parser.parse_args()
+    if args.child:
+        child(args)
+        return
+
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, CPU cores {os.cpu_count()}, "
+          f"model {args.model} ({'trained' if WEIGHTS.is_file() else 'random init'}), batch {args.batch_size}")  # fmt: skip
+    model = load(args.model)
+    prep = cnnlens.preprocessing(args.model)
+    paths = select_images(args.data, args.images)
+    print(f"{len(paths)} images from {args.data}, resized to {prep.resize_size} and cropped to {prep.crop_size}")
+    baseline(model, paths[: args.batch_size], prep, args.batch_size)  # warm-up
+    for layer in args.layers if args.repeat > 0 else []:
+        t_base, t_mine = [], []
+        for _ in range(args.repeat):  # interleaved, best of: the CPU is shared
+            t_base.append(baseline(model, paths, prep, args.batch_size))
+            t_mine.append(mine(model, paths, prep, args.batch_size, layer, args.top))
+        b, m = min(t_base), min(t_mine)
+        print(f"layer {layer:12s} baseline forward {b:7.2f} s  mining top-{args.top} + crops {m:7.2f} s  "
+              f"ratio {m / b:.3f}  (target <= 1.1)")  # fmt: skip
+
+    print("growth of peak resident memory during the job, fresh process per run (MB), by number of images:")
+    script = [sys.executable, __file__, "--model", args.model, "--layer", args.layer, "--data", str(args.data), "--batch-size", str(args.batch_size)]
+    for n in args.memory_sizes:
+        row = []
+        for job in ("baseline", "mine"):
+            out = subprocess.run([*script, "--child", job, "--images", str(n)], capture_output=True, text=True, check=True)
+            row.append(float(out.stdout.strip().splitlines()[-1]))
+        print(f"  N={n:5d}  baseline {row[0]:7.1f} MB   mining {row[1]:7.1f} MB   (mining - baseline {row[1] - row[0]:+.1f} MB)")
+
+
+if __name__ == "__main__":
+    main()

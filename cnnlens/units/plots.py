@@ -1,0 +1,207 @@
+"""Figures for filters, patches and projections (matplotlib ``Figure`` objects; nothing is shown).
+
+Grids are composed as one numpy array (cells separated by a white gutter) and drawn with nearest
+neighbour interpolation, so 7x7 filters and 59x59 patches stay crisp at any size.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.figure import Figure
+
+    from .deconv import Projection
+    from .filters import Filters
+    from .patches import PatchResult
+
+__all__ = ["filter_grid", "plot_filters", "plot_patches", "plot_projection", "signed_to_rgb"]
+
+GUTTER = 1.0  # white
+
+
+def signed_to_rgb(t: torch.Tensor, *, percentile: float = 100.0) -> torch.Tensor:
+    """Map a signed tensor to [0, 1] with 0 at mid-grey: ``0.5 + 0.5 * t / s``, ``s`` the given
+    percentile of ``|t|`` (100 = the maximum; the contrast normalization of one filter or one map)."""
+    t = t.detach().float().cpu()
+    mag = t.abs().flatten()
+    if mag.numel() == 0:
+        return t
+    s = float(mag.max()) if percentile >= 100 else float(torch.quantile(mag, percentile / 100.0))
+    if s <= 0:
+        return torch.full_like(t, 0.5)
+    return (0.5 + 0.5 * t / s).clamp(0, 1)
+
+
+def _compose(cells: list[list[np.ndarray | None]], gutter: int = 1) -> np.ndarray:
+    """Rows of ``(h, w, 3)`` cells (None = blank) into one image with white gutters."""
+    h = max(c.shape[0] for row in cells for c in row if c is not None)
+    w = max(c.shape[1] for row in cells for c in row if c is not None)
+    ncols = max(len(row) for row in cells)
+    out = np.full((len(cells) * (h + gutter) + gutter, ncols * (w + gutter) + gutter, 3), GUTTER, dtype=np.float32)
+    for r, row in enumerate(cells):
+        for c, cell in enumerate(row):
+            if cell is None:
+                continue
+            top, left = gutter + r * (h + gutter), gutter + c * (w + gutter)
+            out[top : top + cell.shape[0], left : left + cell.shape[1]] = cell
+    return out
+
+
+def _hwc(t: torch.Tensor) -> np.ndarray:
+    t = t.detach().float().cpu()
+    if t.dim() == 2:
+        t = t.unsqueeze(0)
+    if t.shape[0] == 1:
+        t = t.expand(3, *t.shape[1:])
+    return t.permute(1, 2, 0).numpy()
+
+
+def _figure(array: np.ndarray, *, min_width: int = 900, max_width: int = 1800, extra_h: float = 0.0, extra_w: float = 0.0) -> tuple[Figure, float]:
+    from matplotlib.figure import Figure
+
+    h, w = array.shape[:2]
+    scale = max(1, min(math.ceil(min_width / w), max(1, max_width // w)))
+    dpi = 100
+    fig = Figure(figsize=(w * scale / dpi + extra_w, h * scale / dpi + extra_h), dpi=dpi)
+    return fig, scale
+
+
+def filter_grid(filters: Filters, *, max_filters: int | None = None, max_inputs: int = 16, ncols: int | None = None) -> tuple[np.ndarray, list[int], list[int] | None]:
+    """The grid image of :func:`plot_filters` as an ``(H, W, 3)`` array, the filter indices shown
+    (row-major) and, for deeper layers, the input channels shown as columns."""
+    from .filters import strongest
+
+    w = filters.weight
+    if filters.first_layer:
+        order = list(range(w.shape[0])) if max_filters is None else strongest(w, max_filters)
+        ncols = ncols or math.ceil(math.sqrt(len(order) * 1.5))
+        cells = [_hwc(signed_to_rgb(w[i])) for i in order]
+        rows = [cells[i : i + ncols] for i in range(0, len(cells), ncols)]
+        return _compose(rows), order, None
+    order = strongest(w, max_filters or 16)
+    energy = w[order].pow(2).sum(dim=(2, 3)).sum(0)  # per input channel, over the shown filters
+    inputs = torch.argsort(energy, descending=True, stable=True)[: max_inputs].tolist()
+    rows = []
+    for i in order:
+        s = float(w[i, inputs].abs().max()) or 1.0  # one scale per filter (row): channels compare
+        rows.append([_hwc((0.5 + 0.5 * w[i, ch] / s).clamp(0, 1)) for ch in inputs])
+    return _compose(rows), order, inputs
+
+
+def plot_filters(
+    filters: Filters, *, max_filters: int | None = None, max_inputs: int = 16, ncols: int | None = None, title: str | None = None, label: str | None = None
+) -> Figure:
+    """First layer: every filter as an RGB patch (pixel-space colours, each filter contrast-normalized
+    with 0 at grey). Deeper layers: the strongest filters by norm as rows, their input channels as
+    grayscale columns (the input channels with the most energy in the shown filters)."""
+    grid, order, inputs = filter_grid(filters, max_filters=max_filters, max_inputs=max_inputs, ncols=ncols)
+    deep = inputs is not None
+    fig, _ = _figure(grid, min_width=700, max_width=1400, extra_h=1.2 if deep else 0.8, extra_w=0.7 if deep else 0.0)
+    ax = fig.add_axes((0.08, 0.07, 0.9, 0.82) if deep else (0.01, 0.01, 0.98, 0.87))
+    ax.imshow(grid, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for side in ax.spines.values():
+        side.set_visible(False)
+    r2 = [f.gabor_r2 for f in filters.filters if f.gabor_r2 is not None]
+    stats = f", mean Gabor R\u00b2 {np.mean(r2):.2f}" if r2 else ""
+    if inputs is None:
+        head = f"{filters.layer}: {len(order)} filters {tuple(filters.weight.shape[1:])} in pixel space{stats}"
+    else:
+        kh, kw = filters.weight.shape[-2:]
+        cell_h = (grid.shape[0] - 1) / len(order)
+        cell_w = (grid.shape[1] - 1) / len(inputs)
+        ax.set_yticks([0.5 + cell_h * (r + 0.5) for r in range(len(order))], [str(i) for i in order], fontsize=7)
+        ax.set_xticks([0.5 + cell_w * (c + 0.5) for c in range(len(inputs))], [str(i) for i in inputs], fontsize=7)
+        ax.tick_params(length=0)
+        ax.set_ylabel("filter (output channel)", fontsize=8)
+        ax.set_xlabel("input channel", fontsize=8)
+        head = f"{filters.layer}: strongest {len(order)} filters (rows) x {len(inputs)} input channels, {kh}x{kw}{stats}"
+    fig.suptitle(title or (f"{label}\n{head}" if label else head), fontsize=10)
+    return fig
+
+
+def plot_patches(result: PatchResult, *, title: str | None = None, percentile: float = 99.5) -> Figure:
+    """One row per channel: its top-k receptive-field crops, strongest first; with projections
+    (:func:`~cnnlens.units.patches.add_projections`) the row shows the k projections, then the k crops
+    (Zeiler & Fergus 2014, fig. 2)."""
+    if not result.crops:
+        from .patches import extract_crops
+
+        extract_crops(result)
+    rows = []
+    with_proj = bool(result.projections)
+    k = max(len(result.patches[c]) for c in result.channels)
+    for c in result.channels:
+        crops = [_hwc(t) for t in result.crops[c]]
+        crops += [None] * (k - len(crops))  # type: ignore[list-item]
+        if with_proj:
+            proj = [_hwc(signed_to_rgb(g, percentile=percentile)) for g in result.projections[c]]
+            proj += [None] * (k - len(proj))  # type: ignore[list-item]
+            rows.append([*proj, None, *crops])
+        else:
+            rows.append(crops)
+    grid = _compose(rows, gutter=max(1, result.receptive_field.size[0] // 16))
+    fig, _ = _figure(grid, min_width=700, max_width=1600, extra_h=0.55, extra_w=0.5)
+    ax = fig.add_axes((0.05, 0.01, 0.94, 0.9))
+    ax.imshow(grid, interpolation="nearest")
+    cell_h = grid.shape[0] / len(result.channels)
+    ax.set_yticks([cell_h * (r + 0.5) for r in range(len(result.channels))], [f"ch {c}" for c in result.channels], fontsize=8)
+    ax.set_xticks([])
+    ax.tick_params(length=0)
+    for side in ax.spines.values():
+        side.set_visible(False)
+    rf = result.receptive_field
+    what = f"{result.method} projections | crops" if with_proj else "crops"
+    head = (
+        f"{result.model + ' ' if result.model else ''}{result.layer}: top {k} of {result.n_images} images per channel, "
+        f"{what} of the {rf.size[0]}x{rf.size[1]} px receptive field"
+    )
+    fig.suptitle(title or head, fontsize=9)
+    return fig
+
+
+def plot_projection(
+    image: torch.Tensor,
+    projections: Projection | Sequence[Projection],
+    *,
+    index: int = 0,
+    box: Sequence[int] | None = None,
+    percentile: float = 99.5,
+    title: str | None = None,
+) -> Figure:
+    """The image beside each projection (signed, 0 = grey, each scaled by its own ``percentile`` of
+    ``|g|``), with the unit's receptive-field box drawn on every panel."""
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Rectangle
+
+    from .deconv import Projection
+
+    projs = [projections] if isinstance(projections, Projection) else list(projections)
+    panels = [("image", _hwc(image.clamp(0, 1)))]
+    panels += [(p.method, _hwc(signed_to_rgb(p.gradient[index], percentile=percentile))) for p in projs]
+    h, w = image.shape[-2:]
+    fig = Figure(figsize=(3.6 * len(panels), 3.6 * h / w + 0.7), dpi=100)
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, (name, arr) in zip(axes, panels):
+        ax.imshow(arr, interpolation="nearest")
+        if box is not None:
+            top, left, bottom, right = box
+            ax.add_patch(Rectangle((left - 0.5, top - 0.5), right - left, bottom - top, fill=False, edgecolor="cyan", linewidth=1.2))
+        ax.set_xlim(-0.5, w - 0.5)
+        ax.set_ylim(h - 0.5, -0.5)
+        ax.set_title(name, fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    p = projs[0]
+    c = int(p.channel[index])
+    where = "" if p.position is None else f" at {tuple(int(v) for v in p.position[index])}"
+    fig.suptitle(title or f"{p.layer} channel {c}{where}: activation {float(p.activation[index]):.4g}", fontsize=10)
+    fig.tight_layout()
+    return fig
