@@ -1,0 +1,118 @@
+"""Feature visualization speed: cnnlens.featvis.render against lucent's render_vis, in one run.
+
+Same model and weights, same parameterization (Fourier 1/f + decorrelation, sd 0.01), same
+standard transforms (pad 12, jitter 8, scale 0.9-1.1, rotate +-10, jitter 4), same Adam(0.05),
+same image size (224 px, so lucent adds no upsampling), CPU. Prints steps per second for a channel
+of a middle layer and for a class logit, the ratio cnnlens/lucent, and the cost of N channels in
+one batch against N separate runs.
+
+The machine is shared, so every time is taken twice: wall clock, and the CPU time of this process
+(``time.process_time``, all threads), which other people's jobs disturb far less. Ratios of both
+are printed; the runs are interleaved and the best of ``--repeats`` is kept.
+
+lucent is not a dependency of cnnlens; install it in a separate environment:
+
+    python3 -m venv /tmp/benchenv   # plus a .pth pointing at the project's venv site-packages
+    /tmp/benchenv/bin/pip install --no-deps torch-lucent kornia==0.4.1 decorator ipython
+    OMP_NUM_THREADS=2 /tmp/benchenv/bin/python benchmarks/bench_featvis.py --weights ../shared/data/imagenet/squeezenet1_0_imagenet_deepcompression.pth
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # cnnlens from this checkout, also in the bench venv
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="squeezenet1_0")
+    parser.add_argument("--weights", default="none")
+    parser.add_argument("--layer", default="features.9")
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--steps", type=int, default=32)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--channels", type=int, default=8, help="N for the batch-vs-runs comparison")
+    parser.add_argument("--batch-size", type=int, default=64, help="image size for the batch-vs-runs comparison")
+    args = parser.parse_args(argv)
+
+    import cnnlens
+    from cnnlens.featvis import objectives as O
+    from cnnlens.featvis import render
+
+    model = cnnlens.load_model(args.model, args.weights)
+    prep = cnnlens.preprocessing(args.model, args.weights)
+    try:
+        from lucent.optvis import param as lparam
+        from lucent.optvis import render as lrender
+        from lucent.optvis import transform as ltransform
+    except ImportError:
+        lrender = None
+        print("lucent is not installed here: only cnnlens numbers (see the module docstring)")
+
+    def ours(objective: object, steps: int, size: int, batch: int | None = None) -> tuple[float, float]:
+        t, c = time.perf_counter(), time.process_time()
+        render(model, objective, size=size, batch=batch, steps=steps, preprocessing=prep, generator=torch.Generator().manual_seed(0), redirect_steps=0)
+        return time.perf_counter() - t, time.process_time() - c
+
+    # lucent leaves a hook on every module, so it gets copies. As its README uses it the parameters
+    # keep requires_grad=True (each step also computes weight gradients, and .grad accumulates);
+    # the "frozen" copy is lucent at its best, with requires_grad=False set by hand.
+    lucent_readme = copy.deepcopy(model).eval()
+    lucent_frozen = copy.deepcopy(model).eval()
+    for p in lucent_frozen.parameters():
+        p.requires_grad_(False)
+
+    def theirs(objective: str, steps: int, size: int, frozen: bool) -> tuple[float, float]:
+        t, c = time.perf_counter(), time.process_time()
+        lrender.render_vis(
+            lucent_frozen if frozen else lucent_readme, objective, lambda: lparam.image(size),
+            transforms=ltransform.standard_transforms, thresholds=(steps,), show_image=False, progress=False,
+        )
+        return time.perf_counter() - t, time.process_time() - c
+
+    print(f"model {args.model} ({args.weights}), {args.size} px, {args.steps} steps, torch threads {torch.get_num_threads()}")
+    lucent_layer = args.layer.replace(".", "_")
+    cases = [("channel " + args.layer + ":5", O.channel(args.layer, 5), f"{lucent_layer}:5"),
+             ("class logit 130", O.class_logit(130), "labels:130")]
+    for label, objective, lucent_objective in cases:
+        ours(objective, 2, args.size)  # warm-up
+        if lrender is not None:
+            theirs(lucent_objective, 2, args.size, True)
+        t_ours: list[tuple[float, float]] = []
+        t_readme: list[tuple[float, float]] = []
+        t_frozen: list[tuple[float, float]] = []
+        for _ in range(args.repeats):  # interleaved, best of repeats: the machine is shared
+            t_ours.append(ours(objective, args.steps, args.size))
+            if lrender is not None:
+                t_readme.append(theirs(lucent_objective, args.steps, args.size, False))
+                t_frozen.append(theirs(lucent_objective, args.steps, args.size, True))
+        for k, clock in enumerate(("wall", "cpu")):
+            sps_ours = args.steps / min(t[k] for t in t_ours)
+            line = f"{label:24s} [{clock:4s}] cnnlens {sps_ours:5.2f} steps/s"
+            if t_readme:
+                sps_readme = args.steps / min(t[k] for t in t_readme)
+                sps_frozen = args.steps / min(t[k] for t in t_frozen)
+                line += (f" | lucent as in its README {sps_readme:5.2f} -> {sps_ours / sps_readme:4.2f}x"
+                         f" | lucent, params frozen by hand {sps_frozen:5.2f} -> {sps_ours / sps_frozen:4.2f}x")
+            print(line, flush=True)
+
+    n, size, steps = args.channels, args.batch_size, args.steps
+    runs_b = [ours(O.channels(args.layer, list(range(n))), steps, size) for _ in range(args.repeats)]
+    runs_s = [ours(O.channel(args.layer, 0), steps, size) for _ in range(args.repeats)]
+    for k, clock in enumerate(("wall", "cpu")):
+        batched, single = min(t[k] for t in runs_b), min(t[k] for t in runs_s)
+        print(
+            f"{n} channels at {size} px, {steps} steps [{clock:4s}]: one batch {batched:.2f} s vs {n} runs {n * single:.2f} s "
+            f"({n} x {single:.2f} s) -> the batch costs {batched / (n * single):.2f} of the runs ({n * single / batched:.1f}x faster)"
+        )
+
+
+if __name__ == "__main__":
+    main()

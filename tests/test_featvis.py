@@ -1,0 +1,344 @@
+"""Feature visualization: objectives, parameterizations, transforms, render, and the visualize CLI."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import pytest
+import torch
+import torch.nn as nn
+import torchvision
+from click.testing import CliRunner
+
+from cnnlens.cli import cli
+from cnnlens.errors import CnnlensError
+from cnnlens.featvis import high_frequency_energy, image_grid, redirected_relu, render
+from cnnlens.featvis import objectives as O
+from cnnlens.featvis import param as P
+from cnnlens.featvis import transforms as T
+from cnnlens.featvis.render import activations
+from cnnlens.models import preprocessing
+from cnnlens.testing import model_state
+
+SQUEEZE = "imagenet/squeezenet1_0_imagenet_deepcompression.pth"
+MOBILE = "imagenet/mobilenet_v2_imagenet_dequantized.pth"
+
+
+def gen(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+@pytest.fixture(scope="module")
+def squeeze_random() -> nn.Module:
+    torch.manual_seed(0)
+    return torchvision.models.squeezenet1_0().eval()
+
+
+# ---------------------------------------------------------------- objectives
+
+
+def fake_acts() -> dict[str, torch.Tensor]:
+    torch.manual_seed(1)
+    return {"a": torch.randn(3, 4, 5, 6), O.LOGITS: torch.randn(3, 10), O.INPUT: torch.rand(3, 3, 8, 8)}
+
+
+def test_channel_neuron_class_values_match_direct_computation() -> None:
+    acts = fake_acts()
+    a = acts["a"]
+    assert torch.allclose(O.channel("a", 2)(acts), a[:, 2].mean((1, 2)))
+    assert torch.allclose(O.neuron("a", 1)(acts), a[:, 1, 2, 3])  # centre of 5x6 is (2, 3)
+    assert torch.allclose(O.neuron("a", 1, x=0, y=4)(acts), a[:, 1, 4, 0])
+    assert torch.allclose(O.class_logit(7)(acts), acts[O.LOGITS][:, 7])
+    assert torch.allclose(O.layer_l2("a")(acts), a.pow(2).mean((1, 2, 3)))
+    one = O.channel("a", 2, batch=1)(acts)
+    assert one[0] == 0 and one[2] == 0 and torch.isclose(one[1], a[1, 2].mean())
+
+
+def test_objective_algebra_and_per_item_batches() -> None:
+    acts = fake_acts()
+    a = acts["a"]
+    c0, c3 = a[:, 0].mean((1, 2)), a[:, 3].mean((1, 2))
+    combo = 2 * O.channel("a", 0) - O.channel("a", 3) / 4 + 1
+    assert torch.allclose(combo(acts), 2 * c0 - c3 / 4 + 1)
+    assert torch.allclose((-O.channel("a", 0))(acts), -c0)
+    assert torch.allclose(sum([O.channel("a", 0), O.channel("a", 3)])(acts), c0 + c3)
+    per_item = O.channels("a", [3, 0, 1])
+    assert per_item.batch_size == 3 and per_item.layers == frozenset({"a"})
+    expected = torch.stack([a[0, 3].mean(), a[1, 0].mean(), a[2, 1].mean()])
+    assert torch.allclose(per_item(acts), expected)
+    assert torch.allclose(O.class_logits([4, 5])(acts)[:2], acts[O.LOGITS][[0, 1], [4, 5]])
+    assert O.as_objective("a:2").name == "a:2"
+    with pytest.raises(ValueError):
+        O.as_objective("no-channel")
+
+
+def test_direction_diversity_total_variation() -> None:
+    acts = fake_acts()
+    a = acts["a"]
+    v = torch.tensor([1.0, 0.0, -1.0, 2.0])
+    cos = (a * v.view(1, 4, 1, 1)).sum(1) / (a.norm(dim=1) * v.norm())
+    assert torch.allclose(O.direction("a", v)(acts), cos.mean((1, 2)), atol=1e-6)
+    # diversity: identical items are maximally similar (-1), and it equals minus the mean off-diagonal Gram cosine
+    same = {"a": a[:1].repeat(3, 1, 1, 1)}
+    assert torch.allclose(O.diversity("a")(same), torch.full((3,), -1.0), atol=1e-5)
+    g = torch.einsum("bchw,bdhw->bcd", a, a).reshape(3, -1)
+    sims = torch.nn.functional.normalize(g, dim=1) @ torch.nn.functional.normalize(g, dim=1).T
+    assert torch.allclose(O.diversity("a")(acts)[0], -(sims[0, 1] + sims[0, 2]) / 2, atol=1e-5)
+    x = acts[O.INPUT]
+    tv = (x[..., 1:, :] - x[..., :-1, :]).abs().mean((1, 2, 3)) + (x[..., 1:] - x[..., :-1]).abs().mean((1, 2, 3))
+    assert torch.allclose(O.total_variation()(acts), -tv)
+
+
+# ---------------------------------------------------------------- parameterizations and transforms
+
+
+def test_fft_image_is_seeded_valid_and_low_frequency() -> None:
+    with torch.no_grad():
+        a, b, c = (P.fft_image(32, batch=2, generator=gen(s), sd=0.5)() for s in (0, 0, 1))
+    assert a.shape == (2, 3, 32, 32) and torch.equal(a, b) and not torch.equal(a, c)
+    assert 0 < float(a.min()) and float(a.max()) < 1
+    noise = P.pixel_image(32, batch=2, generator=gen(0), sd=0.5)().detach()
+    # the 1/f amplitude spectrum puts far less power above 0.25 cycles/pixel than white pixel noise (~0.80)
+    assert float(high_frequency_energy(noise).mean()) > 0.7
+    assert float(high_frequency_energy(a).mean()) < 0.4
+    img = P.pixel_image(8, init=torch.full((3, 8, 8), 0.3))()
+    assert torch.allclose(img, torch.full_like(img, 0.3), atol=1e-5)
+    dec = P.pixel_image(8, init=torch.full((3, 8, 8), 0.3), decorrelate=True)()
+    assert torch.allclose(dec, torch.full_like(dec, 0.3), atol=1e-5)
+
+
+def test_high_frequency_energy_of_known_signals() -> None:
+    yy, xx = torch.meshgrid(torch.arange(32.0), torch.arange(32.0), indexing="ij")
+    slow = torch.sin(2 * math.pi * xx / 16).expand(1, 3, 32, 32)  # 1/16 cycles per pixel
+    fast = torch.sin(2 * math.pi * xx * 12 / 32).expand(1, 3, 32, 32)  # 0.375 cycles per pixel
+    assert float(high_frequency_energy(slow)) < 1e-6
+    assert float(high_frequency_energy(fast)) > 0.999
+
+
+def test_transforms_shapes_and_seeds() -> None:
+    x = torch.rand(2, 3, 40, 40)
+    padded = T.pad(12)(x, None)
+    assert padded.shape[-1] == 64 and float(padded[0, 0, 0, 0]) == 0.5
+    assert T.jitter(8)(x, gen()).shape[-1] == 33
+    t = T.compose(T.standard_transforms())
+    a, b = t(x, gen(3)), t(x, gen(3))
+    assert torch.equal(a, b)
+    assert T.random_scale([1.1])(x, gen()).shape[-1] == 44
+    assert torch.allclose(T.random_rotate([0])(x, gen()), x)
+    # a 90-degree rotation of a 4x4 image by grid_sample equals rot90
+    z = torch.arange(16.0).view(1, 1, 4, 4)
+    r = T.random_rotate([90])(z, gen())
+    assert torch.allclose(r, torch.rot90(z, 1, (2, 3)), atol=1e-4) or torch.allclose(r, torch.rot90(z, -1, (2, 3)), atol=1e-4)
+
+
+def test_redirected_relu_gradient() -> None:
+    x = torch.tensor([[-1.0, -2.0], [-1.0, 3.0]], requires_grad=True)
+    y = redirected_relu(x)
+    assert torch.equal(y, x.relu())
+    # loss gradient: +1 on the first input (would push it lower), -1 on the second (pushes it up)
+    (y * torch.tensor([[1.0, -1.0], [1.0, -1.0]])).sum().backward()
+    # row 0 is dead: true ReLU gradient all zero -> redirected: keep only the part that raises the input
+    # row 1 is alive: the true ReLU gradient
+    assert torch.equal(x.grad, torch.tensor([[0.0, -1.0], [0.0, -1.0]]))
+    x6 = torch.tensor([[7.0, 8.0]], requires_grad=True)
+    (redirected_relu(x6, 6.0) * torch.tensor([[1.0, -1.0]])).sum().backward()
+    assert torch.equal(x6.grad, torch.tensor([[1.0, 0.0]]))  # above 6: only the step that lowers it passes
+
+
+def test_image_grid_layout() -> None:
+    imgs = torch.stack([torch.full((3, 4, 5), float(i) / 4) for i in range(5)])
+    g = image_grid(imgs, ncols=3, padding=1)
+    assert g.shape == (3, 2 * 5 + 1, 3 * 6 + 1)
+    assert float(g[0, 1, 1]) == 0.0 and float(g[0, 6, 7]) == 1.0  # item 4 at row 1 col 1
+    assert float(g[0, 6, 1]) == 0.75 and float(g[0, 5, 1]) == 1.0  # item 3 at row 1 col 0, white gutter above
+
+
+# ---------------------------------------------------------------- render mechanics (random init)
+
+
+def test_render_leaves_model_unchanged_and_repeats(squeeze_random: nn.Module) -> None:
+    before = model_state(squeeze_random)
+    tensors = [(p.data_ptr(), p.stride()) for p in squeeze_random.parameters()]
+    kw = dict(size=48, steps=4, generator=None)
+    a = render(squeeze_random, O.channels("features.9", [0, 5]), **{**kw, "generator": gen(0)})
+    assert model_state(squeeze_random) == before
+    assert [(p.data_ptr(), p.stride()) for p in squeeze_random.parameters()] == tensors  # channels-last copies undone
+    b = render(squeeze_random, O.channels("features.9", [0, 5]), **{**kw, "generator": gen(0)})
+    c = render(squeeze_random, O.channels("features.9", [0, 5]), **{**kw, "generator": gen(1)})
+    assert a.images.shape == (2, 3, 48, 48) and a.values.shape == (2,)
+    assert torch.equal(a.images, b.images) and not torch.equal(a.images, c.images)
+    assert 0 <= float(a.images.min()) and float(a.images.max()) <= 1
+    assert all(p.grad is None for p in squeeze_random.parameters())
+    assert any(getattr(m, "inplace", False) for m in squeeze_random.modules())  # in-place flags restored
+
+
+def test_render_raises_cleanly(squeeze_random: nn.Module) -> None:
+    before = model_state(squeeze_random)
+    with pytest.raises(CnnlensError, match="unknown layer"):
+        render(squeeze_random, O.channel("features.99", 0), size=32, steps=1)
+    assert model_state(squeeze_random) == before
+    with pytest.raises(CnnlensError, match="out of range"):  # raised inside the forward pass, hooks active
+        render(squeeze_random, O.channel("features.9", 999), size=32, steps=1, redirect_steps=1)
+    assert model_state(squeeze_random) == before
+    with pytest.raises(CnnlensError, match="needs 3 images"):
+        render(squeeze_random, O.channels("features.9", [0, 1, 2]), size=32, batch=2, steps=1)
+    assert model_state(squeeze_random) == before
+
+
+def test_several_channels_in_one_batch_each_image_serves_its_own(squeeze_random: nn.Module) -> None:
+    out = render(squeeze_random, O.channels("features.5", [3, 17]), size=48, steps=48, lr=0.1, generator=gen(0))
+    with torch.no_grad():
+        a = activations(squeeze_random, out.images, ["features.5"])["features.5"].mean((2, 3))
+    # random-init channels rise together, but image 0 favours channel 3 and image 1 channel 17
+    assert a[0, 3] / a[0, 17] > 2 * a[1, 3] / a[1, 17]
+    assert torch.allclose(out.values, torch.stack([a[0, 3], a[1, 17]]))
+    assert out.history[-1] > out.history[0]
+
+
+def test_redirect_starts_dead_units() -> None:
+    # a unit whose ReLU is dead on every start image: plain gradients never move it, redirected ones do
+    torch.manual_seed(0)
+    conv = nn.Conv2d(3, 1, 3)
+    with torch.no_grad():
+        conv.weight.fill_(0.1)
+        conv.bias.fill_(-10.0)
+    model = nn.Sequential(conv, nn.ReLU(), nn.Conv2d(1, 1, 1)).eval()
+    with torch.no_grad():
+        model[2].weight.fill_(1.0)
+        model[2].bias.zero_()
+    kw = dict(size=16, steps=40, fft=False, decorrelate=False, transforms=[], lr=0.5)
+    dead = render(model, O.channel("2", 0), redirect_steps=0, generator=gen(0), **kw)
+    alive = render(model, O.channel("2", 0), redirect_steps=40, generator=gen(0), **kw)
+    assert float(dead.values[0]) == 0.0 and torch.allclose(dead.images, dead.images.mean(), atol=0.02)
+    with torch.no_grad():
+        pre_alive = conv(preprocessing(model).normalize(alive.images))
+        pre_dead = conv(preprocessing(model).normalize(dead.images))
+    assert float(pre_alive.max()) > float(pre_dead.max()) + 1
+
+
+# ---------------------------------------------------------------- CLI
+
+
+def test_visualize_cli_random_model(tmp_path) -> None:
+    out = tmp_path / "grid.png"
+    args = ["visualize", "squeezenet1_0", "--weights", "none", "--layer", "features.9", "-c", "1", "-c", "2",
+            "--class", "3", "--steps", "2", "--size", "40", "-o", str(out), "--json", "--device", "cpu"]
+    result = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)["images"]
+    assert [r.get("channel", r.get("class")) for r in rows] == [1, 2, 3] and rows[2]["category"] == "tiger shark"
+    from cnnlens.images import load_image
+
+    assert load_image(out).shape == (3, 2 + 42, 2 + 3 * 42)
+    again = CliRunner().invoke(cli, args)
+    assert again.exit_code == 2 and "exists" in again.output and "Traceback" not in again.output
+    bad = CliRunner().invoke(cli, ["visualize", "squeezenet1_0", "--weights", "none", "--layer", "features.99", "-o", str(tmp_path / "x.png")])
+    assert bad.exit_code == 2 and "unknown layer" in bad.output and "did you mean" in bad.output
+    bad = CliRunner().invoke(cli, ["visualize", "squeezenet1_0", "--weights", "none", "--class", "flamingoo", "-o", str(tmp_path / "y.png")])
+    assert bad.exit_code == 2 and "flamingo" in bad.output
+
+
+# ---------------------------------------------------------------- meaning (real ImageNet weights)
+
+
+def class_probabilities(model: nn.Module, prep, images: torch.Tensor, classes: list[int]) -> list[float]:
+    with torch.no_grad():
+        p = torch.softmax(model(prep.normalize(images)), 1)
+    return [float(p[i, k]) for i, k in enumerate(classes)]
+
+
+def test_class_visualization_quick_squeezenet(squeezenet_trained: nn.Module) -> None:
+    prep = preprocessing("squeezenet1_0")
+    classes = [130]  # flamingo (the slow test below: 4 classes, 2 models, default settings)
+    start = P.image(64, batch=1, generator=gen(0))
+    with torch.no_grad():
+        p0 = class_probabilities(squeezenet_trained, prep, start(), classes)
+    before = model_state(squeezenet_trained)
+    out = render(squeezenet_trained, O.class_logits(classes), size=64, steps=32, preprocessing=prep, generator=gen(0))
+    p1 = class_probabilities(squeezenet_trained, prep, out.images, classes)
+    assert max(p0) < 0.01 and min(p1) > 0.9, (p0, p1)
+    assert model_state(squeezenet_trained) == before
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name,fixture", [("squeezenet1_0", "squeezenet_trained"), ("mobilenet_v2", "mobilenet_trained")])
+def test_class_visualization_default_steps(name: str, fixture: str, request: pytest.FixtureRequest) -> None:
+    """Default settings (256 steps, 128 px, Lucid parameterization): p from < 0.01 to > 0.9 for 4 classes."""
+    model = request.getfixturevalue(fixture)
+    prep = preprocessing(name)
+    classes = [130, 949, 1, 417]  # flamingo, strawberry, goldfish, balloon
+    start = P.image(128, batch=4, generator=gen(0))
+    p0 = class_probabilities(model, prep, start(), classes)
+    out = render(model, O.class_logits(classes), size=128, preprocessing=prep, generator=gen(0))
+    p1 = class_probabilities(model, prep, out.images, classes)
+    print(name, "p start", p0, "p end", p1)
+    assert max(p0) < 0.01 and min(p1) > 0.9, (p0, p1)
+
+
+def sample_batch(data, every: int) -> torch.Tensor:
+    from cnnlens.images import load_image
+
+    prep = preprocessing("squeezenet1_0")
+    rows = list(csv.DictReader(open(data / "imagenet_samples/labels.csv")))[::every]
+    return torch.stack([prep.resize_and_crop(load_image(data / "imagenet_samples" / r["filename"])) for r in rows])
+
+
+def photo_channel_means(model: nn.Module, prep, data, layer: str, every: int) -> torch.Tensor:
+    photos = sample_batch(data, every)
+    total = None
+    with torch.no_grad():
+        for chunk in photos.split(50):
+            a = activations(model, chunk, [layer], preprocessing=prep)[layer].mean((2, 3)).sum(0)
+            total = a if total is None else total + a
+    return total / len(photos)
+
+
+# mean of features.9 channels 5, 20, 100 of the trained squeezenet1_0 over all 1,000 ImageNet sample photos
+# (resize 256 + centre crop 224); test_channel_visualization_vs_all_photos recomputes and checks them
+SQUEEZENET_PHOTO_MEANS = {5: 62.600, 20: 107.344, 100: 83.884}
+
+
+def test_channel_visualization_beats_photos_squeezenet(squeezenet_trained: nn.Module) -> None:
+    """Quick version: 48 steps at 64 px against the stored photo means (the slow test: defaults, recomputed means)."""
+    prep = preprocessing("squeezenet1_0")
+    channels = [5, 100]
+    out = render(squeezenet_trained, O.channels("features.9", channels), size=64, steps=48, preprocessing=prep, generator=gen(0))
+    ratios = out.values / torch.tensor([SQUEEZENET_PHOTO_MEANS[c] for c in channels])
+    assert float(ratios.min()) > 5, ratios
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "name,fixture,layer,channels,minimum",
+    [("squeezenet1_0", "squeezenet_trained", "features.9", [5, 20, 100], 10),
+     # a ReLU6 layer: no channel can exceed 6, so the ratio is bounded by 6 / photo mean
+     ("mobilenet_v2", "mobilenet_trained", "features.12.conv.0", [5, 20, 100], 3)],
+)
+def test_channel_visualization_vs_all_photos(
+    name: str, fixture: str, layer: str, channels: list[int], minimum: float, data, request: pytest.FixtureRequest
+) -> None:
+    """Default settings (256 steps, 128 px) against the mean over all 1,000 ImageNet sample photos."""
+    model = request.getfixturevalue(fixture)
+    prep = preprocessing(name)
+    means = photo_channel_means(model, prep, data, layer, every=1)
+    if name == "squeezenet1_0":
+        assert torch.allclose(means[channels], torch.tensor([SQUEEZENET_PHOTO_MEANS[c] for c in channels]), rtol=1e-3)
+    out = render(model, O.channels(layer, channels), size=128, preprocessing=prep, generator=gen(0))
+    ratios = out.values / means[channels]
+    print(name, layer, "photo means", means[channels].tolist(), "visualization", out.values.tolist(), "ratios", ratios.tolist())
+    assert float(ratios.min()) > minimum, ratios
+
+
+def test_fourier_decorrelation_transforms_lower_high_frequencies(squeezenet_trained: nn.Module) -> None:
+    """Both runs stop as soon as every channel reaches the same activation (500, 6-8x the photo mean)."""
+    prep = preprocessing("squeezenet1_0")
+    obj = O.channels("features.9", [5, 100])
+    lucid = render(squeezenet_trained, obj, size=64, steps=200, preprocessing=prep, generator=gen(0), until=500)
+    pixel = render(squeezenet_trained, obj, size=64, steps=200, preprocessing=prep, generator=gen(0), until=500,
+                   fft=False, decorrelate=False, transforms=[])
+    assert float(lucid.values.min()) > 375 and float(pixel.values.min()) > 375  # comparable activations
+    hf_lucid, hf_pixel = high_frequency_energy(lucid.images), high_frequency_energy(pixel.images)
+    print("steps", len(lucid.history), len(pixel.history), "values", lucid.values, pixel.values, "hf", hf_lucid, hf_pixel)
+    assert float(hf_lucid.max()) < 0.15 and float(hf_pixel.min()) > 0.25, (hf_lucid, hf_pixel)
