@@ -1,0 +1,238 @@
+"""Style transfer speed: cnnlens vs the PyTorch tutorial's algorithm, same backbone, size and iterations.
+
+The baseline is the algorithm of pytorch/tutorials ``advanced_source/neural_style_tutorial.py``,
+written out here: loss modules inserted into the network (non-in-place ReLUs), Gram divided by
+``a·b·c·d``, MSE losses, ``style_weight=1e6``, ``content_weight=1``, ``LBFGS([img])`` with its defaults
+(``max_iter=20``, no line search), the image clamped inside the closure, and steps counted as closure
+calls. As the issue asks, the baseline runs the *full* network every evaluation; the tutorial itself
+trims the network after its last loss layer, so a second baseline ("trimmed") does that too.
+
+cnnlens optimizes the *same* objective: with its Gram (÷ H·W) the tutorial's layer loss is
+``mean((G - A)²) / C²``, so cnnlens gets ``style_layer_weights = 1e6 / C_l²`` (checked below: both
+objectives agree on the same image). Reported: the tutorial's final loss after N closure calls and its
+time, and the time cnnlens needs to reach that loss (N L-BFGS iterations at most).
+
+    python benchmarks/bench_style.py [--backbone vgg19|squeezenet1_0] [--size 128] [--steps 150] [--repeats 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import time
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+import cnnlens
+from cnnlens.style import stylize
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+WEIGHTS = DATA / "imagenet/squeezenet1_0_imagenet_deepcompression.pth"
+# the tutorial's conv_1..conv_5 (style) and conv_4 (content), pre-ReLU, per backbone
+TAPS = {
+    "vgg19": (["features.0", "features.2", "features.5", "features.7", "features.10"], "features.7"),
+    # squeezenet1_0: conv1 (pre-ReLU) then the fire2..fire5 modules
+    "squeezenet1_0": (["features.0", "features.3", "features.4", "features.5", "features.7"], "features.5"),
+}
+STYLE_TAPS, CONTENT_TAP = TAPS["vgg19"]
+
+
+# ------------------------------------------------------------------ the tutorial's algorithm
+def tutorial_gram(x: torch.Tensor) -> torch.Tensor:
+    a, b, c, d = x.size()
+    f = x.view(a * b, c * d)
+    return torch.mm(f, f.t()).div(a * b * c * d)
+
+
+class ContentLoss(nn.Module):
+    def __init__(self, target: torch.Tensor) -> None:
+        super().__init__()
+        self.target = target.detach()
+        self.loss = torch.zeros(())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.loss = F.mse_loss(x, self.target)
+        return x
+
+
+class StyleLoss(nn.Module):
+    def __init__(self, target_feature: torch.Tensor) -> None:
+        super().__init__()
+        self.target = tutorial_gram(target_feature).detach()
+        self.loss = torch.zeros(())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.loss = F.mse_loss(tutorial_gram(x), self.target)
+        return x
+
+
+class Normalization(nn.Module):
+    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+        super().__init__()
+        self.mean = torch.tensor(mean).view(-1, 1, 1)
+        self.std = torch.tensor(std).view(-1, 1, 1)
+
+    def forward(self, img: torch.Tensor) -> torch.Tensor:
+        return (img - self.mean) / self.std
+
+
+def tutorial_model(net: nn.Module, content: torch.Tensor, style: torch.Tensor, *, trim: bool):
+    """The tutorial's get_style_model_and_losses on squeezenet1_0 (children of ``features``), then the classifier."""
+    net = copy.deepcopy(net)
+    for m in net.modules():
+        if isinstance(m, nn.ReLU):
+            m.inplace = False
+    model = nn.Sequential()
+    model.add_module("normalization", Normalization(cnnlens.models.IMAGENET_MEAN, cnnlens.models.IMAGENET_STD))
+    content_losses, style_losses = [], []
+    for i, layer in enumerate(net.features.children()):
+        model.add_module(f"layer_{i}", layer)
+        name = f"features.{i}"
+        if name == CONTENT_TAP:
+            cl = ContentLoss(model(content).detach())
+            model.add_module(f"content_loss_{i}", cl)
+            content_losses.append(cl)
+        if name in STYLE_TAPS:
+            sl = StyleLoss(model(style).detach())
+            model.add_module(f"style_loss_{i}", sl)
+            style_losses.append(sl)
+        if trim and name == STYLE_TAPS[-1]:
+            break
+    if not trim:
+        if hasattr(net, "avgpool"):  # vgg: avgpool, flatten, 3 fully connected layers
+            model.add_module("classifier", nn.Sequential(net.avgpool, nn.Flatten(1), net.classifier))
+        else:  # squeezenet: conv classifier, then flatten
+            model.add_module("classifier", nn.Sequential(net.classifier, nn.Flatten(1)))
+    return model.eval(), style_losses, content_losses
+
+
+def run_tutorial(net, content, style, steps: int, *, trim: bool, style_weight: float = 1e6, content_weight: float = 1.0):
+    model, style_losses, content_losses = tutorial_model(net, content, style, trim=trim)
+    model.requires_grad_(False)
+    input_img = content.clone().requires_grad_(True)
+    optimizer = torch.optim.LBFGS([input_img])
+    run = [0]
+    start = time.perf_counter()
+    while run[0] <= steps:
+
+        def closure():
+            with torch.no_grad():
+                input_img.clamp_(0, 1)
+            optimizer.zero_grad()
+            model(input_img)
+            loss = style_weight * sum(sl.loss for sl in style_losses) + content_weight * sum(cl.loss for cl in content_losses)
+            loss.backward()
+            run[0] += 1
+            return loss
+
+        optimizer.step(closure)
+    with torch.no_grad():
+        input_img.clamp_(0, 1)
+    seconds = time.perf_counter() - start
+    with torch.no_grad():
+        model(input_img)
+        final = style_weight * sum(sl.loss for sl in style_losses) + content_weight * sum(cl.loss for cl in content_losses)
+    return input_img.detach(), float(final), seconds, run[0]
+
+
+# ------------------------------------------------------------------ cnnlens on the same objective
+def cnnlens_kwargs(net: nn.Module, style: torch.Tensor) -> dict:
+    record = cnnlens.forward_until(net, cnnlens.preprocessing("vgg19").normalize(style), STYLE_TAPS)
+    channels = [record[name].shape[1] for name in STYLE_TAPS]
+    return dict(content_layer=CONTENT_TAP, style_layers=STYLE_TAPS, style_layer_weights=[1e6 / c**2 for c in channels],
+                content_weight=1.0, style_weight=1.0, tv_weight=0.0)
+
+
+def run_cnnlens(net, content, style, steps: int, target: float | None = None):
+    times: list[float] = []
+    totals: list[float] = []
+    start = time.perf_counter()
+
+    def callback(step) -> None:
+        times.append(time.perf_counter() - start)
+        totals.append(step.losses["total"])
+
+    result = stylize(net, content[0], style[0], steps=steps, callback=callback, **cnnlens_kwargs(net, style))
+    reach = next((t for t, v in zip(times, totals) if target is not None and v <= target), None)
+    return result, reach, time.perf_counter() - start
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=150)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--backbone", choices=sorted(TAPS), default="vgg19",
+                        help="vgg19 (the tutorial's; random init, its weights are not offline) or squeezenet1_0 (ImageNet weights)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    global STYLE_TAPS, CONTENT_TAP
+    STYLE_TAPS, CONTENT_TAP = TAPS[args.backbone]
+    photos = DATA / "photos/chelsea.png"
+    if args.backbone == "vgg19":
+        torch.manual_seed(0)
+        net = cnnlens.load_model("vgg19", None)
+        if photos.is_file():
+            content = cnnlens.load_image(photos, args.size)[None]
+            style = cnnlens.load_image(DATA / "style/starry_night.jpg", args.size)[None]
+        else:
+            content, style = torch.rand(1, 3, args.size, args.size), torch.rand(1, 3, args.size, args.size)
+        source = "random-init vgg19 (torch.manual_seed(0)), the tutorial's layers"
+    elif WEIGHTS.is_file():
+        net = cnnlens.load_model("squeezenet1_0", WEIGHTS)
+        content = cnnlens.load_image(DATA / "photos/chelsea.png", args.size)[None]
+        style = cnnlens.load_image(DATA / "style/starry_night.jpg", args.size)[None]
+        source = "ImageNet squeezenet1_0 (../shared/data), chelsea.png in starry_night.jpg"
+    else:
+        torch.manual_seed(0)
+        net = cnnlens.load_model("squeezenet1_0", None)
+        content, style = torch.rand(1, 3, args.size, args.size), torch.rand(1, 3, args.size, args.size)
+        source = "random-init squeezenet1_0, random images (../shared/data absent)"
+    net.requires_grad_(False)
+    style = F.interpolate(style, size=content.shape[-2:], mode="bilinear", antialias=True, align_corners=False).clamp(0, 1)
+
+    # the two objectives are the same function
+    model, sls, cls = tutorial_model(net, content, style, trim=True)
+    probe = (content + 0.1 * torch.randn(content.shape, generator=torch.Generator().manual_seed(0))).clamp(0, 1)
+    with torch.no_grad():
+        model(probe)
+        tut = 1e6 * sum(s.loss for s in sls) + sum(c.loss for c in cls)
+    from cnnlens.style import StyleObjective
+
+    with cnnlens.eval_mode(net):
+        ours, _ = StyleObjective(net, content, [style], **cnnlens_kwargs(net, style))(probe)
+    print(f"# {source}, {tuple(content.shape[-2:])} px, {args.steps} L-BFGS iterations, torch threads {args.threads}")
+    print(f"objective check: tutorial {float(tut):.6g}  cnnlens {float(ours):.6g}  (rel. diff {abs(float(tut) - float(ours)) / float(tut):.1e})")
+
+    best: dict[str, tuple[float, float]] = {}
+    for _ in range(args.repeats):
+        for trim in (False, True):
+            _, final, seconds, evals = run_tutorial(net, content, style, args.steps, trim=trim)
+            key = "tutorial (trimmed)" if trim else "tutorial (full network)"
+            if key not in best or seconds < best[key][1]:
+                best[key] = (final, seconds)
+            print(f"{key:26s} final loss {final:10.4g}  {seconds:6.2f} s  ({evals} closure calls)")
+    target = best["tutorial (full network)"][0]
+    target_trim = best["tutorial (trimmed)"][0]
+    reach_full = reach_trim = None
+    for i in range(args.repeats):
+        result, reach, seconds = run_cnnlens(net, content, style, args.steps, target)
+        if reach is not None and (reach_full is None or reach < reach_full):
+            reach_full = reach
+        if i == 0:
+            reach_trim = run_cnnlens(net, content, style, args.steps, target_trim)[1]
+        print(f"{'cnnlens':26s} final loss {result.history[-1]['total']:10.4g}  {seconds:6.2f} s  ({result.evaluations} evaluations)"
+              f"  reaches the tutorial's loss after {reach if reach is not None else float('nan'):.2f} s")
+    for key, reach in (("tutorial (full network)", reach_full), ("tutorial (trimmed)", reach_trim)):
+        if reach is None:
+            print(f"ratio vs {key}: cnnlens did not reach {best[key][0]:.4g} in {args.steps} iterations")
+        else:
+            print(f"ratio vs {key}: time to the same loss {reach:.2f} s / {best[key][1]:.2f} s = {reach / best[key][1]:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

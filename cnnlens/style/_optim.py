@@ -1,0 +1,114 @@
+"""Pixel optimization shared by style transfer and inversion: L-BFGS (strong Wolfe line search) or Adam."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from ..errors import CnnlensError
+
+__all__ = ["Step", "optimize_pixels"]
+
+Objective = Callable[[torch.Tensor], tuple[torch.Tensor, dict[str, torch.Tensor]]]
+
+
+@dataclass(frozen=True)
+class Step:
+    """One optimizer iteration: its index (1-based), the loss terms at the new image, and forward passes so far."""
+
+    step: int
+    losses: dict[str, float]
+    evaluations: int
+
+
+class _CachedObjective:
+    """Evaluate ``objective`` and its gradient, remembering the last few points.
+
+    torch's L-BFGS evaluates the accepted point inside its line search and again at the start of
+    the next ``step()``; the cache answers the second time, so one iteration per ``step()`` call
+    (which gives a loss per iteration for the progress bar) costs no extra forward pass.
+    """
+
+    def __init__(self, objective: Objective, keep: int = 4, box: bool = True) -> None:
+        self.objective = objective
+        self.box = box
+        self.keep = keep
+        self.entries: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, float]]] = []
+        self.evaluations = 0
+
+    def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
+        for point, loss, grad, parts in self.entries:
+            if torch.equal(point, x.detach()):
+                return loss, grad, parts
+        with torch.enable_grad():
+            leaf = x.detach().requires_grad_(True)
+            total, terms = self.objective(leaf.clamp(0, 1) if self.box else leaf)
+            (grad,) = torch.autograd.grad(total, leaf)
+        self.evaluations += 1
+        parts = {k: float(v.detach()) for k, v in terms.items()}
+        parts["total"] = float(total.detach())
+        entry = (x.detach().clone(), total.detach(), grad.detach(), parts)
+        self.entries = [entry, *self.entries[: self.keep - 1]]
+        if not torch.isfinite(total):
+            raise CnnlensError("the loss became NaN/inf; lower --style-weight or --lr, or use --optimizer lbfgs")
+        return entry[1], entry[2], parts
+
+
+def optimize_pixels(
+    x0: torch.Tensor,
+    objective: Objective,
+    *,
+    steps: int,
+    optimizer: str = "lbfgs",
+    lr: float | None = None,
+    history_size: int = 100,
+    callback: Callable[[Step], None] | None = None,
+) -> tuple[torch.Tensor, list[dict[str, float]], int]:
+    """Minimize ``objective(x)`` over the pixels ``x`` starting from ``x0``; return the image, the loss history and
+    the number of objective evaluations (forward + backward passes).
+
+    ``history[0]`` holds the losses at ``x0``, ``history[i]`` those after iteration ``i``. With
+    ``"lbfgs"`` each iteration is one L-BFGS update with a strong-Wolfe line search, so the total
+    loss never rises; the image is clamped to [0, 1] at the end only (clamping in between would
+    break the quasi-Newton model). With ``"adam"`` the image is clamped after each step.
+    """
+    if steps < 0:
+        raise CnnlensError(f"steps must be >= 0, not {steps}")
+    cached = _CachedObjective(objective)
+    param = x0.detach().clone().requires_grad_(True)
+    _, _, parts = cached(param)
+    history = [parts]
+    if optimizer == "lbfgs":
+        opt: torch.optim.Optimizer = torch.optim.LBFGS(
+            [param], lr=1.0 if lr is None else lr, max_iter=1, max_eval=25, history_size=history_size,
+            tolerance_grad=0.0, tolerance_change=0.0, line_search_fn="strong_wolfe",
+        )
+
+        def closure() -> torch.Tensor:
+            loss, grad, _ = cached(param)
+            param.grad = grad.clone()
+            return loss
+
+        for i in range(1, steps + 1):
+            opt.step(closure)
+            _, _, parts = cached(param)
+            history.append(parts)
+            if callback is not None:
+                callback(Step(i, parts, cached.evaluations))
+    elif optimizer == "adam":
+        opt = torch.optim.Adam([param], lr=0.02 if lr is None else lr)
+        for i in range(1, steps + 1):
+            _, grad, _ = cached(param)
+            param.grad = grad.clone()
+            opt.step()
+            with torch.no_grad():
+                param.clamp_(0, 1)
+            _, _, parts = cached(param)
+            history.append(parts)
+            if callback is not None:
+                callback(Step(i, parts, cached.evaluations))
+    else:
+        raise CnnlensError(f"unknown optimizer {optimizer!r}; use lbfgs or adam")
+    return param.detach().clamp(0, 1), history, cached.evaluations
