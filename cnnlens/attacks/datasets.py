@@ -1,0 +1,190 @@
+"""Labelled images for robustness curves: class subfolders, a flat folder with a labels CSV, or MNIST IDX files.
+
+- **class subfolders** (torchvision ``ImageFolder``): ``DIR/<class>/<image>``; the class index is the
+  folder's position in sorted order, except when every folder name is an integer, which is then
+  the index itself (``DIR/7/...`` is class 7, and ``10`` does not sort before ``2``).
+- **flat folder + CSV**: ``labels.csv`` with a header naming a file column (``filename``, ``file``,
+  ``image`` or ``path``) and a class column (``class_index``, ``label``, ``class`` or ``target``), or
+  two columns without a header. ``DIR/labels.csv`` is used when ``labels`` is not given.
+- **IDX** (MNIST's own format, optionally gzipped): a folder holding ``*images-idx3-ubyte[.gz]`` and
+  ``*labels-idx1-ubyte[.gz]``.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import CnnlensError
+from ..images import IMAGE_SUFFIXES, list_images, load_image
+
+__all__ = ["LabelledImages", "batches", "labelled_folder", "read_idx", "read_labels_csv"]
+
+_FILE_COLUMNS = ("filename", "file", "image", "path", "name")
+_CLASS_COLUMNS = ("class_index", "label", "class", "target", "class_idx", "y")
+
+
+@dataclass
+class LabelledImages:
+    """A list of labelled images, loaded lazily from files (``paths``) or held in memory (``tensors``).
+
+    ``dataset[i]`` is ``(image, label)`` with the image as ``transform`` makes it.
+    """
+
+    labels: list[int]
+    paths: list[Path] | None = None
+    tensors: torch.Tensor | None = None  # (N, C, H, W) in [0, 1]
+    transform: Callable[[torch.Tensor], torch.Tensor] | None = None
+    source: str = ""
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        if self.tensors is not None:
+            image = self.tensors[index]
+        else:
+            assert self.paths is not None
+            image = load_image(self.paths[index])
+        if self.transform is not None:
+            image = self.transform(image)
+        return image, self.labels[index]
+
+    def subset(self, indices: Sequence[int] | slice) -> LabelledImages:
+        idx = list(range(len(self)))[indices] if isinstance(indices, slice) else list(indices)
+        return LabelledImages(
+            labels=[self.labels[i] for i in idx],
+            paths=[self.paths[i] for i in idx] if self.paths is not None else None,
+            tensors=self.tensors[idx] if self.tensors is not None else None,
+            transform=self.transform,
+            source=self.source,
+        )
+
+    def with_transform(self, transform: Callable[[torch.Tensor], torch.Tensor] | None) -> LabelledImages:
+        return LabelledImages(self.labels, self.paths, self.tensors, transform, self.source)
+
+
+def batches(dataset: LabelledImages, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """``(images, labels)`` batches in order (every image must come out of the transform at one size)."""
+    if batch_size < 1:
+        raise CnnlensError(f"batch size must be at least 1, not {batch_size}")
+    for start in range(0, len(dataset), batch_size):
+        items = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
+        shapes = {tuple(x.shape) for x, _ in items}
+        if len(shapes) > 1:
+            raise CnnlensError(f"images of different sizes in one batch {sorted(shapes)[:2]}: give the model an input size")
+        yield torch.stack([x for x, _ in items]), torch.tensor([y for _, y in items], dtype=torch.long)
+
+
+def read_idx(path: str | Path) -> np.ndarray:
+    """An IDX file (MNIST's format; gzipped or not) as a numpy array."""
+    path = Path(path)
+    try:
+        raw = gzip.open(path).read() if path.suffix == ".gz" else path.read_bytes()
+        ndim = raw[3]
+        shape = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+        if raw[2] != 0x08:
+            raise ValueError(f"element type 0x{raw[2]:02x} is not uint8")
+        return np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).reshape(shape)
+    except Exception as exc:
+        raise CnnlensError(f"cannot read IDX file {path}: {exc}".splitlines()[0]) from None
+
+
+def _idx_pair(folder: Path) -> tuple[Path, Path] | None:
+    images = sorted(folder.glob("*images-idx3-ubyte*")) + sorted(folder.glob("*images.idx3-ubyte*"))
+    labels = sorted(folder.glob("*labels-idx1-ubyte*")) + sorted(folder.glob("*labels.idx1-ubyte*"))
+    if not images or not labels:
+        return None
+    # prefer the test set when a folder holds both
+    pick = lambda files: next((f for f in files if "t10k" in f.name), files[0])  # noqa: E731
+    return pick(images), pick(labels)
+
+
+def read_labels_csv(path: str | Path) -> dict[str, int]:
+    """``{filename: class index}`` from a CSV with or without a header."""
+    path = Path(path)
+    if not path.is_file():
+        raise CnnlensError(f"labels file not found: {path}")
+    with path.open(newline="") as f:
+        rows = [[c.strip() for c in row] for row in csv.reader(f) if row and any(c.strip() for c in row)]
+    if not rows:
+        raise CnnlensError(f"{path} is empty")
+    header = [c.lower() for c in rows[0]]
+    file_col = next((header.index(c) for c in _FILE_COLUMNS if c in header), None)
+    class_col = next((header.index(c) for c in _CLASS_COLUMNS if c in header), None)
+    if file_col is not None and class_col is not None:
+        body = rows[1:]
+    else:
+        file_col, class_col = 0, 1
+        body = rows[1:] if not _is_int(rows[0][1] if len(rows[0]) > 1 else "") else rows
+    if not body:
+        raise CnnlensError(f"{path} has no rows of a filename and a class index")
+    out: dict[str, int] = {}
+    for n, row in enumerate(body, start=2 if body is not rows else 1):
+        if len(row) <= max(file_col, class_col) or not _is_int(row[class_col]):
+            raise CnnlensError(f"{path} line {n}: expected a filename and a class index, got {row}")
+        out[row[file_col]] = int(row[class_col])
+    return out
+
+
+def _is_int(text: str) -> bool:
+    try:
+        int(text)
+        return True
+    except ValueError:
+        return False
+
+
+def labelled_folder(
+    folder: str | Path,
+    *,
+    labels: str | Path | None = None,
+    limit: int | None = None,
+    transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> LabelledImages:
+    """The labelled images in ``folder`` (see the module docstring for the three layouts).
+
+    Args:
+        labels: a CSV of filename and class index for a flat folder (default ``folder/labels.csv``).
+        limit: keep the first ``limit`` images (sorted by file name, or IDX order).
+        transform: applied to each ``(3, H, W)`` image (``(1, H, W)`` for IDX) when it is read.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise CnnlensError(f"not a folder: {folder}")
+    if limit is not None and limit < 1:
+        raise CnnlensError(f"limit must be at least 1, not {limit}")
+    csv_path = Path(labels) if labels is not None else (folder / "labels.csv" if (folder / "labels.csv").is_file() else None)
+    if csv_path is not None:
+        table = read_labels_csv(csv_path)
+        names = sorted(table)
+        paths = [folder / name for name in names]
+        missing = [p for p in paths if not p.is_file()]
+        if missing:
+            raise CnnlensError(f"{len(missing)} files named in {csv_path} are not in {folder} (e.g. {missing[0].name})")
+        data = LabelledImages([table[n] for n in names], paths=paths, transform=transform, source=str(folder))
+        return data.subset(slice(0, limit)) if limit else data
+    pair = _idx_pair(folder)
+    if pair is not None:
+        images, ys = read_idx(pair[0]), read_idx(pair[1])
+        if images.ndim != 3 or ys.ndim != 1 or len(images) != len(ys):
+            raise CnnlensError(f"IDX files {pair[0].name} / {pair[1].name} do not match: {images.shape} vs {ys.shape}")
+        n = len(ys) if limit is None else min(limit, len(ys))
+        x = torch.from_numpy(images[:n].copy()).float().div_(255).unsqueeze(1)
+        return LabelledImages(ys[:n].astype(np.int64).tolist(), tensors=x, transform=transform, source=str(pair[0]))
+    classes = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if classes:
+        numeric = all(_is_int(c) for c in classes)
+        index = {c: (int(c) if numeric else i) for i, c in enumerate(classes)}
+        files = [p for p in list_images(folder) if p.parent.parent == folder]
+        if not files:
+            raise CnnlensError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in the class folders of {folder}")
+        files = files[:limit] if limit else files
+        return LabelledImages([index[p.parent.name] for p in files], paths=files, transform=transform, source=str(folder))
+    raise CnnlensError(f"no labels for {folder}: use class subfolders, MNIST IDX files, or --labels labels.csv")
