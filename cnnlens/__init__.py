@@ -37,12 +37,30 @@ _EXPORTS = {
     "report": "summary",
     "load_image": "images",
     "save_image": "images",
+    # what units see
+    "conv_filters": "units",
+    "top_patches": "units",
+    "project": "units",
+    # feature visualization and DeepDream
+    "render": "featvis",
+    "dream": "featvis",
+    # style transfer and inversion
+    "stylize": "style",
+    "invert": "style",
+    # adversarial examples
+    "attack": "attacks",
+    "robustness": "attacks",
 }
+
+# subpackages, one per capability, reachable as attributes (``cnnlens.units.fit_gabor``)
+_SUBPACKAGES = {"attacks", "featvis", "hooks", "layers", "models", "receptive_field", "style", "summary", "teaching", "units"}
 
 __all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name: str) -> Any:
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f".{name}", __name__)
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'cnnlens' has no attribute {name!r}")
@@ -50,14 +68,19 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+    return sorted(set(globals()) | set(_EXPORTS) | _SUBPACKAGES)
 
 
 if TYPE_CHECKING:  # pragma: no cover
+    from . import attacks, featvis, style, units
+    from .attacks import attack, robustness
     from .errors import CnnlensError
+    from .featvis import dream, render
     from .hooks import capture, eval_mode, forward_until, no_inplace, preserved_state
     from .images import load_image, save_image
     from .layers import get_layer, list_layers
     from .models import Normalized, Preprocessing, load_model, model_names, preprocessing
     from .receptive_field import GLOBAL, ReceptiveField, receptive_fields
+    from .style import invert, stylize
     from .summary import Report, report
+    from .units import conv_filters, project, top_patches
