@@ -133,15 +133,18 @@ def _load_pretrained(name: str, weights: Any) -> nn.Module:
     import torchvision
 
     cached = hub_checkpoint_path(weights)
-    try:
-        return torchvision.models.get_model(name, weights=weights)
-    except Exception as exc:  # URLError, socket errors, HTTP errors: all mean "not here"
-        if cached.is_file():
-            raise
-        raise CnnlensError(
-            f"weights {weights} are not cached and could not be downloaded ({type(exc).__name__}); "
-            f"put {weights.url.rsplit('/', 1)[-1]} in {cached.parent} or pass --weights PATH"
-        ) from None
+    if not cached.is_file():
+        # fetch into torch hub's cache ourselves: torch.hub would first print "Downloading: ..." also
+        # when there is no network, and the user should then see one line only
+        try:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            torch.hub.download_url_to_file(weights.url, str(cached), progress=True)
+        except Exception as exc:  # URLError, socket errors, HTTP errors: all mean "not here"
+            raise CnnlensError(
+                f"weights {weights} are not cached and could not be downloaded ({type(exc).__name__}); "
+                f"put {weights.url.rsplit('/', 1)[-1]} in {cached.parent} or pass --weights PATH"
+            ) from None
+    return torchvision.models.get_model(name, weights=weights)
 
 
 def load_state_file(model: nn.Module, path: Path) -> None:

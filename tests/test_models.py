@@ -30,19 +30,22 @@ def test_weights_names_resolve() -> None:
         resolve_weights("vgg16", "IMAGENET1K_V9")
 
 
-def test_missing_weights_offline_name_the_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_missing_weights_offline_name_the_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     monkeypatch.setattr(torch.hub, "_hub_dir", None, raising=False)
+    tried: list[str] = []
 
-    def offline(*args: object, **kwargs: object) -> None:
+    def offline(url: str, *args: object, **kwargs: object) -> None:
+        tried.append(url)
         raise OSError("network is unreachable")
 
-    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
-    monkeypatch.setattr(torchvision.models._api, "load_state_dict_from_url", offline, raising=False)
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
     with pytest.raises(cnnlens.CnnlensError) as err:
         cnnlens.load_model("vgg16", "DEFAULT")
     message = str(err.value)
+    assert tried == [torchvision.models.VGG16_Weights.IMAGENET1K_V1.url]
     assert "vgg16-397923af.pth" in message and str(tmp_path) in message and "--weights PATH" in message
+    assert capfd.readouterr().err == ""  # nothing but the error itself reaches the user
     assert "\n" not in message
     assert hub_checkpoint_path(torchvision.models.VGG16_Weights.IMAGENET1K_V1).name == "vgg16-397923af.pth"
 
