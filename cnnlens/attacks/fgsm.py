@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 from ..errors import CnnlensError
 from ..hooks import eval_mode
+from ..inference import fold_batchnorm
 
 __all__ = ["AttackResult", "attack", "check_eps", "fgsm", "input_gradient", "iterative_fgsm", "pgd", "predict"]
 
@@ -91,7 +92,10 @@ def input_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, target
     negative when ``targeted``. Only the input gets a gradient.
     """
     with torch.enable_grad():  # also when called inside torch.no_grad()
-        x = x.detach().requires_grad_(True)
+        x = x.detach()
+        if x.dim() == 4:  # channels-last: oneDNN's convolutions run ~1.2-1.3x faster on CPU
+            x = x.contiguous(memory_format=torch.channels_last)
+        x.requires_grad_(True)
         logits = _logits(model, x)
         if y.numel() and (int(y.min()) < 0 or int(y.max()) >= logits.shape[1]):
             raise CnnlensError(f"class {int(y.max()) if int(y.max()) >= logits.shape[1] else int(y.min())} is outside the model's classes 0..{logits.shape[1] - 1}")
@@ -165,13 +169,14 @@ def pgd(
         y = _labels(y, x.shape[0], x.device, None, "target" if targeted else "labels")
         if eps == 0:
             return x.clone()
+        net = fold_batchnorm(model)  # folded once, used for every step
         adv = x.clone()
         if random_start:
             noise = torch.rand(x.shape, generator=generator, device=generator.device if generator else x.device, dtype=x.dtype)
             adv = (adv + (noise.to(x.device) * 2 - 1) * eps).clamp_(0, 1)
         lower, upper = (x - eps).clamp_(min=0), (x + eps).clamp_(max=1)
         for _ in range(steps):
-            grad = input_gradient(model, adv, y, targeted=targeted)
+            grad = input_gradient(net, adv, y, targeted=targeted)
             adv = torch.maximum(torch.minimum(adv + alpha * grad.sign(), upper), lower)
     return adv
 
