@@ -74,6 +74,14 @@ def cli() -> None:
       cnnlens report vgg16                      per-layer shapes, params, FLOPs, memory, receptive fields
       cnnlens report resnet50 --format json     the same as JSON for scripts
       cnnlens layers googlenet                  layer names to pass to --layer
+      cnnlens filters alexnet -w DEFAULT        first-layer filters and their Gabor fits
+      cnnlens patches alexnet -w DEFAULT --layer features.8 --data photos/ --deconv
+      cnnlens visualize googlenet -w DEFAULT --class flamingo
+      cnnlens dream photo.jpg                   DeepDream with squeezenet1_0's ImageNet weights
+      cnnlens style photo.jpg starry_night.jpg  Gatys style transfer (VGG19 by default)
+      cnnlens fgsm mobilenet_v2 -w DEFAULT photo.jpg --eps 0.007
+
+    Every command has --help with more examples; -w/--weights also takes a .pth file.
     """
 
 

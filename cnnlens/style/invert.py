@@ -82,7 +82,7 @@ def invert(
     s = torch.tensor(std, device=device, dtype=dtype).view(1, -1, 1, 1)
 
     def features(x: torch.Tensor, detach: bool) -> torch.Tensor:
-        record = forward_until(model, (x - m) / s, layer, detach=detach)
+        record = forward_until(model, ((x - m) / s).contiguous(memory_format=torch.channels_last), layer, detach=detach)
         if layer not in record:
             raise CnnlensError(f"layer {layer!r} produced no tensor output; choose another layer")
         return record[layer]

