@@ -318,3 +318,30 @@ def test_cli_default_vgg19_without_weights_says_what_to_do(tmp_path) -> None:
     line = [l for l in res.output.splitlines() if l.startswith("Error:")]
     assert len(line) == 1 and "--model squeezenet1_0 --weights" in line[0]
     assert not (tmp_path / "o.png").exists()
+
+
+def test_gram_gradient_equals_autograd_of_the_plain_product_in_both_layouts() -> None:
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 5, 3, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(gram_matrix, (x,))
+    w = torch.randn(2, 5, 5, generator=g, dtype=torch.float64)
+    for layout in (torch.contiguous_format, torch.channels_last):
+        xl = x.detach().contiguous(memory_format=layout).requires_grad_(True)
+        (ours,) = torch.autograd.grad((gram_matrix(xl) * w).sum(), xl)
+        flat = x.reshape(2, 5, 12)
+        (plain,) = torch.autograd.grad((torch.bmm(flat, flat.transpose(1, 2)) / 12 * w).sum(), x)
+        torch.testing.assert_close(ours, plain, rtol=1e-12, atol=1e-12)
+
+
+def test_lbfgs_line_search_survives_a_loss_of_1e11(squeezenet_trained: nn.Module, data) -> None:
+    # the PyTorch tutorial's weights (style 1e6 with its C·H·W Gram) put the loss near 1e11: in float32
+    # the strong-Wolfe cubic interpolation overflowed and proposed NaN pixels within 6 evaluations
+    photo = cnnlens.load_image(data / "photos/chelsea.png", 64)
+    style = cnnlens.load_image(data / "style/starry_night.jpg", 128)
+    layers = ["features.0", "features.3", "features.4", "features.5", "features.7"]
+    channels = [96, 128, 128, 256, 256]
+    result = stylize(squeezenet_trained, photo, style, content_layer="features.5", style_layers=layers,
+                     style_layer_weights=[1e6 / c**2 for c in channels], content_weight=1.0, style_weight=1.0, tv_weight=0.0, steps=12)
+    totals = [h["total"] for h in result.history]
+    assert totals[0] > 1e11 and all(np.isfinite(totals)) and totals[-1] < totals[0] / 3
+    assert result.image.dtype == torch.float32 and torch.isfinite(result.image).all()

@@ -31,9 +31,10 @@ class _CachedObjective:
     (which gives a loss per iteration for the progress bar) costs no extra forward pass.
     """
 
-    def __init__(self, objective: Objective, keep: int = 4, box: bool = True) -> None:
+    def __init__(self, objective: Objective, keep: int = 4, box: bool = True, dtype: torch.dtype | None = None) -> None:
         self.objective = objective
         self.box = box
+        self.dtype = dtype
         self.keep = keep
         self.entries: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, float]]] = []
         self.evaluations = 0
@@ -44,7 +45,8 @@ class _CachedObjective:
                 return loss, grad, parts
         with torch.enable_grad():
             leaf = x.detach().requires_grad_(True)
-            total, terms = self.objective(leaf.clamp(0, 1) if self.box else leaf)
+            image = leaf.clamp(0, 1) if self.box else leaf
+            total, terms = self.objective(image if self.dtype is None else image.to(self.dtype))
             (grad,) = torch.autograd.grad(total, leaf)
         self.evaluations += 1
         parts = {k: float(v.detach()) for k, v in terms.items()}
@@ -76,8 +78,13 @@ def optimize_pixels(
     """
     if steps < 0:
         raise CnnlensError(f"steps must be >= 0, not {steps}")
-    cached = _CachedObjective(objective)
-    param = x0.detach().clone().requires_grad_(True)
+    # L-BFGS keeps the pixels (and so its line search) in float64: the cubic interpolation of the
+    # strong-Wolfe search squares directional derivatives, which overflow float32 when the loss is
+    # ~1e11 (the tutorial's weights), and the search then proposes NaN pixels. The network still
+    # runs in the model's dtype.
+    work = torch.float64 if optimizer == "lbfgs" and x0.dtype in (torch.float32, torch.float16, torch.bfloat16) and x0.device.type != "mps" else x0.dtype
+    cached = _CachedObjective(objective, dtype=x0.dtype if work != x0.dtype else None)
+    param = x0.detach().to(work).clone().requires_grad_(True)
     _, _, parts = cached(param)
     history = [parts]
     if optimizer == "lbfgs":
@@ -111,4 +118,4 @@ def optimize_pixels(
                 callback(Step(i, parts, cached.evaluations))
     else:
         raise CnnlensError(f"unknown optimizer {optimizer!r}; use lbfgs or adam")
-    return param.detach().clamp(0, 1), history, cached.evaluations
+    return param.detach().clamp(0, 1).to(x0.dtype), history, cached.evaluations

@@ -24,6 +24,20 @@ GRAM_NORMALIZATIONS: dict[str, str] = {
 }
 
 
+class _SelfOuter(torch.autograd.Function):
+    """``F Fᵀ`` whose backward is one matrix product, ``(dG + dGᵀ) F``, where autograd's bmm takes two."""
+
+    @staticmethod
+    def forward(ctx, flat: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        ctx.save_for_backward(flat)
+        return torch.bmm(flat, flat.transpose(1, 2))
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        (flat,) = ctx.saved_tensors
+        return torch.bmm(grad + grad.transpose(1, 2), flat)
+
+
 def gram_matrix(features: torch.Tensor, normalization: Normalization = "positions") -> torch.Tensor:
     """The Gram matrix of ``features`` ``(B, C, H, W)`` (or ``(C, H, W)``): ``(B, C, C)`` (or ``(C, C)``).
 
@@ -43,8 +57,11 @@ def gram_matrix(features: torch.Tensor, normalization: Normalization = "position
     if x.dim() != 4:
         raise ValueError(f"gram_matrix takes (B, C, H, W) or (C, H, W) features, not {tuple(features.shape)}")
     b, c, h, w = x.shape
-    flat = x.reshape(b, c, h * w)
-    g = torch.bmm(flat, flat.transpose(1, 2))
+    if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+        flat = x.permute(0, 2, 3, 1).reshape(b, h * w, c).transpose(1, 2)  # a view: no copy of the features
+    else:
+        flat = x.reshape(b, c, h * w)
+    g = _SelfOuter.apply(flat)
     if normalization == "positions":
         g = g / (h * w)
     elif normalization == "elements":
