@@ -231,10 +231,14 @@ def test_real_transfer_is_monotone_and_reduces_style_10x_quickly(squeezenet_trai
 @pytest.mark.slow
 @pytest.mark.data
 def test_style_loss_drops_100x_from_content_init(squeezenet_trained: nn.Module, data) -> None:
-    """The issue's claim, on the gallery's cat photo (117x after 200 iterations, 64 px, when measured)."""
+    """The issue's claim, on the gallery's cat photo with the CLI's default 300 iterations, 64 px.
+
+    Measured 122x (109x after 250 iterations); float32 rounding (a channels-last input, the order of
+    a sum) moves the L-BFGS path, and has given 97x to 137x after 250 iterations.
+    """
     content = cnnlens.load_image(data / "photos/chelsea.png", 64)
     style = cnnlens.load_image(data / "style/starry_night.jpg", 64)
-    result = stylize(squeezenet_trained, content, style, backbone="squeezenet1_0", steps=250)
+    result = stylize(squeezenet_trained, content, style, backbone="squeezenet1_0", steps=300)
     totals = [h["total"] for h in result.history]
     assert all(b <= a * (1 + 1e-6) for a, b in zip(totals, totals[1:]))
     assert result.style_reduction >= 100, result.style_reduction

@@ -58,6 +58,11 @@ class _CachedObjective:
         return entry[1], entry[2], parts
 
 
+def _overflows(grad: torch.Tensor) -> bool:
+    """Whether the line search's squares of directional derivatives (~|g|⁴) could leave float32's range."""
+    return float(grad.double().pow(2).sum()) > 1e12
+
+
 def optimize_pixels(
     x0: torch.Tensor,
     objective: Objective,
@@ -78,14 +83,16 @@ def optimize_pixels(
     """
     if steps < 0:
         raise CnnlensError(f"steps must be >= 0, not {steps}")
-    # L-BFGS keeps the pixels (and so its line search) in float64: the cubic interpolation of the
-    # strong-Wolfe search squares directional derivatives, which overflow float32 when the loss is
-    # ~1e11 (the tutorial's weights), and the search then proposes NaN pixels. The network still
-    # runs in the model's dtype.
-    work = torch.float64 if optimizer == "lbfgs" and x0.dtype in (torch.float32, torch.float16, torch.bfloat16) and x0.device.type != "mps" else x0.dtype
-    cached = _CachedObjective(objective, dtype=x0.dtype if work != x0.dtype else None)
-    param = x0.detach().to(work).clone().requires_grad_(True)
-    _, _, parts = cached(param)
+    cached = _CachedObjective(objective)
+    param = x0.detach().clone().requires_grad_(True)
+    _, grad0, parts = cached(param)
+    if optimizer == "lbfgs" and x0.dtype in (torch.float32, torch.float16, torch.bfloat16) and _overflows(grad0):
+        # the strong-Wolfe line search squares directional derivatives (~|g|²) in the pixels' dtype:
+        # with a huge loss (the tutorial's weights give ~1e11) that overflows float32 and the search
+        # proposes NaN pixels. Then keep the pixels and L-BFGS' state in float64; the network still
+        # runs in the model's dtype.
+        cached = _CachedObjective(objective, dtype=x0.dtype)
+        param = x0.detach().double().requires_grad_(True)
     history = [parts]
     if optimizer == "lbfgs":
         opt: torch.optim.Optimizer = torch.optim.LBFGS(
