@@ -7,6 +7,7 @@ preprocessing and the class names always come from a weights object, never from 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import warnings
 from collections.abc import Iterator
@@ -103,6 +104,13 @@ def hub_checkpoint_path(weights: Any) -> Path:
     """Where torch hub caches the file of a torchvision weights enum member."""
     filename = weights.url.rsplit("/", 1)[-1]
     return Path(torch.hub.get_dir()) / "checkpoints" / filename
+
+
+def model_device(model: nn.Module, default: str | torch.device = "cpu") -> torch.device:
+    """The device of the model's first parameter or buffer (``default`` when it has neither)."""
+    for t in itertools.chain(model.parameters(), model.buffers()):
+        return t.device
+    return torch.device(default)
 
 
 def load_model(name: str, weights: Any = None, *, device: str | torch.device | None = None) -> nn.Module:

@@ -25,7 +25,7 @@ from torch.overrides import TorchFunctionMode
 from .errors import CnnlensError
 from .hooks import preserved_state
 from .layers import depth_of
-from .receptive_field import GLOBAL, ReceptiveField, ReceptiveFieldMode
+from .receptive_field import ReceptiveField, ReceptiveFieldMode
 
 __all__ = ["LayerRow", "Report", "Totals", "report"]
 
@@ -416,7 +416,6 @@ def report(
     params_all = list({id(p): p for p in module.parameters()}.values())
     n_params = sum(p.numel() for p in params_all)
     n_trainable = sum(p.numel() for p in params_all if p.requires_grad)
-    elsize = torch.empty((), dtype=dtype).element_size()
     param_bytes = sum(p.numel() * p.element_size() for p in params_all)
     activation_bytes = sum(t.untyped_storage().nbytes() for t in leaf_outputs.values())
     training = None

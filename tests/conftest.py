@@ -28,6 +28,15 @@ def no_downloads(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(torch.hub, "load_state_dict_from_url", refuse)
 
 
+@pytest.fixture(scope="module")
+def squeeze_random() -> torch.nn.Module:
+    """A random-init squeezenet1_0 in eval mode (seed 0), shared by a test module."""
+    import torchvision
+
+    torch.manual_seed(0)
+    return torchvision.models.squeezenet1_0().eval()
+
+
 @pytest.fixture
 def data() -> Path:
     """The shared data folder (real weights and images); skips the test when it is absent."""

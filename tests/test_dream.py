@@ -7,7 +7,6 @@ import json
 import pytest
 import torch
 import torch.nn as nn
-import torchvision
 from click.testing import CliRunner
 
 from cnnlens.cli import cli
@@ -21,11 +20,6 @@ from cnnlens.testing import model_state
 def gen(seed: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
-
-@pytest.fixture(scope="module")
-def squeeze_random() -> nn.Module:
-    torch.manual_seed(0)
-    return torchvision.models.squeezenet1_0().eval()
 
 
 def photo(h: int = 40, w: int = 56) -> torch.Tensor:

@@ -9,7 +9,6 @@ import math
 import pytest
 import torch
 import torch.nn as nn
-import torchvision
 from click.testing import CliRunner
 
 from cnnlens.cli import cli
@@ -22,18 +21,14 @@ from cnnlens.featvis.render import activations
 from cnnlens.models import preprocessing
 from cnnlens.testing import model_state
 
-SQUEEZE = "imagenet/squeezenet1_0_imagenet_deepcompression.pth"
-MOBILE = "imagenet/mobilenet_v2_imagenet_dequantized.pth"
-
 
 def gen(seed: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-@pytest.fixture(scope="module")
-def squeeze_random() -> nn.Module:
-    torch.manual_seed(0)
-    return torchvision.models.squeezenet1_0().eval()
+SQUEEZE = "imagenet/squeezenet1_0_imagenet_deepcompression.pth"
+MOBILE = "imagenet/mobilenet_v2_imagenet_dequantized.pth"
+
 
 
 # ---------------------------------------------------------------- objectives

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from ..errors import CnnlensError
 from ..hooks import eval_mode
 from ..inference import fold_batchnorm
+from ..models import model_device
 
 __all__ = ["AttackResult", "attack", "check_eps", "fgsm", "input_gradient", "iterative_fgsm", "pgd", "predict"]
 
@@ -44,18 +45,10 @@ def check_eps(eps: float, name: str = "eps") -> float:
     return value
 
 
-def _model_device(model: nn.Module, x: torch.Tensor) -> torch.device:
-    for p in model.parameters():
-        return p.device
-    for b in model.buffers():
-        return b.device
-    return x.device
-
-
 def _prepare(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     if not isinstance(x, torch.Tensor) or x.dim() != 4:
         raise CnnlensError(f"images must be a (B, C, H, W) tensor, got {tuple(getattr(x, 'shape', ()))}")
-    x = x.detach().to(_model_device(model, x))
+    x = x.detach().to(model_device(model, default=x.device))
     if not x.is_floating_point():
         raise CnnlensError("images must be float pixels in [0, 1]")
     lo, hi = torch.aminmax(x)

@@ -212,7 +212,8 @@ def deconv_command(
     from ..images import load_image
     from ..models import preprocessing
     from ..units.deconv import project
-    from ..units.patches import _device_of, receptive_field_of
+    from ..models import model_device
+    from ..units.patches import receptive_field_of
     from ..units.plots import plot_projection
 
     methods = methods or ("deconvnet",)
@@ -221,7 +222,7 @@ def deconv_command(
     if size is not None:
         prep = replace(prep, resize_size=size, crop_size=size)
     pixels = prep.resize_and_crop(load_image(image)).clamp(0, 1)
-    x = prep.normalize(pixels.unsqueeze(0)).to(_device_of(net))
+    x = prep.normalize(pixels.unsqueeze(0)).to(model_device(net))
     projs = [project(net, x, layer, channel=channel, position=position, method=m) for m in methods]
     first = projs[0]
     box = None

@@ -27,10 +27,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import CnnlensError
-from ..hooks import eval_mode, no_inplace
+from ..hooks import channels_last, eval_mode, no_inplace
 from ..layers import get_layer
-from ..models import Preprocessing
-from .render import activations, channels_last, model_device
+from ..models import Preprocessing, model_device
+from .render import activations
 
 __all__ = ["DEFAULT_DREAM_LAYERS", "DreamResult", "OctaveStat", "default_dream_layer", "dream", "octave_sizes"]
 

@@ -22,8 +22,8 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from ..hooks import StopForward, capture, eval_mode, no_inplace
-from ..models import Preprocessing
+from ..hooks import StopForward, capture, channels_last, eval_mode, no_inplace
+from ..models import Preprocessing, model_device
 from . import param as param_mod
 from .objectives import INPUT, LOGITS, Objective, as_objective
 from .transforms import Transform, compose, standard_transforms
@@ -115,34 +115,6 @@ def _redirect_relus(model: nn.Module) -> Iterator[_Redirect]:
     finally:
         for h in handles:
             h.remove()
-
-
-@contextlib.contextmanager
-def channels_last(model: nn.Module, enabled: bool = True) -> Iterator[nn.Module]:
-    """Give every 4-D parameter a channels-last copy inside the block, and put the originals back.
-
-    oneDNN (CPU) and cuDNN convolutions run faster on NHWC tensors (about 25 % for squeezenet on
-    CPU). The parameters keep their values and, after the block, their very tensors (``p.data``
-    is restored), so the model is left exactly as it was.
-    """
-    saved: list[tuple[torch.Tensor, torch.Tensor]] = []
-    try:
-        if enabled:
-            for p in model.parameters():
-                if p.dim() == 4 and not p.data.is_contiguous(memory_format=torch.channels_last):
-                    saved.append((p, p.data))
-                    p.data = p.data.contiguous(memory_format=torch.channels_last)
-        yield model
-    finally:
-        for p, data in saved:
-            p.data = data
-
-
-def model_device(model: nn.Module) -> torch.device:
-    """The device of the model's first parameter or buffer (cpu when it has none)."""
-    for t in list(model.parameters()) + list(model.buffers()):
-        return t.device
-    return torch.device("cpu")
 
 
 def activations(

@@ -18,7 +18,7 @@ import torch.nn as nn
 from ..errors import CnnlensError
 from ..hooks import eval_mode, forward_until
 from ..layers import resolve_layers
-from ..models import IMAGENET_MEAN, IMAGENET_STD
+from ..models import IMAGENET_MEAN, IMAGENET_STD, model_device
 from ._optim import Step, optimize_pixels
 from .backbones import BACKBONES, resolve_layer_alias
 from .color import transfer_luminance
@@ -38,7 +38,7 @@ def _batch(image: torch.Tensor, name: str) -> torch.Tensor:
 
 def _device_dtype(model: nn.Module) -> tuple[torch.device, torch.dtype]:
     p = next(model.parameters(), None)
-    return (p.device, p.dtype) if p is not None else (torch.device("cpu"), torch.float32)
+    return model_device(model), (p.dtype if p is not None else torch.float32)
 
 
 class StyleObjective:

@@ -30,7 +30,7 @@ from ..errors import CnnlensError
 from ..hooks import eval_mode, forward_until
 from ..images import list_images, load_image
 from ..layers import layer_name
-from ..models import Preprocessing
+from ..models import Preprocessing, model_device
 from ..receptive_field import ReceptiveField
 
 __all__ = ["Patch", "PatchResult", "crop_box", "extract_crops", "load_index", "prepare_image", "replay", "top_patches"]
@@ -181,12 +181,6 @@ def select_images(folder: str | Path | Sequence[str | Path], limit: int | None =
     return paths
 
 
-def _device_of(model: nn.Module) -> torch.device:
-    for t in list(model.parameters()) + list(model.buffers()):
-        return t.device
-    return torch.device("cpu")
-
-
 def receptive_field_of(model: nn.Module, layer: str, size: tuple[int, int]) -> ReceptiveField:
     """The receptive field of ``layer`` for a ``(1, 3, *size)`` input (computed on the meta device)."""
     from ..summary import report
@@ -251,7 +245,7 @@ def top_patches(
     paths = select_images(images, limit)
     size = (prep.crop_size, prep.crop_size)
     rf = receptive_field_of(model, name, size)
-    device = _device_of(model)
+    device = model_device(model)
     wanted = None if channels is None else torch.as_tensor(list(channels), dtype=torch.long)
     values = indices = positions = sums = None
     width = 0
@@ -360,7 +354,7 @@ def add_projections(
 
     images = _images_of(result)
     prep = result.preprocessing
-    device = _device_of(model)
+    device = model_device(model)
     flat = result.all_patches()
     grads: list[torch.Tensor] = []
     for start in tqdm(range(0, len(flat), batch_size), desc=method, file=sys.stderr, disable=not progress):
@@ -393,7 +387,7 @@ def replay(model: nn.Module, result: PatchResult, *, batch_size: int = 16, shrin
     if not result.crops:
         extract_crops(result)
     prep = result.preprocessing
-    device = _device_of(model)
+    device = model_device(model)
     flat = result.all_patches()
     crops = [crop for c in result.channels for crop in result.crops[c]]
     out = []
