@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> None:
     from cnnlens.featvis import objectives as O
     from cnnlens.featvis import render
 
-    model = cnnlens.load_model(args.model, args.weights)
+    model = cnnlens.create_model(args.model, args.weights)
     prep = cnnlens.preprocessing(args.model, args.weights)
     try:
         from lucent.optvis import param as lparam

@@ -30,7 +30,7 @@ WEIGHTS = DATA / "imagenet" / "squeezenet1_0_imagenet_deepcompression.pth"
 
 
 def load(model_name: str) -> torch.nn.Module:
-    return cnnlens.load_model(model_name, WEIGHTS if WEIGHTS.is_file() and model_name == "squeezenet1_0" else None)
+    return cnnlens.create_model(model_name, WEIGHTS if WEIGHTS.is_file() and model_name == "squeezenet1_0" else None)
 
 
 def baseline(model: torch.nn.Module, paths: list[Path], prep: cnnlens.Preprocessing, batch_size: int) -> float:

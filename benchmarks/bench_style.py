@@ -86,7 +86,7 @@ def tutorial_model(net: nn.Module, content: torch.Tensor, style: torch.Tensor, *
         if isinstance(m, nn.ReLU):
             m.inplace = False
     model = nn.Sequential()
-    model.add_module("normalization", Normalization(cnnlens.models.IMAGENET_MEAN, cnnlens.models.IMAGENET_STD))
+    model.add_module("normalization", Normalization(cnnlens.pixels.IMAGENET_MEAN, cnnlens.pixels.IMAGENET_STD))
     content_losses, style_losses = [], []
     for i, layer in enumerate(net.features.children()):
         model.add_module(f"layer_{i}", layer)
@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> None:
     photos = DATA / "photos/chelsea.png"
     if args.backbone == "vgg19":
         torch.manual_seed(0)
-        net = cnnlens.load_model("vgg19", None)
+        net = cnnlens.create_model("vgg19", None)
         if photos.is_file():
             content = cnnlens.load_image(photos, args.size)[None]
             style = cnnlens.load_image(DATA / "style/starry_night.jpg", args.size)[None]
@@ -183,13 +183,13 @@ def main(argv: list[str] | None = None) -> None:
             content, style = torch.rand(1, 3, args.size, args.size), torch.rand(1, 3, args.size, args.size)
         source = "random-init vgg19 (torch.manual_seed(0)), the tutorial's layers"
     elif WEIGHTS.is_file():
-        net = cnnlens.load_model("squeezenet1_0", WEIGHTS)
+        net = cnnlens.create_model("squeezenet1_0", WEIGHTS)
         content = cnnlens.load_image(DATA / "photos/chelsea.png", args.size)[None]
         style = cnnlens.load_image(DATA / "style/starry_night.jpg", args.size)[None]
         source = "ImageNet squeezenet1_0 (../shared/data), chelsea.png in starry_night.jpg"
     else:
         torch.manual_seed(0)
-        net = cnnlens.load_model("squeezenet1_0", None)
+        net = cnnlens.create_model("squeezenet1_0", None)
         content, style = torch.rand(1, 3, args.size, args.size), torch.rand(1, 3, args.size, args.size)
         source = "random-init squeezenet1_0, random images (../shared/data absent)"
     net.requires_grad_(False)

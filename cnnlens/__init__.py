@@ -1,7 +1,15 @@
 """cnnlens: look inside convolutional neural networks.
 
-The public API is flat (``cnnlens.report``, ``cnnlens.load_model``, ``cnnlens.capture`` ...) and
-imported lazily, so that ``cnnlens --help`` does not pay for importing torch.
+The public API is flat (``cnnlens.report``, ``cnnlens.create_model``, ``cnnlens.capture`` ...) and
+imported lazily, so that ``cnnlens --help`` does not pay for importing torch. Every submodule is
+reachable as an attribute after ``import cnnlens`` (``cnnlens.images``, ``cnnlens.units.gabor``).
+
+The shared ground of every capability:
+
+- one model registry: :func:`list_models`, :func:`create_model`, :func:`model_info`;
+- one pixel convention: images in and out as pixels in [0, 1]; :class:`Preprocessing` from the registry;
+- one result protocol: :class:`Result` (``to_dict``, ``figure``, ``save``, notebook display);
+- one unit address: ``LAYER``, ``LAYER:CHANNEL``, ``LAYER:CHANNEL@Y,X``, ``logits:CLASS`` (:func:`parse_unit`).
 """
 
 from __future__ import annotations
@@ -18,6 +26,21 @@ except PackageNotFoundError:  # pragma: no cover
 # public name -> module that defines it
 _EXPORTS = {
     "CnnlensError": "errors",
+    # the registry
+    "ModelInfo": "registry",
+    "create_model": "registry",
+    "default_layers": "registry",
+    "list_models": "registry",
+    "model_info": "registry",
+    # pixels, results, units
+    "Normalized": "pixels",
+    "Preprocessing": "pixels",
+    "as_pixels": "pixels",
+    "Result": "results",
+    "Unit": "address",
+    "parse_unit": "address",
+    "resolve_unit": "address",
+    # the hooks core
     "capture": "hooks",
     "eval_mode": "hooks",
     "forward_until": "hooks",
@@ -25,16 +48,12 @@ _EXPORTS = {
     "preserved_state": "hooks",
     "get_layer": "layers",
     "list_layers": "layers",
-    "Normalized": "models",
-    "Preprocessing": "models",
-    "load_model": "models",
-    "model_names": "models",
-    "preprocessing": "models",
+    # reports
     "GLOBAL": "receptive_field",
     "ReceptiveField": "receptive_field",
-    "receptive_fields": "receptive_field",
-    "Report": "summary",
-    "report": "summary",
+    "Report": "report",
+    "receptive_fields": "report",
+    "report": "report",
     "load_image": "images",
     "save_image": "images",
     # what units see
@@ -52,14 +71,17 @@ _EXPORTS = {
     "robustness": "attacks",
 }
 
-# subpackages, one per capability, reachable as attributes (``cnnlens.units.fit_gabor``)
-_SUBPACKAGES = {"attacks", "featvis", "hooks", "layers", "models", "receptive_field", "style", "summary", "teaching", "units"}
+# every submodule, reachable as an attribute (``cnnlens.units.fit_gabor``, ``cnnlens.images``)
+_SUBMODULES = {
+    "address", "attacks", "checks", "errors", "featvis", "hooks", "images", "layers", "pixels", "progress", "receptive_field",
+    "registry", "report", "results", "speed", "style", "testing", "units", "zoo",
+}
 
 __all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name: str) -> Any:
-    if name in _SUBPACKAGES:
+    if name in _SUBMODULES:
         return importlib.import_module(f".{name}", __name__)
     module = _EXPORTS.get(name)
     if module is None:
@@ -68,19 +90,23 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS) | _SUBPACKAGES)
+    return sorted(set(globals()) | set(_EXPORTS) | _SUBMODULES)
 
 
 if TYPE_CHECKING:  # pragma: no cover
-    from . import attacks, featvis, style, units
+    from . import address, attacks, checks, errors, featvis, hooks, images, layers, pixels, progress, receptive_field
+    from . import registry, report, results, speed, style, testing, units, zoo
+    from .address import Unit, parse_unit, resolve_unit
     from .attacks import attack, robustness
     from .errors import CnnlensError
     from .featvis import dream, render
     from .hooks import capture, eval_mode, forward_until, no_inplace, preserved_state
     from .images import load_image, save_image
     from .layers import get_layer, list_layers
-    from .models import Normalized, Preprocessing, load_model, model_names, preprocessing
-    from .receptive_field import GLOBAL, ReceptiveField, receptive_fields
+    from .pixels import Normalized, Preprocessing, as_pixels
+    from .receptive_field import GLOBAL, ReceptiveField
+    from .registry import ModelInfo, create_model, default_layers, list_models, model_info
+    from .report import Report, receptive_fields, report
+    from .results import Result
     from .style import invert, stylize
-    from .summary import Report, report
     from .units import conv_filters, project, top_patches

@@ -9,10 +9,24 @@ __all__ = ["CnnlensError", "closest", "did_you_mean"]
 
 
 class CnnlensError(ValueError):
-    """An error caused by the user's input (a name, a size, a file).
+    """An error caused by the user's input (a name, a size, a file, a number).
 
-    The CLI prints its message on one line and exits with code 2.
+    ``param`` names the API parameter at fault when there is one; the message then starts with that
+    name (``"step_size must be a finite number, not nan"``), and the CLI replaces it with the option
+    that set it (``--step-size``), so API errors name parameters and CLI errors name options. The CLI
+    prints the message on one line and exits with code 2.
     """
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
+
+    def for_option(self, option: str) -> str:
+        """The message with its leading parameter name replaced by ``option``."""
+        text = str(self)
+        if self.param and text.startswith(self.param):
+            return option + text[len(self.param) :]
+        return text
 
 
 def closest(word: str, choices: Iterable[str], n: int = 3) -> list[str]:

@@ -29,7 +29,7 @@ import torch
 from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten
 
-__all__ = ["GLOBAL", "ReceptiveField", "ReceptiveFieldMode", "receptive_fields"]
+__all__ = ["GLOBAL", "ReceptiveField", "ReceptiveFieldMode"]
 
 GLOBAL = "global"
 
@@ -428,14 +428,3 @@ class ReceptiveFieldMode(TorchFunctionMode):
         if any(f.dims != dims0 for f in spatial):
             return None
         return _merge(spatial)
-
-
-def receptive_fields(model: torch.nn.Module, input_size: Sequence[int] = (1, 3, 224, 224)) -> dict[str, ReceptiveField | str | None]:
-    """Receptive field of every module's output, computed on the meta device (no weights needed).
-
-    Returns ``{dotted name: ReceptiveField | "global" | None}``; ``None`` for modules that did not run
-    or whose output could not be followed. Equivalent to ``report(model, input_size).receptive_fields``.
-    """
-    from .summary import report
-
-    return {row.name: row.receptive_field for row in report(model, input_size).layers}

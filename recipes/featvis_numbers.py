@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    model = cnnlens.load_model(args.model, args.weights)
+    model = cnnlens.create_model(args.model, args.weights)
     prep = cnnlens.preprocessing(args.model, args.weights)
     channels = [int(c) for c in args.channels.split(",")]
     classes = [int(k) for k in args.classes.split(",")]

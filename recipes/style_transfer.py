@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = p.parse_args(argv)
 
     args.out.mkdir(parents=True, exist_ok=True)
-    model = cnnlens.load_model(args.model, args.weights)
+    model = cnnlens.create_model(args.model, args.weights)
     pre = cnnlens.preprocessing(args.model, args.weights)
     content = cnnlens.load_image(args.content, args.size)
     numbers: dict = {"model": args.model, "size": args.size, "styles": {}, "inversions": {}}

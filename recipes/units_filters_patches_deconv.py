@@ -50,9 +50,9 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
 
-    trained = cnnlens.load_model(args.model, args.weights)
+    trained = cnnlens.create_model(args.model, args.weights)
     torch.manual_seed(args.seed)
-    random_init = cnnlens.load_model(args.model, None)
+    random_init = cnnlens.create_model(args.model, None)
 
     # 1. first-layer filters: trained against random init
     f_trained, f_random = units.conv_filters(trained), units.conv_filters(random_init)

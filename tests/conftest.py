@@ -56,7 +56,7 @@ def squeezenet_trained(data: Path) -> torch.nn.Module:
     """ImageNet-trained squeezenet1_0 from ../shared/data (see its README)."""
     import cnnlens
 
-    return cnnlens.load_model("squeezenet1_0", require(data / "imagenet/squeezenet1_0_imagenet_deepcompression.pth"))
+    return cnnlens.create_model("squeezenet1_0", require(data / "imagenet/squeezenet1_0_imagenet_deepcompression.pth"))
 
 
 @pytest.fixture
@@ -64,4 +64,4 @@ def mobilenet_trained(data: Path) -> torch.nn.Module:
     """ImageNet-trained mobilenet_v2 from ../shared/data."""
     import cnnlens
 
-    return cnnlens.load_model("mobilenet_v2", require(data / "imagenet/mobilenet_v2_imagenet_dequantized.pth"))
+    return cnnlens.create_model("mobilenet_v2", require(data / "imagenet/mobilenet_v2_imagenet_dequantized.pth"))

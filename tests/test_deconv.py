@@ -60,7 +60,7 @@ def rel(a: torch.Tensor, b: torch.Tensor) -> float:
 def vgg16() -> nn.Module:
     """torchvision vgg16 with seeded random convs. Its classifier (after features.28, never on the path) is
     dropped: initializing and checksumming its 120 M weights would cost ~20 s of test CPU."""
-    from cnnlens.models import build_empty
+    from cnnlens.registry import build_empty
 
     model = build_empty("vgg16")
     model.classifier = nn.Identity()
@@ -111,7 +111,7 @@ def test_functional_relu_models_differ_from_gradient(name: str, monkeypatch: pyt
     import captum.attr
 
     size, layer = CASES[name]
-    model = cnnlens.load_model(name, None)
+    model = cnnlens.create_model(name, None)
     x = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(1))
     before = model_state(model)
     plain = project(model, x, layer, method="gradient")
@@ -150,7 +150,7 @@ def test_functional_relu_models_differ_from_gradient(name: str, monkeypatch: pyt
 def test_reused_inplace_relu_resnet18(monkeypatch: pytest.MonkeyPatch) -> None:
     import captum.attr
 
-    model = cnnlens.load_model("resnet18", None)  # each block calls one inplace nn.ReLU twice
+    model = cnnlens.create_model("resnet18", None)  # each block calls one inplace nn.ReLU twice
     x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(2))
     p = project(model, x, "layer2.1", channel=4, position=(3, 2), method="guided")
     ref = reference(monkeypatch, model, x, "layer2.1", (4, 3, 2), "guided")

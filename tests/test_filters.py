@@ -120,7 +120,7 @@ def test_trained_squeezenet_filters_are_gabors_random_init_is_not(squeezenet_tra
     """The issue's must-show: trained first-layer filters fit Gabors far better than random init."""
     trained = conv_filters(squeezenet_trained).to_dict()
     torch.manual_seed(0)  # what `cnnlens filters squeezenet1_0 -w none` (default --seed 0) builds
-    random = conv_filters(cnnlens.load_model("squeezenet1_0", None)).to_dict()
+    random = conv_filters(cnnlens.create_model("squeezenet1_0", None)).to_dict()
     print(f"mean Gabor R^2: trained {trained['mean_gabor_r2']:.3f}, random init {random['mean_gabor_r2']:.3f}")
     assert trained["mean_gabor_r2"] > 0.7
     assert random["mean_gabor_r2"] < 0.25

@@ -46,7 +46,7 @@ def test_invert_objective_is_reconstruction_plus_tv_and_model_is_untouched() -> 
 
 def test_invert_repeats_under_a_seed() -> None:
     torch.manual_seed(0)
-    net = cnnlens.load_model("squeezenet1_0", None)
+    net = cnnlens.create_model("squeezenet1_0", None)
     image = torch.rand(3, 40, 40)
     a, b = (invert(net, image, "features.3", steps=3, generator=torch.Generator().manual_seed(7)).image for _ in range(2))
     torch.testing.assert_close(a, b)

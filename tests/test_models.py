@@ -13,13 +13,13 @@ from cnnlens.models import hub_checkpoint_path, resolve_weights
 
 
 def test_load_model_random_init_eval() -> None:
-    model = cnnlens.load_model("resnet18")
+    model = cnnlens.create_model("resnet18")
     assert not model.training and isinstance(model, torchvision.models.ResNet)
 
 
 def test_unknown_model_suggests() -> None:
     with pytest.raises(cnnlens.CnnlensError, match="did you mean: squeezenet1_1, squeezenet1_0"):
-        cnnlens.load_model("squeezenet1_2")
+        cnnlens.create_model("squeezenet1_2")
 
 
 def test_weights_names_resolve() -> None:
@@ -41,7 +41,7 @@ def test_missing_weights_offline_name_the_file(monkeypatch: pytest.MonkeyPatch, 
 
     monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
     with pytest.raises(cnnlens.CnnlensError) as err:
-        cnnlens.load_model("vgg16", "DEFAULT")
+        cnnlens.create_model("vgg16", "DEFAULT")
     message = str(err.value)
     assert tried == [torchvision.models.VGG16_Weights.IMAGENET1K_V1.url]
     assert "vgg16-397923af.pth" in message and str(tmp_path) in message and "--weights PATH" in message
@@ -54,10 +54,10 @@ def test_weights_from_a_state_dict_file(tmp_path: Path) -> None:
     source = torchvision.models.squeezenet1_1(weights=None)
     path = tmp_path / "sq.pth"
     torch.save({"state_dict": {"module." + k: v for k, v in source.state_dict().items()}}, path)
-    model = cnnlens.load_model("squeezenet1_1", str(path))
+    model = cnnlens.create_model("squeezenet1_1", str(path))
     torch.testing.assert_close(model.features[0].weight, source.features[0].weight)
     with pytest.raises(cnnlens.CnnlensError, match="does not fit"):
-        cnnlens.load_model("resnet18", str(path))
+        cnnlens.create_model("resnet18", str(path))
 
 
 def test_preprocessing_comes_from_the_weights() -> None:

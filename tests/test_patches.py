@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 import cnnlens
 from cnnlens.cli import cli
-from cnnlens.models import Preprocessing
+from cnnlens.pixels import Preprocessing
 from cnnlens.testing import model_state
 from cnnlens.units import crop_box, load_index, paste_box, plot_patches, prepare_image, replay, select_images, top_patches
 

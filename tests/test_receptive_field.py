@@ -16,7 +16,7 @@ from torch.overrides import TorchFunctionMode
 
 import cnnlens
 from cnnlens.receptive_field import GLOBAL, ReceptiveField
-from cnnlens.teaching import three_3x3
+from cnnlens.zoo import three_3x3
 
 
 class MaxToAvgPool(TorchFunctionMode):

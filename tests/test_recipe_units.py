@@ -22,7 +22,7 @@ def test_recipe_runs_on_random_init(tmp_path: Path) -> None:
     weights = tmp_path / "w.pth"
     import cnnlens
 
-    torch.save(cnnlens.load_model("squeezenet1_0", None).state_dict(), weights)
+    torch.save(cnnlens.create_model("squeezenet1_0", None).state_dict(), weights)
     main = runpy.run_path(str(RECIPE))["main"]
     out = tmp_path / "out"
     summary = main(["--weights", str(weights), "--data", str(imgs), "--layer", "features.4", "--limit", "4", "--top", "2", "--channels", "2", "--size", "48", "--out", str(out)])

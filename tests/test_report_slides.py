@@ -7,7 +7,7 @@ import torch.nn as nn
 
 import cnnlens
 from cnnlens.receptive_field import ReceptiveField
-from cnnlens.teaching import one_7x7, three_3x3
+from cnnlens.zoo import one_7x7, three_3x3
 
 # The slides' VGG16 table (conv layers: output H, W, C and weights without bias), in network order.
 VGG16_TABLE = [

@@ -153,7 +153,7 @@ def test_stylize_is_monotone_and_leaves_the_model_alone() -> None:
 
 def torchvision_squeezenet() -> nn.Module:
     torch.manual_seed(0)
-    return cnnlens.load_model("squeezenet1_0", None)
+    return cnnlens.create_model("squeezenet1_0", None)
 
 
 def test_noise_init_repeats_under_a_generator_and_adam_runs() -> None:
@@ -196,7 +196,7 @@ def test_preserve_color_keeps_the_content_chroma() -> None:
 
 
 def test_vgg_aliases_name_the_right_modules() -> None:
-    from cnnlens.models import build_empty
+    from cnnlens.registry import build_empty
 
     vgg = build_empty("vgg19")
     spec = BACKBONES["vgg19"]

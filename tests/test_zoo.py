@@ -10,9 +10,9 @@ import torch
 import torchvision
 
 import cnnlens
-from cnnlens.models import build_empty, model_names
+from cnnlens.registry import build_empty, list_models
 
-ALL_MODELS = model_names()
+ALL_MODELS = list_models(source="torchvision")
 
 
 def matching_weights(name: str, crop: int):  # noqa: ANN201

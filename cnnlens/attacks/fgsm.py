@@ -25,8 +25,8 @@ import torch.nn.functional as F
 
 from ..errors import CnnlensError
 from ..hooks import eval_mode
-from ..inference import fold_batchnorm
-from ..models import model_device
+from ..speed import fold_batchnorm
+from ..registry import model_device
 
 __all__ = ["AttackResult", "attack", "check_eps", "fgsm", "input_gradient", "iterative_fgsm", "pgd", "predict"]
 

@@ -18,7 +18,7 @@ import torch.nn as nn
 
 from ..errors import CnnlensError
 from ..hooks import eval_mode
-from ..inference import fold_batchnorm
+from ..speed import fold_batchnorm
 from .fgsm import _logits, _prepare, check_eps, input_gradient, pgd
 
 __all__ = ["ATTACKS", "DEFAULT_EPS", "Curve", "RobustnessResult", "robustness"]

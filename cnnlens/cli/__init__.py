@@ -60,8 +60,26 @@ class LazyGroup(click.Group):
         try:
             return super().invoke(ctx)
         except CnnlensError as exc:
-            click.echo(f"Error: {exc}", err=True)
+            click.echo(f"Error: {_for_cli(ctx, exc)}", err=True)
             ctx.exit(2)
+        except OSError as exc:  # disk full, permission denied while writing: one line, no traceback
+            where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
+            click.echo(f"Error:{where} {exc.strerror or exc}".strip(), err=True)
+            ctx.exit(2)
+
+
+def _for_cli(ctx: click.Context, exc: CnnlensError) -> str:
+    """The error with its API parameter name replaced by the option of the command that ran."""
+    text = str(exc)
+    if exc.param and ctx.invoked_subcommand:
+        command = COMMANDS.get(ctx.invoked_subcommand)
+        cmd = ctx.command.get_command(ctx, ctx.invoked_subcommand) if command else None  # type: ignore[attr-defined]
+        for param in getattr(cmd, "params", []):
+            if param.name == exc.param or (param.name == "as_json" and exc.param == "json"):
+                label = max(param.opts, key=len) if isinstance(param, click.Option) else param.human_readable_name
+                text = exc.for_option(label)
+                break
+    return " ".join(text.split("\n")[0].split())
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

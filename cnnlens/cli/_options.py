@@ -1,10 +1,21 @@
-"""Options shared by several commands, small parsers for their values, and output helpers."""
+"""The one CLI vocabulary: options shared by every command, their parsers, and the save/print step.
+
+- A command about a model takes MODEL first (:data:`model_argument`); a command about an image
+  (``dream``, ``style``, ``invert``) takes the image first and ``--model`` (:func:`model_option`).
+- ``-w/--weights``: ``DEFAULT`` (the pretrained default) unless the model has none; ``none`` is a
+  random initialisation (then every figure and JSON says "random init"); or a weights file.
+- ``--seed`` seeds everything random, the random initialisation included.
+- ``--json`` prints the result's ``to_dict()`` on stdout; ``-o/--output`` and ``--overwrite``,
+  ``--device``, ``--batch-size`` mean the same everywhere.
+
+A command parses, checks its outputs, calls one API function and saves with :func:`finish`.
+"""
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,45 +23,117 @@ import click
 
 from ..errors import CnnlensError
 
-WEIGHTS_HELP = "none (random init), DEFAULT, an enum name such as VGG16_Weights.IMAGENET1K_V1, or a .pth file"
+WEIGHTS_HELP = (
+    "DEFAULT (pretrained; the default where the model has pretrained weights), none (random init), "
+    "an enum name such as IMAGENET1K_V1, or a weights file (.pth/.pt)"
+)
+MODEL_HELP = "a name from `cnnlens models`, timm/NAME, or path/to/file.py:ClassName"
+UNIT_HELP = "LAYER, LAYER:CHANNEL, LAYER:CHANNEL@Y,X or logits:CLASS (index or class name)"
+SEED_MAX = 2**63 - 1
+
+model_argument = click.argument("model", metavar="MODEL")
 
 
-def weights_option(default: str = "none") -> Callable[[Any], Any]:
-    return click.option("--weights", "-w", default=default, show_default=True, help=WEIGHTS_HELP)
+def model_option(default: str | None = None) -> Callable[[Any], Any]:
+    """``-m/--model`` for commands about an image."""
+    return click.option(
+        "--model", "-m", "model", default=default, show_default=default is not None, required=default is None, help=MODEL_HELP
+    )
+
+
+def weights_option(f: Any) -> Any:
+    return click.option("--weights", "-w", default=None, metavar="WEIGHTS", help=WEIGHTS_HELP + "  [default: DEFAULT]")(f)
+
+
+def json_option(f: Any) -> Any:
+    return click.option("--json", "as_json", is_flag=True, help="print the numbers as JSON on stdout")(f)
+
+
+def seed_option(f: Any) -> Any:
+    return click.option(
+        "--seed", type=click.IntRange(0, SEED_MAX), default=0, show_default=True,
+        help="seeds everything random, the random initialisation included",
+    )(f)
+
+
+def device_option(f: Any) -> Any:
+    return click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto")(f)
+
+
+def batch_size_option(default: int) -> Callable[[Any], Any]:
+    return click.option("--batch-size", "-b", type=click.IntRange(min=1, max=65536), default=default, show_default=True, help="images per batch")
 
 
 def output_option(help: str = "output file") -> Callable[[Any], Any]:
     def decorate(f: Any) -> Any:
-        f = click.option("--overwrite", is_flag=True, help="replace the output file if it exists")(f)
-        return click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), help=help)(f)
+        f = click.option("--overwrite", is_flag=True, help="replace output files that exist")(f)
+        return click.option("-o", "--output", type=click.Path(path_type=Path), help=help)(f)
 
     return decorate
 
 
-def device_option(f: Any) -> Any:
-    return click.option("--device", "-d", default="auto", show_default=True, help="cpu, cuda, cuda:1 or auto")(f)
+def unit_option(*names: str, help: str = UNIT_HELP, **kwargs: Any) -> Callable[[Any], Any]:
+    return click.option(*(names or ("--unit", "-u")), help=help, **kwargs)
 
 
-def seed_option(f: Any) -> Any:
-    return click.option("--seed", type=int, default=0, show_default=True, help="random seed (results repeat under it)")(f)
+# -- parsing -----------------------------------------------------------------------------------------
 
 
 def resolve_device(device: str) -> str:
+    """``auto`` -> cuda when available else cpu; refuses unknown or unavailable devices in one line."""
     import torch
 
-    if device == "auto":
+    text = (device or "auto").strip().lower()
+    if text == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise CnnlensError(f"--device {device}: CUDA is not available here")
-    return device
+    if not re.fullmatch(r"cpu|cuda(:\d+)?|mps", text):
+        raise CnnlensError(f"device {device!r} unknown: use cpu, cuda, cuda:N or auto", param="device")
+    if text.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise CnnlensError(f"device {device}: CUDA is not available here; use cpu", param="device")
+        index = int(text.split(":")[1]) if ":" in text else 0
+        if index >= torch.cuda.device_count():
+            raise CnnlensError(f"device {device}: there are {torch.cuda.device_count()} CUDA devices", param="device")
+    if text == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise CnnlensError("device mps is not available here", param="device")
+    return text
+
+
+def seed_everything(seed: int) -> None:
+    """Seed torch (CPU and CUDA), Python's ``random`` and numpy."""
+    import random
+
+    import numpy as np
+    import torch
+
+    torch.manual_seed(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+
+
+def open_model(model: str, weights: str | None, *, device: str = "auto", seed: int = 0, needs: str | None = None) -> Any:
+    """``create_model`` for a command: ``weights`` None means DEFAULT; seeds everything first."""
+    from ..registry import create_model, get_entry
+
+    entry = get_entry(model)
+    if weights is None:
+        if not entry.pretrained:
+            raise CnnlensError(
+                f"weights: {entry.name} has no pretrained weights to default to; pass a weights file, or none for a random init",
+                param="weights",
+            )
+        weights = "DEFAULT"
+    dev = resolve_device(device)
+    seed_everything(seed)
+    return create_model(model, weights, device=dev, seed=seed)
 
 
 def parse_input_size(text: str) -> tuple[int, ...]:
     """``224`` -> (1, 3, 224, 224); ``3x227x227`` -> (1, 3, 227, 227); ``1x3x299x299`` as is."""
     cleaned = text.strip().lower().replace("×", "x")
     values = [int(p) for p in cleaned.split("x")] if re.fullmatch(r"\d+(x\d+){0,3}", cleaned) else []
-    if not values or any(v <= 0 for v in values):
-        raise CnnlensError(f"bad --input-size {text!r}: use 224, 3x227x227 or 1x3x299x299")
+    if not values or any(v <= 0 for v in values) or any(v > 100_000 for v in values):
+        raise CnnlensError(f"input_size {text!r}: use 224, 3x227x227 or 1x3x299x299", param="input_size")
     if len(values) == 1:
         return (1, 3, values[0], values[0])
     if len(values) == 2:
@@ -60,33 +143,34 @@ def parse_input_size(text: str) -> tuple[int, ...]:
     return tuple(values)
 
 
-def parse_float(text: str, name: str) -> float:
-    """A float, also written as a fraction (``8/255``)."""
-    try:
-        if "/" in text:
-            num, den = text.split("/", 1)
-            return float(num) / float(den)
-        return float(text)
-    except (ValueError, ZeroDivisionError):
-        raise CnnlensError(f"bad {name} {text!r}: expected a number such as 0.03 or 8/255") from None
+def parse_float(text: str | float | None, name: str, **bounds: Any) -> float | None:
+    """A number, also written as a fraction (``8/255``); bounds as :func:`cnnlens.checks.check_number`."""
+    from ..checks import check_number
+
+    if text is None:
+        return None
+    if isinstance(text, (int, float)):
+        value = float(text)
+    else:
+        try:
+            if "/" in text:
+                num, den = text.split("/", 1)
+                value = float(num) / float(den)
+            else:
+                value = float(text)
+        except (ValueError, ZeroDivisionError):
+            raise CnnlensError(f"{name} {text!r}: expected a number such as 0.03 or 8/255", param=name) from None
+    return check_number(value, name, **bounds)
 
 
-def class_index(text: str, categories: list[str] | None, num_classes: int, what: str = "class") -> int:
-    """A class given as an index (``388``) or a category name (``"giant panda"``, any case)."""
-    text = text.strip()
-    try:
-        index = int(text)
-    except ValueError:
-        names = categories or []
-        lowered = {c.lower(): i for i, c in enumerate(names)}
-        if text.lower() in lowered:
-            return lowered[text.lower()]
-        from ..errors import did_you_mean
-
-        raise CnnlensError(f"unknown {what} {text!r}{did_you_mean(text, names)}; give a class index 0..{num_classes - 1} or a category name") from None
-    if not 0 <= index < num_classes:
-        raise CnnlensError(f"unknown {what} {index}: out of range, the model has classes 0..{num_classes - 1}")
-    return index
+def parse_floats(text: str | None, name: str, **bounds: Any) -> list[float] | None:
+    """A comma list of numbers (``0,1/255,2/255``)."""
+    if text is None:
+        return None
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if not parts:
+        raise CnnlensError(f"{name} {text!r}: expected a comma list of numbers", param=name)
+    return [parse_float(p, name, **bounds) for p in parts]  # type: ignore[misc]
 
 
 def safe_name(text: str) -> str:
@@ -94,25 +178,42 @@ def safe_name(text: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in text)
 
 
-def save_figure(fig: Any, path: Path, overwrite: bool) -> None:
-    """Save a matplotlib figure, refusing to replace a file unless ``overwrite``, and close it."""
-    import matplotlib.pyplot as plt
-
-    from ..images import check_writable
-
-    path = check_writable(path, overwrite)
-    fig.savefig(path)
-    plt.close(fig)
-    click.echo(f"wrote {path}", err=True)
+def model_stem(model: str) -> str:
+    """A file-name stem for a model name (``path/net.py:Net`` -> ``Net``, ``timm/resnet18`` -> ``resnet18``)."""
+    return safe_name(model.rpartition(":")[2] if ":" in model else model.rpartition("/")[2])
 
 
-def write_json(data: Any, path: Path | None, overwrite: bool) -> None:
-    """JSON to stdout (``path`` None) or to a file that is not silently replaced."""
-    text = json.dumps(data, indent=2) + "\n"
-    if path is None:
-        click.echo(text, nl=False)
-        return
-    from ..images import check_writable
+# -- outputs -----------------------------------------------------------------------------------------
 
-    check_writable(path, overwrite).write_text(text)
-    click.echo(f"wrote {path}", err=True)
+
+def check_outputs(paths: Sequence[tuple[str, Path | None, tuple[str, ...]]], overwrite: bool) -> None:
+    """Check every output before any work: suffix known, not the same file twice, writable, not
+    existing without ``--overwrite``. ``paths`` holds ``(option, path or None, suffixes)``."""
+    from ..results import check_output
+
+    seen: dict[Path, str] = {}
+    for option, path, suffixes in paths:
+        if path is None:
+            continue
+        resolved = Path(path).expanduser().resolve()
+        if resolved in seen:
+            raise CnnlensError(f"{seen[resolved]} and {option} are the same file {path}; give two names")
+        seen[resolved] = option
+        try:
+            check_output(path, overwrite=overwrite, suffixes=suffixes, name=option)
+        except CnnlensError as exc:
+            msg = str(exc).replace("pass overwrite", "pass --overwrite")
+            raise CnnlensError(msg) from None
+
+
+def finish(result: Any, *, as_json: bool, output: Path | None, overwrite: bool, text: str | None = None) -> None:
+    """Save the figure (or ``.json``) to ``output``, then print JSON (``--json``) or ``text`` on stdout."""
+    if output is not None:
+        result.save(output, overwrite=overwrite)
+        click.echo(f"wrote {output}", err=True)
+    if as_json:
+        from ..results import jsonable
+
+        click.echo(json.dumps(jsonable(result.to_dict()), indent=2, allow_nan=False))
+    elif text:
+        click.echo(text)

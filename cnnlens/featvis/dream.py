@@ -27,9 +27,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import CnnlensError
-from ..hooks import channels_last, eval_mode, no_inplace
+from ..hooks import eval_mode, no_inplace
+from ..speed import channels_last
 from ..layers import get_layer
-from ..models import Preprocessing, model_device
+from ..pixels import Preprocessing
+from ..registry import model_device
 from .render import activations
 
 __all__ = ["DEFAULT_DREAM_LAYERS", "DreamResult", "OctaveStat", "default_dream_layer", "dream", "octave_sizes"]

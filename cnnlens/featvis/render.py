@@ -22,8 +22,10 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from ..hooks import StopForward, capture, channels_last, eval_mode, no_inplace
-from ..models import Preprocessing, model_device
+from ..hooks import StopForward, capture, eval_mode, no_inplace
+from ..speed import channels_last
+from ..pixels import Preprocessing
+from ..registry import model_device
 from . import param as param_mod
 from .objectives import INPUT, LOGITS, Objective, as_objective
 from .transforms import Transform, compose, standard_transforms

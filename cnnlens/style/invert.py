@@ -18,7 +18,7 @@ import torch.nn as nn
 from ..errors import CnnlensError
 from ..hooks import eval_mode, forward_until
 from ..layers import resolve_layers
-from ..models import IMAGENET_MEAN, IMAGENET_STD
+from ..pixels import IMAGENET_MEAN, IMAGENET_STD
 from ._optim import Step, optimize_pixels
 from .backbones import resolve_layer_alias
 from .losses import reconstruction_loss, total_variation

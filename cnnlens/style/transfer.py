@@ -18,7 +18,8 @@ import torch.nn as nn
 from ..errors import CnnlensError
 from ..hooks import eval_mode, forward_until
 from ..layers import resolve_layers
-from ..models import IMAGENET_MEAN, IMAGENET_STD, model_device
+from ..pixels import IMAGENET_MEAN, IMAGENET_STD
+from ..registry import model_device
 from ._optim import Step, optimize_pixels
 from .backbones import BACKBONES, resolve_layer_alias
 from .color import transfer_luminance

@@ -28,10 +28,10 @@ COLOR_THRESHOLD = 0.5  # share of energy off the grey axis above which a 3-chann
 
 def _unwrap(model: nn.Module) -> tuple[nn.Module, tuple[float, ...] | None]:
     """The network inside a :class:`cnnlens.Normalized` wrapper, and that wrapper's std."""
-    from ..models import Normalized
+    from ..pixels import Normalized
 
     if isinstance(model, Normalized):
-        return model.model, tuple(float(v) for v in model.std.flatten())
+        return model.model, tuple(float(v) for v in model.preprocessing.std)
     return model, None
 
 
@@ -49,7 +49,7 @@ def input_scale(model: nn.Module, std: tuple[float, ...] | None = None) -> tuple
     ``transform_input`` (googlenet, inception_v3 with pretrained weights) makes it 0.5 for every
     channel whatever the ImageNet std; otherwise the model's normalization std (ImageNet's by default).
     """
-    from ..models import IMAGENET_STD
+    from ..pixels import IMAGENET_STD
 
     inner, wrapped_std = _unwrap(model)
     if getattr(inner, "transform_input", False):

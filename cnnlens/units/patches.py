@@ -30,7 +30,8 @@ from ..errors import CnnlensError
 from ..hooks import eval_mode, forward_until
 from ..images import list_images, load_image
 from ..layers import layer_name
-from ..models import Preprocessing, model_device
+from ..pixels import Preprocessing
+from ..registry import model_device
 from ..receptive_field import ReceptiveField
 
 __all__ = ["Patch", "PatchResult", "crop_box", "extract_crops", "load_index", "prepare_image", "replay", "top_patches"]

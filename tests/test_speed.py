@@ -7,7 +7,7 @@ import torch
 import torch.nn as nn
 import torchvision
 
-from cnnlens.inference import fold_batchnorm
+from cnnlens.speed import fold_batchnorm
 from cnnlens.testing import hook_count, model_state
 
 

@@ -1,16 +1,17 @@
-"""Small models from the lectures, built exactly as the slides describe them, to check the slides' numbers.
+"""The small models cnnlens ships: classic teaching networks built as their papers describe them, and
+the MNIST CNN that adversarial-robustness tutorials train.
 
 ``cnnlens report alexnet-paper`` and friends; torchvision's ``alexnet`` is a later variant (see docs/report.md).
+They are registered in :mod:`cnnlens.registry`, which is how every command and API function finds them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-
+import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
-__all__ = ["TEACHING_MODELS", "alexnet_paper", "lenet5", "mlp_mnist", "three_3x3", "one_7x7"]
+__all__ = ["MnistCNN", "alexnet_paper", "lenet5", "mlp_mnist", "one_7x7", "three_3x3"]
 
 
 def alexnet_paper(num_classes: int = 1000) -> nn.Sequential:
@@ -61,17 +62,22 @@ def one_7x7(channels: int = 64) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(channels, channels, 7, padding=3, bias=False))
 
 
-@dataclass(frozen=True)
-class TeachingModel:
-    build: Callable[[], nn.Module]
-    input_size: tuple[int, int, int, int]
-    description: str
+class MnistCNN(nn.Module):
+    """The small MNIST CNN of advertorch's tutorial (which calls it "LeNet5"; it is not LeCun's LeNet-5,
+    see :func:`lenet5`): 1x28x28 pixels in [0, 1], no normalization.
 
+    conv1 32x3x3 (pad 1), ReLU, max-pool 2; conv2 64x3x3 (pad 1), ReLU, max-pool 2; linear 3136->200, ReLU, 200->10.
+    Checkpoints trained with advertorch's ``tutorial_train_mnist.py`` (clean or adversarial) load into it.
+    """
 
-TEACHING_MODELS: dict[str, TeachingModel] = {
-    "alexnet-paper": TeachingModel(alexnet_paper, (1, 3, 227, 227), "AlexNet as in the 2012 paper and the slides"),
-    "lenet5": TeachingModel(lenet5, (1, 1, 32, 32), "LeNet-5 on 32x32 grey digits"),
-    "mlp-mnist": TeachingModel(mlp_mnist, (1, 1, 28, 28), "784-512-512-10 perceptron"),
-    "three-3x3": TeachingModel(three_3x3, (1, 64, 56, 56), "three stacked 3x3 convs, 64 channels"),
-    "one-7x7": TeachingModel(one_7x7, (1, 64, 56, 56), "one 7x7 conv, 64 channels"),
-}
+    def __init__(self, num_classes: int = 10) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 32, 3, padding=1)
+        self.conv2 = nn.Conv2d(32, 64, 3, padding=1)
+        self.linear1 = nn.Linear(7 * 7 * 64, 200)
+        self.linear2 = nn.Linear(200, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
+        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
+        return self.linear2(F.relu(self.linear1(x.flatten(1))))

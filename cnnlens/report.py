@@ -27,7 +27,7 @@ from .hooks import preserved_state
 from .layers import depth_of
 from .receptive_field import ReceptiveField, ReceptiveFieldMode
 
-__all__ = ["LayerRow", "Report", "Totals", "report"]
+__all__ = ["LayerRow", "Report", "Totals", "receptive_fields", "report"]
 
 OPTIMIZER_STATES = {"adam": 2, "adamw": 2, "sgd": 0, "sgd-momentum": 1, "rmsprop": 1}
 
@@ -339,12 +339,12 @@ def report(
     if optimizer not in OPTIMIZER_STATES:
         raise CnnlensError(f"unknown optimizer {optimizer!r}; one of {', '.join(OPTIMIZER_STATES)}")
     if isinstance(model, str):
-        from .models import build_empty, default_input_size
+        from .registry import build_empty, get_entry
 
         name = model
         module = build_empty(name)
         if input_size is None:
-            input_size = default_input_size(name)
+            input_size = (1, *get_entry(name).input_size)
             image_size = getattr(module, "image_size", None)  # ViTs are built for one size (224 without weights)
             if isinstance(image_size, int):
                 input_size = (*input_size[:2], image_size, image_size)
@@ -502,3 +502,12 @@ def _saved_for_backward(
         return total * batch // trial
     notes.append(f"training memory not estimated: train-mode pass failed ({error})")
     return None
+
+
+def receptive_fields(model: torch.nn.Module, input_size: Sequence[int] = (1, 3, 224, 224)) -> dict[str, ReceptiveField | str | None]:
+    """Receptive field of every module's output, computed on the meta device (no weights needed).
+
+    Returns ``{dotted name: ReceptiveField | "global" | None}``; ``None`` for modules that did not run
+    or whose output could not be followed. Equivalent to ``report(model, input_size).receptive_fields``.
+    """
+    return {row.name: row.receptive_field for row in report(model, input_size).layers}

@@ -1,0 +1,245 @@
+"""The one pixel convention of cnnlens.
+
+Images enter every API function as pixels in [0, 1] -- a ``(N, C, H, W)`` or ``(C, H, W)`` tensor,
+an image file path, a PIL image or an ``(H, W[, C])`` array -- and results come back in the same
+space. What a model needs on top (resize, centre crop, grey or colour, ``(x - mean) / std``) is a
+:class:`Preprocessing`, taken from the model registry, and it is applied here and only here:
+:meth:`Preprocessing.normalize` is the one place the arithmetic is written, and
+:class:`Normalized` wraps a model so that it takes pixels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from .errors import CnnlensError
+
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "Normalized",
+    "Preprocessing",
+    "as_pixels",
+    "pixel_model",
+]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+# ITU-R 601 luma, as Pillow's convert("L") and scikit-image's rgb2gray (up to rounding)
+_LUMA = (0.299, 0.587, 0.114)
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How pixels in [0, 1] become a model's input.
+
+    Attributes:
+        mean, std: per-channel normalization, ``(x - mean) / std``.
+        resize_size: the shorter side is resized to this before the centre crop (``None``: no resize).
+        crop_size: side of the centre crop (``None``: no crop).
+        channels: 3 (colour) or 1 (grey); images are converted to this.
+        min_size: the smallest ``(H, W)`` the model accepts.
+        source: where the numbers came from (a weights enum, a timm config, "ImageNet defaults").
+    """
+
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
+    resize_size: int | None = 256
+    crop_size: int | None = 224
+    channels: int = 3
+    min_size: tuple[int, int] = (1, 1)
+    source: str = "ImageNet defaults"
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def input_size(self) -> tuple[int, int, int]:
+        """``(C, H, W)`` of the model's usual input."""
+        side = self.crop_size or self.resize_size or 224
+        return (self.channels, side, side)
+
+    def with_size(self, size: int | None) -> Preprocessing:
+        """The same preprocessing with a square ``size`` crop (shorter side resized to ``size``)."""
+        return self if size is None else replace(self, resize_size=int(size), crop_size=int(size))
+
+    # -- the one normalization -------------------------------------------------------------------
+    def _stats(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        shape = (1, -1, 1, 1) if x.dim() == 4 else (-1, 1, 1)
+        dtype = x.dtype if x.is_floating_point() else torch.float32
+        mean = torch.tensor(self.mean, dtype=dtype, device=x.device).view(shape)
+        std = torch.tensor(self.std, dtype=dtype, device=x.device).view(shape)
+        return mean, std
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """``(x - mean) / std`` for pixels in [0, 1], ``(N, C, H, W)`` or ``(C, H, W)``."""
+        mean, std = self._stats(x)
+        return (x - mean) / std
+
+    def denormalize(self, x: torch.Tensor) -> torch.Tensor:
+        """The inverse of :meth:`normalize`."""
+        mean, std = self._stats(x)
+        return x * std + mean
+
+    # -- geometry and colour -----------------------------------------------------------------------
+    def convert_channels(self, x: torch.Tensor) -> torch.Tensor:
+        """Grey to colour (repeat) or colour to grey (luma), as the model needs."""
+        c = x.shape[-3]
+        if c == self.channels:
+            return x
+        if c == 1 and self.channels == 3:
+            return x.expand(*x.shape[:-3], 3, *x.shape[-2:]).contiguous()
+        if c == 3 and self.channels == 1:
+            w = torch.tensor(_LUMA, dtype=x.dtype, device=x.device).view(3, 1, 1)
+            return (x * w).sum(-3, keepdim=True)
+        raise CnnlensError(f"images have {c} channels; the model takes {self.channels}", param="images")
+
+    def resize_and_crop(self, x: torch.Tensor, *, crop: bool = True) -> torch.Tensor:
+        """Resize the shorter side to ``resize_size`` and centre-crop ``crop_size`` (pixels stay in [0, 1])."""
+        from .images import resize
+
+        if self.resize_size is not None:
+            x = resize(x, int(self.resize_size))
+        if crop and self.crop_size is not None:
+            import torchvision.transforms.v2.functional as TF
+
+            x = TF.center_crop(x, [int(self.crop_size), int(self.crop_size)])
+        return x
+
+    def prepare(self, x: torch.Tensor, *, fit: str = "crop") -> torch.Tensor:
+        """Pixels ready for the model, still in [0, 1] (normalization is :class:`Normalized`'s job).
+
+        ``fit``: ``"crop"`` resizes and centre-crops like the weights' transforms, ``"resize"`` resizes
+        the shorter side only, ``"none"`` keeps the size. Channels are always converted.
+        """
+        if fit not in ("crop", "resize", "none"):
+            raise CnnlensError(f"fit must be crop, resize or none, not {fit!r}", param="fit")
+        x = self.convert_channels(x)
+        if fit != "none":
+            x = self.resize_and_crop(x, crop=fit == "crop").clamp(0, 1)
+        self.check_size(x)
+        return x.contiguous()
+
+    def check_size(self, x: torch.Tensor, name: str = "images") -> None:
+        h, w = x.shape[-2:]
+        if h < self.min_size[0] or w < self.min_size[1]:
+            raise CnnlensError(
+                f"{name} are {h}x{w} pixels, smaller than the model's minimum {self.min_size[0]}x{self.min_size[1]}; "
+                "use a larger image or size",
+                param=name,
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "resize_size": self.resize_size,
+            "crop_size": self.crop_size,
+            "channels": self.channels,
+            "min_size": list(self.min_size),
+            "source": self.source,
+        }
+
+
+class Normalized(nn.Module):
+    """``model(preprocessing.normalize(x))``: a model that takes pixels in [0, 1].
+
+    The wrapped model is ``self.model`` (its layer names gain a ``model.`` prefix inside the wrapper).
+    """
+
+    def __init__(self, model: nn.Module, preprocessing: Preprocessing) -> None:
+        super().__init__()
+        self.model = model
+        self.preprocessing = preprocessing
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(self.preprocessing.normalize(x))
+
+
+def pixel_model(model: nn.Module, preprocessing: Preprocessing | None = None) -> nn.Module:
+    """``model`` as a module on pixels in [0, 1]: :class:`Normalized` with the model's preprocessing.
+
+    A model whose preprocessing is the identity (mean 0, std 1) comes back as it is.
+    """
+    if isinstance(model, Normalized):
+        return model
+    if preprocessing is None:
+        from .registry import model_info
+
+        preprocessing = model_info(model).preprocessing
+    if all(m == 0 for m in preprocessing.mean) and all(s == 1 for s in preprocessing.std):
+        return model
+    return Normalized(model, preprocessing)
+
+
+def as_pixels(
+    images: Any,
+    preprocessing: Preprocessing | None = None,
+    *,
+    fit: str = "none",
+    name: str = "images",
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """Any image input as a float ``(N, C, H, W)`` batch of pixels in [0, 1].
+
+    Args:
+        images: a tensor ``(N, C, H, W)`` or ``(C, H, W)`` (float in [0, 1], or uint8 0..255), a file
+            path, a PIL image, an ``(H, W)``/``(H, W, C)`` array, or a list of these (same size after ``fit``).
+        preprocessing: when given, channels are converted to it and ``fit`` is applied (see
+            :meth:`Preprocessing.prepare`).
+        fit: ``"crop"``, ``"resize"`` or ``"none"``.
+        name: the parameter name used in error messages.
+    """
+    if isinstance(images, (list, tuple)):
+        parts = [as_pixels(i, preprocessing, fit=fit, name=name) for i in images]
+        if not parts:
+            raise CnnlensError(f"{name} is an empty list", param=name)
+        if len({tuple(p.shape[1:]) for p in parts}) != 1:
+            raise CnnlensError(f"{name} have different sizes; give fit='crop' or images of one size", param=name)
+        batch = torch.cat(parts)
+    else:
+        batch = _one(images, name)
+        if preprocessing is not None:
+            batch = preprocessing.prepare(batch, fit=fit)
+    return batch if device is None else batch.to(device)
+
+
+def _one(image: Any, name: str) -> torch.Tensor:
+    import numpy as np
+
+    if isinstance(image, (str, Path)):
+        from .images import load_image
+
+        t = load_image(image)
+    elif isinstance(image, torch.Tensor):
+        t = image.detach()
+        if t.dtype == torch.uint8:
+            t = t.float() / 255.0
+        elif not t.is_floating_point():
+            raise CnnlensError(f"{name} must be a float tensor in [0, 1] or uint8, not {t.dtype}", param=name)
+    elif isinstance(image, np.ndarray) or type(image).__module__.startswith("PIL"):
+        from .images import from_array
+
+        t = from_array(np.asarray(image))
+    else:
+        raise CnnlensError(f"{name} must be a tensor, an image path, a PIL image or an array, not {type(image).__name__}", param=name)
+    if t.dim() == 2:
+        t = t.unsqueeze(0)
+    if t.dim() == 3:
+        t = t.unsqueeze(0)
+    if t.dim() != 4:
+        raise CnnlensError(f"{name} must be (N, C, H, W) or (C, H, W), not shape {tuple(t.shape)}", param=name)
+    if t.numel() and t.is_floating_point():
+        if not bool(torch.isfinite(t).all()):
+            raise CnnlensError(f"{name} contain NaN or infinite pixels", param=name)
+        lo, hi = float(t.min()), float(t.max())
+        if lo < -1e-3 or hi > 1 + 1e-3:
+            raise CnnlensError(
+                f"{name} must be pixels in [0, 1] (got values in [{lo:.3g}, {hi:.3g}]); cnnlens normalizes for the model itself",
+                param=name,
+            )
+    return t.float()

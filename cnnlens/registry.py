@@ -1,0 +1,694 @@
+"""The one model registry of cnnlens, in the manner of timm: :func:`list_models` and :func:`create_model`.
+
+Every command and API function that takes a model name goes through here. A name is one of
+
+- a torchvision classification model (``vgg16``, ``resnet50`` ...), pretrained weights through
+  torchvision's weights API and cache;
+- a teaching model of :mod:`cnnlens.zoo` (``alexnet-paper``, ``lenet5``, ``mlp-mnist``,
+  ``three-3x3``, ``one-7x7``) or the MNIST CNN of the robustness tutorials (``mnist-cnn``);
+- ``path/to/file.py:ClassName``: a class built with no arguments; it may set the class attributes
+  ``input_size = (C, H, W)``, ``mean``, ``std`` and ``categories``;
+- ``timm/NAME`` when the optional extra ``cnnlens[timm]`` is installed.
+
+Each entry knows its builder, its weights choices, its :class:`~cnnlens.pixels.Preprocessing`
+(resize, crop, mean, std, colour or grey, minimum size), its class names and the default layers of
+each capability. A model made by :func:`create_model` carries a :class:`ModelInfo` (``model_info``),
+so that every result can say which model and weights ("random init") it came from.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import importlib.util
+import itertools
+import os
+import sys
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from .errors import CnnlensError, did_you_mean
+from .pixels import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
+
+__all__ = [
+    "ModelEntry",
+    "ModelInfo",
+    "RANDOM_INIT",
+    "SOURCES",
+    "create_model",
+    "default_layers",
+    "empty_weights",
+    "get_entry",
+    "list_models",
+    "model_device",
+    "model_info",
+]
+
+SOURCES = ("torchvision", "teaching", "mnist", "file", "timm")
+RANDOM_INIT = "random init"
+
+# default layers of each capability, for the models where a good choice is known; others get a rule
+# (see :func:`default_layers`). dream: the layers DeepDream amplifies; content/style/invert: style
+# transfer and inversion taps (module outputs; on a ReLU module post-ReLU).
+_LAYERS: dict[str, dict[str, tuple[str, ...]]] = {
+    "googlenet": {"dream": ("inception4c",)},
+    "inception_v3": {"dream": ("Mixed_6b",)},
+    "squeezenet1_0": {
+        "dream": ("features.9",),
+        "content": ("features.8",),
+        "style": ("features.1", "features.4", "features.7", "features.9", "features.12"),
+        "invert": ("features.1", "features.4", "features.7", "features.10", "features.12"),
+    },
+    "squeezenet1_1": {"dream": ("features.9",)},
+    "mobilenet_v2": {
+        "dream": ("features.10",),
+        "content": ("features.7.conv.0",),
+        "style": ("features.0", "features.2.conv.0", "features.4.conv.0", "features.7.conv.0", "features.14.conv.0"),
+        "invert": ("features.0", "features.2.conv.0", "features.4.conv.0", "features.7.conv.0", "features.14.conv.0"),
+    },
+    "vgg16": {
+        "dream": ("features.22",),
+        "content": ("features.22",),  # relu4_2
+        "style": ("features.1", "features.6", "features.11", "features.18", "features.25"),
+        "invert": ("features.3", "features.8", "features.15", "features.22", "features.29"),
+    },
+    "vgg19": {
+        "dream": ("features.25",),
+        "content": ("features.22",),  # relu4_2
+        "style": ("features.1", "features.6", "features.11", "features.20", "features.29"),
+        "invert": ("features.3", "features.8", "features.17", "features.26", "features.35"),
+    },
+    "resnet18": {"dream": ("layer3",)},
+    "resnet34": {"dream": ("layer3",)},
+    "resnet50": {"dream": ("layer3",)},
+    "alexnet": {"dream": ("features.9",)},
+}
+CAPABILITIES = ("dream", "content", "style", "invert", "first_conv", "last_spatial")
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a model made by :func:`create_model` is: name, source, weights and how to feed it.
+
+    ``weights`` is a label for figures and JSON: ``"random init"`` (with ``seed`` when one was
+    given), a torchvision enum member (``"IMAGENET1K_V1"``), ``"pretrained"`` (timm) or a file name.
+    """
+
+    name: str
+    source: str
+    weights: str
+    preprocessing: Preprocessing
+    categories: tuple[str, ...] | None = field(default=None, repr=False)
+    seed: int | None = None
+    pretrained: bool = False
+
+    @property
+    def random_init(self) -> bool:
+        return self.weights == RANDOM_INIT
+
+    @property
+    def weights_label(self) -> str:
+        """``"random init, seed 0"``, ``"IMAGENET1K_V1"``, ``"squeezenet.pth"``."""
+        if self.random_init and self.seed is not None:
+            return f"{RANDOM_INIT}, seed {self.seed}"
+        return self.weights
+
+    @property
+    def label(self) -> str:
+        """``"resnet18 (random init, seed 0)"``: for figure titles."""
+        return f"{self.name} ({self.weights_label})"
+
+    def category(self, index: int) -> str:
+        """The class name of ``index`` (``"class 7"`` when the model has none)."""
+        if self.categories and 0 <= index < len(self.categories):
+            return self.categories[index]
+        return f"class {index}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.name, "source": self.source, "weights": self.weights_label, "random_init": self.random_init}
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One registered name: how to build it, its weights choices, preprocessing and defaults."""
+
+    name: str
+    source: str
+    description: str
+    build: Callable[[], nn.Module] = field(repr=False)
+    preprocessing: Preprocessing = field(default_factory=Preprocessing)
+    categories: tuple[str, ...] | None = field(default=None, repr=False)
+    pretrained: bool = False  # downloadable default weights exist
+    weights_choices: tuple[str, ...] = ()  # names -w accepts besides none and a file
+    kind: str = "classifier"  # classifier (image -> logits), features (image -> maps), tensor (not an image input)
+
+    @property
+    def input_size(self) -> tuple[int, int, int]:
+        return self.preprocessing.input_size
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "source": self.source,
+            "description": self.description,
+            "input_size": list(self.input_size),
+            "min_size": list(self.preprocessing.min_size),
+            "pretrained": self.pretrained,
+            "weights": list(self.weights_choices),
+            "kind": self.kind,
+            "num_classes": len(self.categories) if self.categories else None,
+        }
+
+
+# -- sources ---------------------------------------------------------------------------------------
+
+
+def _torchvision_names() -> list[str]:
+    import torchvision
+
+    return sorted(torchvision.models.list_models(module=torchvision.models))
+
+
+def _weights_enum(name: str) -> Any | None:
+    import torchvision
+
+    try:
+        return torchvision.models.get_model_weights(name)
+    except (ValueError, KeyError):
+        return None
+
+
+def _builder_kwargs(name: str) -> dict[str, Any]:
+    # googlenet / inception_v3 warn (and run a slow scipy-based init) unless told; keep their defaults explicit
+    return {"init_weights": True} if name in ("googlenet", "inception_v3") else {}
+
+
+def _torchvision_preprocessing(member: Any) -> Preprocessing:
+    t = member.transforms()
+    return Preprocessing(
+        mean=tuple(float(v) for v in t.mean),
+        std=tuple(float(v) for v in t.std),
+        resize_size=int(t.resize_size[0]),
+        crop_size=int(t.crop_size[0]),
+        channels=3,
+        min_size=tuple(member.meta.get("min_size", (1, 1))),
+        source=f"{type(member).__name__}.{member.name}",
+    )
+
+
+def _torchvision_entry(name: str) -> ModelEntry:
+    import torchvision
+
+    enum = _weights_enum(name)
+    default = enum.DEFAULT if enum is not None else None
+    prep = _torchvision_preprocessing(default) if default is not None else Preprocessing()
+    categories = tuple(default.meta.get("categories") or ()) or None if default is not None else None
+    choices = ("DEFAULT", *(m.name for m in enum)) if enum is not None else ()
+
+    def build() -> nn.Module:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            return torchvision.models.get_model(name, weights=None, **_builder_kwargs(name))
+
+    return ModelEntry(name, "torchvision", f"torchvision {name}", build, prep, categories, default is not None, choices)
+
+
+def _grey(size: int) -> Preprocessing:
+    return Preprocessing(mean=(0.0,), std=(1.0,), resize_size=size, crop_size=size, channels=1, min_size=(size, size), source="pixels in [0, 1], no normalization")
+
+
+def _builtin_entries() -> dict[str, ModelEntry]:
+    from . import zoo
+
+    digits = tuple(str(d) for d in range(10))
+    alex = Preprocessing(resize_size=227, crop_size=227, min_size=(227, 227), source="ImageNet statistics")
+    tensor64 = Preprocessing(mean=(0.0,) * 64, std=(1.0,) * 64, resize_size=None, crop_size=56, channels=64, source="64-channel feature maps")
+    entries = [
+        ModelEntry("alexnet-paper", "teaching", "AlexNet as in Krizhevsky et al. 2012 (227x227, two-GPU groups)", zoo.alexnet_paper, alex),
+        ModelEntry("lenet5", "teaching", "LeNet-5 (LeCun et al. 1998) on 32x32 grey digits", zoo.lenet5, _grey(32), digits),
+        ModelEntry("mlp-mnist", "teaching", "784-512-512-10 perceptron on 28x28 grey digits", zoo.mlp_mnist, _grey(28), digits),
+        ModelEntry("three-3x3", "teaching", "three stacked 3x3 convs on 64 channels (7x7 field, 27 C^2 weights)", zoo.three_3x3, tensor64, kind="tensor"),
+        ModelEntry("one-7x7", "teaching", "one 7x7 conv on 64 channels (7x7 field, 49 C^2 weights)", zoo.one_7x7, tensor64, kind="tensor"),
+        ModelEntry("mnist-cnn", "mnist", "the MNIST CNN of advertorch's robustness tutorial (conv 32, conv 64, fc 200)", zoo.MnistCNN, _grey(28), digits),
+    ]
+    return {e.name: e for e in entries}
+
+
+# accepted but not listed: older names
+_ALIASES = {"lenet5-mnist": "mnist-cnn"}
+
+
+def _timm() -> Any | None:
+    try:
+        import timm
+    except ImportError:
+        return None
+    return timm
+
+
+def _timm_entry(name: str) -> ModelEntry:
+    timm = _timm()
+    if timm is None:
+        raise CnnlensError(f"{name}: timm models need the optional extra: pip install 'cnnlens[timm]'")
+    arch = name.removeprefix("timm/")
+    if arch not in set(timm.list_models()):
+        raise CnnlensError(f"unknown timm model {arch!r}{did_you_mean(arch, timm.list_models())}; `cnnlens models --source timm` lists them")
+    cfg = timm.get_pretrained_cfg(arch)
+    cfg = cfg.to_dict() if cfg is not None else {}
+    c, h, w = cfg.get("input_size", (3, 224, 224))
+    crop_pct = float(cfg.get("crop_pct", 0.875) or 0.875)
+    prep = Preprocessing(
+        mean=tuple(cfg.get("mean", IMAGENET_MEAN)),
+        std=tuple(cfg.get("std", IMAGENET_STD)),
+        resize_size=int(round(h / crop_pct)),
+        crop_size=int(h),
+        channels=int(c),
+        min_size=(int(h), int(w)) if cfg.get("fixed_input_size") else (1, 1),
+        source=f"timm pretrained_cfg of {arch}",
+    )
+    pretrained = arch in _timm_pretrained()
+    categories = _imagenet_categories() if cfg.get("num_classes", 1000) == 1000 else None
+
+    def build() -> nn.Module:
+        return timm.create_model(arch, pretrained=False)
+
+    return ModelEntry(name, "timm", f"timm {arch}", build, prep, categories, pretrained, ("DEFAULT",) if pretrained else ())
+
+
+@lru_cache(maxsize=1)
+def _timm_pretrained() -> frozenset[str]:
+    timm = _timm()
+    if timm is None:
+        return frozenset()
+    return frozenset(n.split(".")[0] for n in timm.list_pretrained())
+
+
+@lru_cache(maxsize=1)
+def _imagenet_categories() -> tuple[str, ...]:
+    import torchvision
+
+    return tuple(torchvision.models.ResNet18_Weights.DEFAULT.meta["categories"])
+
+
+def _is_file_spec(name: str) -> bool:
+    file, sep, cls = name.rpartition(":")
+    return bool(sep) and file.endswith(".py") and bool(cls)
+
+
+def _file_entry(spec: str) -> ModelEntry:
+    cls = _load_class(spec)
+    c, h, w = tuple(getattr(cls, "input_size", (3, 224, 224)))
+    mean = tuple(getattr(cls, "mean", (0.0,) * c))
+    std = tuple(getattr(cls, "std", (1.0,) * c))
+    prep = Preprocessing(mean=mean, std=std, resize_size=int(min(h, w)), crop_size=int(h), channels=int(c), min_size=tuple(getattr(cls, "min_size", (1, 1))), source=f"{cls.__name__} class attributes")
+    categories = getattr(cls, "categories", None)
+
+    def build() -> nn.Module:
+        try:
+            return cls()
+        except Exception as exc:
+            raise CnnlensError(f"cannot build {spec}: {type(exc).__name__}: {exc}".splitlines()[0]) from None
+
+    return ModelEntry(spec, "file", (cls.__doc__ or cls.__name__).strip().splitlines()[0], build, prep, tuple(categories) if categories else None)
+
+
+def _load_class(spec: str) -> type[nn.Module]:
+    file, _, cls_name = spec.rpartition(":")
+    path = Path(file).expanduser()
+    if not path.is_file():
+        raise CnnlensError(f"model file not found: {path}")
+    module_name = f"_cnnlens_user_{abs(hash(str(path.resolve())))}"
+    try:
+        loader_spec = importlib.util.spec_from_file_location(module_name, path)
+        assert loader_spec is not None and loader_spec.loader is not None
+        module = importlib.util.module_from_spec(loader_spec)
+        sys.modules[module_name] = module
+        loader_spec.loader.exec_module(module)
+    except Exception as exc:
+        raise CnnlensError(f"cannot import {path}: {type(exc).__name__}: {exc}".splitlines()[0]) from None
+    cls = getattr(module, cls_name, None)
+    if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
+        names = [n for n, v in vars(module).items() if isinstance(v, type) and issubclass(v, nn.Module)]
+        raise CnnlensError(f"{path} has no nn.Module class {cls_name!r}{did_you_mean(cls_name, names)}")
+    return cls
+
+
+# -- the registry ----------------------------------------------------------------------------------
+
+
+def list_models(pattern: str | None = None, *, source: str | None = None, pretrained: bool | None = None) -> list[str]:
+    """Registered names matching ``pattern`` (shell wildcards, ``"resnet*"``), optionally of one ``source``.
+
+    timm's models are listed (as ``timm/NAME``) only when timm is installed. ``file.py:Class`` names
+    are accepted everywhere but cannot be listed.
+    """
+    if source is not None and source not in SOURCES:
+        raise CnnlensError(f"unknown source {source!r}; one of {', '.join(SOURCES)}", param="source")
+    names: list[str] = []
+    if source in (None, "torchvision"):
+        names += _torchvision_names()
+    if source in (None, "teaching", "mnist"):
+        names += [n for n, e in _builtin_entries().items() if source in (None, e.source)]
+    if source in (None, "timm") and _timm() is not None:
+        names += [f"timm/{n}" for n in _timm().list_models()]
+    if pattern:
+        names = [n for n in names if fnmatch.fnmatchcase(n, pattern)]
+    if pretrained is not None:
+        names = [n for n in names if get_entry(n).pretrained == pretrained]
+    return names
+
+
+def get_entry(name: str) -> ModelEntry:
+    """The registry entry of ``name`` (see the module docstring for the kinds of names).
+
+    Raises:
+        CnnlensError: unknown name, with the closest names.
+    """
+    if not isinstance(name, str) or not name:
+        raise CnnlensError(f"model must be a model name, not {name!r}", param="model")
+    name = _ALIASES.get(name, name)
+    return _entry(name)
+
+
+@lru_cache(maxsize=256)
+def _entry(name: str) -> ModelEntry:
+    builtin = _builtin_entries()
+    if name in builtin:
+        return builtin[name]
+    if name.startswith("timm/"):
+        return _timm_entry(name)
+    if _is_file_spec(name):
+        return _file_entry(name)
+    if name in set(_torchvision_names()):
+        return _torchvision_entry(name)
+    known = _torchvision_names() + list(builtin)
+    hint = "; `cnnlens models` lists them, and path/to/file.py:ClassName loads your own"
+    if ":" in name:
+        hint = "; a model file is given as path/to/file.py:ClassName"
+    raise CnnlensError(f"unknown model {name!r}{did_you_mean(name, known)}{hint}", param="model")
+
+
+def create_model(
+    name: str,
+    weights: Any = None,
+    *,
+    device: str | torch.device | None = None,
+    seed: int | None = None,
+) -> nn.Module:
+    """Build registered model ``name`` in eval mode.
+
+    Args:
+        name: any name :func:`list_models` gives, ``path/to/file.py:ClassName`` or ``timm/NAME``.
+        weights: ``None`` or ``"none"``: random initialisation. ``"DEFAULT"``: the pretrained default
+            (torchvision's weights API and cache; timm's hub cache). A torchvision enum name
+            (``"IMAGENET1K_V1"``, ``"VGG16_Weights.IMAGENET1K_V1"``) or member. A path to a state dict
+            or checkpoint file.
+        device: where to put the model.
+        seed: seeds the random initialisation (the global RNG is left as it was); ``None`` draws from it.
+
+    Returns:
+        The model, with a :class:`ModelInfo` that :func:`model_info` reads.
+
+    Raises:
+        CnnlensError: unknown name or weights, weights missing offline, or a weights file that does not fit.
+    """
+    entry = get_entry(name)
+    choice = _parse_weights(entry, weights)
+    with _seeded(seed):
+        if isinstance(choice, Path) or choice is None:
+            model = entry.build()
+        else:
+            model = _load_pretrained(entry, choice)
+    if isinstance(choice, Path):
+        load_state_file(model, choice)
+    label = RANDOM_INIT if choice is None else (choice.name if isinstance(choice, Path) else _weights_label(choice))
+    prep = entry.preprocessing
+    if entry.source == "torchvision" and choice is not None and not isinstance(choice, Path):
+        prep = _torchvision_preprocessing(choice)
+    model.eval()
+    if device is not None:
+        model.to(device)
+    info = ModelInfo(entry.name, entry.source, label, prep, entry.categories, seed if choice is None else None, choice is not None)
+    object.__setattr__(model, "cnnlens_info", info)
+    return model
+
+
+def _weights_label(choice: Any) -> str:
+    return "pretrained" if choice == "timm-pretrained" else str(getattr(choice, "name", choice))
+
+
+def model_info(model: nn.Module, *, preprocessing: Preprocessing | None = None) -> ModelInfo:
+    """The :class:`ModelInfo` of a model made by :func:`create_model`; for any other ``nn.Module`` a
+    description with ImageNet statistics (or the ``preprocessing`` given) and unknown weights."""
+    info = getattr(model, "cnnlens_info", None)
+    if isinstance(info, ModelInfo):
+        return info if preprocessing is None else replace(info, preprocessing=preprocessing)
+    inner = getattr(model, "model", None)
+    if isinstance(inner, nn.Module) and isinstance(getattr(inner, "cnnlens_info", None), ModelInfo):
+        return model_info(inner, preprocessing=preprocessing)
+    return ModelInfo(type(model).__name__, "module", "weights as given", preprocessing or Preprocessing())
+
+
+def default_layers(model: nn.Module, capability: str) -> list[str]:
+    """The layers a capability uses by default on ``model`` (``"dream"``, ``"content"``, ``"style"``,
+    ``"invert"``, ``"first_conv"``, ``"last_spatial"``).
+
+    Known models take a hand-picked table (DeepDream's layers, Gatys' VGG layers); any other model a
+    rule: dream, the convolution two thirds of the way down; first_conv, the first ``Conv2d``;
+    last_spatial, the last module whose output still has a spatial extent larger than 1x1.
+    """
+    if capability not in CAPABILITIES:
+        raise CnnlensError(f"unknown capability {capability!r}{did_you_mean(capability, CAPABILITIES)}", param="capability")
+    info = model_info(model)
+    table = _LAYERS.get(info.name, {})
+    if capability in table:
+        return list(table[capability])
+    convs = [n for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
+    if capability in ("first_conv", "dream") and not convs:
+        raise CnnlensError(f"{info.name} has no Conv2d layer; pass a layer (`cnnlens layers {info.name}`)", param="layer")
+    if capability == "first_conv":
+        return [convs[0]]
+    if capability == "dream":
+        return [convs[(2 * len(convs)) // 3]]
+    if capability == "last_spatial":
+        return [_last_spatial(model, info.preprocessing)]
+    raise CnnlensError(f"no default {capability} layers for {info.name}; pass them (`cnnlens layers {info.name}`)", param="layer")
+
+
+def _last_spatial(model: nn.Module, prep: Preprocessing) -> str:
+    """The module that last produced an output with a spatial extent (in execution order: a ResNet's
+    ``layer4``, not the ``bn2`` inside it)."""
+    from .hooks import eval_mode
+
+    order: list[str] = []
+
+    def hook(name: str) -> Any:
+        def record(module: nn.Module, args: Any, output: Any) -> None:
+            if isinstance(output, torch.Tensor) and output.dim() == 4 and output.shape[-1] * output.shape[-2] > 1:
+                order.append(name)
+
+        return record
+
+    c, h, w = prep.input_size
+    dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
+    x = torch.zeros(1, c, h, w, device=model_device(model), dtype=dtype)
+    handles = [m.register_forward_hook(hook(n)) for n, m in model.named_modules() if n and not isinstance(m, (nn.Dropout, nn.Identity))]
+    try:
+        with torch.no_grad(), eval_mode(model):
+            model(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    if not order:
+        raise CnnlensError(f"{model_info(model).name} has no layer with a spatial output", param="layer")
+    return order[-1]
+
+
+# -- weights -----------------------------------------------------------------------------------------
+
+
+def _looks_like_path(text: str) -> bool:
+    return os.sep in text or "/" in text or text.endswith((".pt", ".pth", ".th", ".bin", ".ckpt", ".tar", ".safetensors")) or Path(text).expanduser().is_file()
+
+
+def _parse_weights(entry: ModelEntry, weights: Any) -> Any:
+    """``None`` (random init), a ``Path``, a torchvision enum member, or ``"timm-pretrained"``."""
+    if weights is None or (isinstance(weights, str) and weights.strip().lower() in ("none", "random", "")):
+        return None
+    if isinstance(weights, Path) or (isinstance(weights, str) and _looks_like_path(weights)):
+        path = Path(weights).expanduser()
+        if not path.is_file():
+            raise CnnlensError(f"weights file not found: {path}", param="weights")
+        return path
+    if entry.source == "torchvision":
+        enum = _weights_enum(entry.name)
+        if enum is not None and not isinstance(weights, str) and isinstance(weights, enum):
+            return weights
+        if not isinstance(weights, str):
+            raise CnnlensError(f"weights must be a name, a path or a {entry.name} weights enum, not {type(weights).__name__}", param="weights")
+        if enum is None:
+            raise CnnlensError(f"weights: torchvision has no pretrained weights for {entry.name}; pass a file path or none", param="weights")
+        key = weights.split(".")[-1]
+        try:
+            return enum.DEFAULT if key.upper() == "DEFAULT" else enum[key]
+        except KeyError:
+            options = ["DEFAULT"] + [m.name for m in enum]
+            raise CnnlensError(f"weights {weights!r} unknown for {entry.name}{did_you_mean(key, options)}; one of {', '.join(options)}, none or a file", param="weights") from None
+    if isinstance(weights, str) and weights.upper() == "DEFAULT":
+        if entry.source == "timm" and entry.pretrained:
+            return "timm-pretrained"
+        raise CnnlensError(
+            f"weights: {entry.name} has no downloadable pretrained weights; pass a weights file, or none for a random init",
+            param="weights",
+        )
+    raise CnnlensError(f"weights {weights!r} unknown for {entry.name}: give DEFAULT, none or a weights file", param="weights")
+
+
+def hub_checkpoint_path(weights: Any) -> Path:
+    """Where torch hub caches the file of a torchvision weights enum member."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / weights.url.rsplit("/", 1)[-1]
+
+
+def _load_pretrained(entry: ModelEntry, choice: Any) -> nn.Module:
+    if choice == "timm-pretrained":
+        timm = _timm()
+        try:
+            return timm.create_model(entry.name.removeprefix("timm/"), pretrained=True)
+        except Exception as exc:  # no network, no cache
+            raise CnnlensError(
+                f"weights: timm's pretrained {entry.name} are not cached and could not be downloaded "
+                f"({type(exc).__name__}); pass a weights file or none",
+                param="weights",
+            ) from None
+    import torchvision
+
+    cached = hub_checkpoint_path(choice)
+    if not cached.is_file():
+        # fetch into torch hub's cache ourselves: torch.hub would first print "Downloading: ..." also
+        # when there is no network, and the user should see one line only
+        try:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            torch.hub.download_url_to_file(choice.url, str(cached), progress=True)
+        except Exception as exc:  # URLError, socket errors, HTTP errors: all mean "not here"
+            raise CnnlensError(
+                f"weights {choice} are not cached and could not be downloaded ({type(exc).__name__}); "
+                f"put {cached.name} in {cached.parent} or pass a weights file",
+                param="weights",
+            ) from None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return torchvision.models.get_model(entry.name, weights=choice)
+
+
+def load_state_file(model: nn.Module, path: Path) -> None:
+    """Load a state dict (or a checkpoint holding one under ``state_dict``/``model``) into ``model``.
+
+    Only tensors are unpickled (``weights_only=True``): a file cannot run code.
+    """
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            obj: Any = load_file(str(path))
+        else:
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise CnnlensError(f"weights: cannot read {path}: {type(exc).__name__}: {exc}".splitlines()[0], param="weights") from None
+    if isinstance(obj, nn.Module):
+        obj = obj.state_dict()
+    if isinstance(obj, dict):
+        for key in ("state_dict", "model", "model_state_dict"):
+            if key in obj and isinstance(obj[key], dict):
+                obj = obj[key]
+                break
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise CnnlensError(f"weights: {path} holds no state dict of tensors", param="weights")
+    state = {k.removeprefix("module."): v for k, v in obj.items()}
+    own = model.state_dict()
+    missing = [k for k in own if k not in state and not k.startswith(("aux", "AuxLogits"))]
+    unexpected = [k for k in state if k not in own]
+    misfit = [k for k in state if k in own and tuple(state[k].shape) != tuple(own[k].shape)]
+    if missing or unexpected or misfit:
+        detail = []
+        if misfit:
+            k = misfit[0]
+            detail.append(f"{len(misfit)} of other shape (e.g. {k}: {tuple(state[k].shape)} in the file, {tuple(own[k].shape)} in the model)")
+        if missing:
+            detail.append(f"{len(missing)} missing (e.g. {missing[0]})")
+        if unexpected:
+            detail.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
+        raise CnnlensError(f"weights: {path.name} does not fit {model_info(model).name if hasattr(model, 'cnnlens_info') else type(model).__name__}: {'; '.join(detail)} tensors", param="weights")
+    with torch.no_grad():
+        model.load_state_dict(state, strict=False)
+
+
+# -- helpers -----------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _seeded(seed: int | None) -> Iterator[None]:
+    if seed is None:
+        yield
+        return
+    from .checks import check_int
+
+    seed = check_int(seed, "seed", low=0, high=2**63 - 1)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+def model_device(model: nn.Module, default: str | torch.device = "cpu") -> torch.device:
+    """The device of the model's first parameter or buffer (``default`` when it has neither)."""
+    for t in itertools.chain(model.parameters(), model.buffers()):
+        return t.device
+    return torch.device(default)
+
+
+@contextlib.contextmanager
+def empty_weights() -> Iterator[None]:
+    """Create every parameter and buffer of modules built inside the block on the meta device.
+
+    Unlike ``with torch.device("meta")`` the builder's own computations run on real tensors, so
+    builders that compute while they build (the regnets) work; no weight memory is kept (accelerate's
+    ``init_empty_weights`` does the same).
+    """
+    original_param = nn.Module.register_parameter
+    original_buffer = nn.Module.register_buffer
+
+    def register_parameter(module: nn.Module, name: str, param: nn.Parameter | None) -> None:
+        original_param(module, name, param)
+        if param is not None:
+            p = module._parameters[name]
+            module._parameters[name] = nn.Parameter(p.to("meta"), requires_grad=p.requires_grad)
+
+    def register_buffer(module: nn.Module, name: str, tensor: torch.Tensor | None, persistent: bool = True) -> None:
+        original_buffer(module, name, tensor, persistent)
+        if tensor is not None:
+            module._buffers[name] = module._buffers[name].to("meta")
+
+    nn.Module.register_parameter = register_parameter  # type: ignore[method-assign]
+    nn.Module.register_buffer = register_buffer  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        nn.Module.register_parameter = original_param  # type: ignore[method-assign]
+        nn.Module.register_buffer = original_buffer  # type: ignore[method-assign]
+
+
+def build_empty(name: str) -> nn.Module:
+    """Model ``name`` with every parameter and buffer on the meta device (for reports: no memory, no weights)."""
+    entry = get_entry(name)
+    with warnings.catch_warnings(), empty_weights():
+        warnings.simplefilter("ignore", UserWarning)
+        model = entry.build()
+    model.eval()
+    object.__setattr__(model, "cnnlens_info", ModelInfo(entry.name, entry.source, "no weights (meta)", entry.preprocessing, entry.categories))
+    return model
