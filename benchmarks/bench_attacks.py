@@ -3,11 +3,11 @@
     OMP_NUM_THREADS=2 .venv/bin/python benchmarks/bench_attacks.py [--device cuda] [--quick]
 
 torchattacks is in cnnlens's `test` extra only (`pip install torchattacks`), never a runtime dependency.
-Both attack the same `cnnlens.Normalized(model)` on pixels in [0, 1] (torchattacks' recommended
-setup); runs alternate (cnnlens, torchattacks, cnnlens, ...) and the best of each is kept, so load
+Both attack the same `cnnlens.Normalized(model, Preprocessing())` on pixels in [0, 1] (torchattacks'
+recommended setup; cnnlens returns its images on the CPU); runs alternate (cnnlens, torchattacks, cnnlens, ...) and the best of each is kept, so load
 on the machine hits both alike. Prints images/s (best run of each), their ratio cnnlens /
-torchattacks, and `paired`: the median over rounds of the ratio of back-to-back runs (targets,
-issue 6: FGSM >= 1.0, PGD >= 1.0). Also times a 5-point FGSM robustness curve: cnnlens reuses
+torchattacks, and `paired`: the median over rounds of the ratio of back-to-back runs (targets:
+FGSM >= 1.0, PGD >= 1.0). Also times a 5-point FGSM robustness curve: cnnlens reuses
 the gradient sign across eps, torchattacks runs one attack per eps.
 """
 
@@ -21,7 +21,7 @@ import warnings
 import torch
 import torchvision
 
-from cnnlens import Normalized
+from cnnlens import Normalized, Preprocessing
 from cnnlens.attacks import fgsm, pgd, robustness
 
 
@@ -63,7 +63,7 @@ def main() -> None:
         torch.manual_seed(0)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            net = Normalized(torchvision.models.get_model(name, weights=None), (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+            net = Normalized(torchvision.models.get_model(name, weights=None), Preprocessing())
         net = net.to(dev).eval()
         x = torch.rand(batch, 3, px, px, device=dev)
         y = torch.randint(0, 1000, (batch,), device=dev)
@@ -79,7 +79,7 @@ def main() -> None:
         grid = [0, 1 / 255, 2 / 255, 4 / 255, 8 / 255]
 
         def ours_curve() -> None:
-            robustness(net, [(x, y)], eps=grid)
+            robustness(net, [(x, y)], eps=grid, progress=False)
 
         def theirs_curve() -> None:
             with torch.no_grad():

@@ -15,6 +15,8 @@ lucent is not a dependency of cnnlens; install it in a separate environment:
     python3 -m venv /tmp/benchenv   # plus a .pth pointing at the project's venv site-packages
     /tmp/benchenv/bin/pip install --no-deps torch-lucent kornia==0.4.1 decorator ipython
     OMP_NUM_THREADS=2 /tmp/benchenv/bin/python benchmarks/bench_featvis.py --weights ../shared/data/imagenet/squeezenet1_0_imagenet_deepcompression.pth
+
+(``../shared/data`` is the development data folder beside the checkout.)
 """
 
 from __future__ import annotations
@@ -46,8 +48,7 @@ def main(argv: list[str] | None = None) -> None:
     from cnnlens.featvis import objectives as O
     from cnnlens.featvis import render
 
-    model = cnnlens.create_model(args.model, args.weights)
-    prep = cnnlens.preprocessing(args.model, args.weights)
+    model = cnnlens.create_model(args.model, args.weights, seed=0)
     try:
         from lucent.optvis import param as lparam
         from lucent.optvis import render as lrender
@@ -58,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
 
     def ours(objective: object, steps: int, size: int, batch: int | None = None) -> tuple[float, float]:
         t, c = time.perf_counter(), time.process_time()
-        render(model, objective, size=size, batch=batch, steps=steps, preprocessing=prep, generator=torch.Generator().manual_seed(0), redirect_steps=0)
+        render(model, objective, size=size, batch=batch, steps=steps, generator=torch.Generator().manual_seed(0), redirect_steps=0, progress=False)
         return time.perf_counter() - t, time.process_time() - c
 
     # lucent leaves a hook on every module, so it gets copies. As its README uses it the parameters

@@ -5,8 +5,8 @@
 Both runs read, resize and centre-crop the same image files with the same loader and batch size,
 then the baseline runs the whole model; mining runs the model as far as --layer, keeps the running
 top-k per channel, and afterwards cuts the crops (re-reading only the winning images) and computes
-the receptive field on the meta device. Targets (issue 3): mining time / baseline time <= 1.1, and
-peak memory independent of the number of images (measured in fresh processes for growing N).
+the receptive field on the meta device. Targets: mining time / baseline time <= 1.1, and peak memory
+independent of the number of images (measured in fresh processes for growing N).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import torch
 
 import cnnlens
 from cnnlens.units import select_images, top_patches
-from cnnlens.units.patches import image_loader
+from cnnlens.units import iter_batches
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -30,20 +30,20 @@ WEIGHTS = DATA / "imagenet" / "squeezenet1_0_imagenet_deepcompression.pth"
 
 
 def load(model_name: str) -> torch.nn.Module:
-    return cnnlens.create_model(model_name, WEIGHTS if WEIGHTS.is_file() and model_name == "squeezenet1_0" else None)
+    return cnnlens.create_model(model_name, WEIGHTS if WEIGHTS.is_file() and model_name == "squeezenet1_0" else None, seed=0)
 
 
 def baseline(model: torch.nn.Module, paths: list[Path], prep: cnnlens.Preprocessing, batch_size: int) -> float:
     start = time.perf_counter()
     with torch.no_grad():
-        for _, x in image_loader(paths, prep, batch_size=batch_size):
+        for _, x in iter_batches(paths, prep, batch_size=batch_size):
             model(prep.normalize(x))
     return time.perf_counter() - start
 
 
 def mine(model: torch.nn.Module, paths: list[Path], prep: cnnlens.Preprocessing, batch_size: int, layer: str, k: int) -> float:
     start = time.perf_counter()
-    top_patches(model, layer, paths, n_channels=8, k=k, batch_size=batch_size, preprocessing=prep)
+    top_patches(model, layer, paths, n_channels=8, k=k, batch_size=batch_size, preprocessing=prep, progress=False)
     return time.perf_counter() - start
 
 
@@ -58,8 +58,8 @@ def child(args: argparse.Namespace) -> None:
     """Run one job in this fresh process; print the growth of its peak resident memory (MB) over the
     resident memory once torch, the model and the file list are loaded (the peak is reset there)."""
     model = load(args.model)
-    prep = cnnlens.preprocessing(args.model)
-    paths = select_images(args.data, args.images)
+    prep = cnnlens.model_info(model).preprocessing
+    paths = list(select_images(args.data, args.images).values())
     baseline(model, paths[:2], prep, 2)  # warm up the allocator and lazy imports in both jobs alike
     Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM (peak RSS) to the current RSS
     before = _status_mb("VmRSS")
@@ -90,8 +90,8 @@ def main() -> None:
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, CPU cores {os.cpu_count()}, "
           f"model {args.model} ({'trained' if WEIGHTS.is_file() else 'random init'}), batch {args.batch_size}")  # fmt: skip
     model = load(args.model)
-    prep = cnnlens.preprocessing(args.model)
-    paths = select_images(args.data, args.images)
+    prep = cnnlens.model_info(model).preprocessing
+    paths = list(select_images(args.data, args.images).values())
     print(f"{len(paths)} images from {args.data}, resized to {prep.resize_size} and cropped to {prep.crop_size}")
     baseline(model, paths[: args.batch_size], prep, args.batch_size)  # warm-up
     for layer in args.layers if args.repeat > 0 else []:

@@ -13,6 +13,16 @@ objectives agree on the same image). Reported: the tutorial's final loss after N
 time, and the time cnnlens needs to reach that loss (N L-BFGS iterations at most).
 
     python benchmarks/bench_style.py [--backbone vgg19|squeezenet1_0] [--size 128] [--steps 150] [--repeats 2]
+
+``--invert`` measures instead how much of a photo comes back from each depth of the ImageNet
+squeezenet1_0 by inversion (Mahendran & Vedaldi), with the former defaults (L-BFGS, 200 steps,
+λ_TV = 2, no jitter) and the current ones (Adam with a cosine decay, 300 steps, λ_TV = 3 x the layer's
+stride, a jitter of stride // 8 pixels):
+the pixel correlation with the photo, the correlation of squeezenet's own ``features.4`` activations
+(a layer shallower than the deep ones inverted), and that of an independent network's (the ImageNet
+mobilenet_v2, ``features.14.conv.0``), which the inversion never saw:
+
+    python benchmarks/bench_style.py --invert --size 224
 """
 
 from __future__ import annotations
@@ -70,13 +80,14 @@ class StyleLoss(nn.Module):
 
 
 class Normalization(nn.Module):
-    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+    """The tutorial's normalization module (here the model's own preprocessing)."""
+
+    def __init__(self, preprocessing: cnnlens.Preprocessing) -> None:
         super().__init__()
-        self.mean = torch.tensor(mean).view(-1, 1, 1)
-        self.std = torch.tensor(std).view(-1, 1, 1)
+        self.preprocessing = preprocessing
 
     def forward(self, img: torch.Tensor) -> torch.Tensor:
-        return (img - self.mean) / self.std
+        return self.preprocessing.normalize(img)
 
 
 def tutorial_model(net: nn.Module, content: torch.Tensor, style: torch.Tensor, *, trim: bool):
@@ -86,7 +97,7 @@ def tutorial_model(net: nn.Module, content: torch.Tensor, style: torch.Tensor, *
         if isinstance(m, nn.ReLU):
             m.inplace = False
     model = nn.Sequential()
-    model.add_module("normalization", Normalization(cnnlens.pixels.IMAGENET_MEAN, cnnlens.pixels.IMAGENET_STD))
+    model.add_module("normalization", Normalization(cnnlens.model_info(net).preprocessing))
     content_losses, style_losses = [], []
     for i, layer in enumerate(net.features.children()):
         model.add_module(f"layer_{i}", layer)
@@ -140,7 +151,7 @@ def run_tutorial(net, content, style, steps: int, *, trim: bool, style_weight: f
 
 # ------------------------------------------------------------------ cnnlens on the same objective
 def cnnlens_kwargs(net: nn.Module, style: torch.Tensor) -> dict:
-    record = cnnlens.forward_until(net, cnnlens.preprocessing("vgg19").normalize(style), STYLE_TAPS)
+    record = cnnlens.forward_until(net, cnnlens.model_info(net).preprocessing.normalize(style), STYLE_TAPS)
     channels = [record[name].shape[1] for name in STYLE_TAPS]
     return dict(content_layer=CONTENT_TAP, style_layers=STYLE_TAPS, style_layer_weights=[1e6 / c**2 for c in channels],
                 content_weight=1.0, style_weight=1.0, tv_weight=0.0)
@@ -155,13 +166,47 @@ def run_cnnlens(net, content, style, steps: int, target: float | None = None):
         times.append(time.perf_counter() - start)
         totals.append(step.losses["total"])
 
-    result = stylize(net, content[0], style[0], steps=steps, callback=callback, **cnnlens_kwargs(net, style))
+    result = stylize(net, content[0], style[0], steps=steps, callback=callback, progress=False, **cnnlens_kwargs(net, style))
     reach = next((t for t, v in zip(times, totals) if target is not None and v <= target), None)
     return result, reach, time.perf_counter() - start
 
 
+# ------------------------------------------------------------------ inversion quality against depth
+OLD_INVERT = dict(optimizer="lbfgs", steps=200, tv_weight=2.0)  # the defaults before Adam with jitter
+
+
+def measure_inversions(size: int, photo: Path, layers: list[str] | None = None) -> list[dict]:
+    """Invert ``photo`` from each inversion layer of the ImageNet squeezenet1_0 with the old and the new defaults."""
+    from cnnlens.style import correlation, invert
+
+    squeeze = cnnlens.create_model("squeezenet1_0", WEIGHTS)
+    judge = cnnlens.create_model("mobilenet_v2", DATA / "imagenet/mobilenet_v2_imagenet_dequantized.pth")
+    judge_layer = "features.14.conv.0"
+
+    def judged(x: torch.Tensor) -> torch.Tensor:
+        return cnnlens.forward_until(judge, cnnlens.model_info(judge).preprocessing.normalize(x[None]), judge_layer)[judge_layer]
+
+    rows = []
+    for layer in layers or cnnlens.default_layers(squeeze, "invert"):
+        for name, kwargs in (("former (L-BFGS, TV 2)", OLD_INVERT), ("default (Adam)", {})):
+            result = invert(squeeze, photo, layer, size=size, generator=torch.Generator().manual_seed(0), progress=False, **kwargs)
+            rows.append({
+                "layer": layer, "settings": name, "reconstruction": result.reconstruction, "pixels": result.pixel_correlation,
+                "features.4": result.correlations["features.4"],
+                "mobilenet_v2": correlation(judged(result.image), judged(result.original)), "seconds": result.seconds,
+            })
+            r = rows[-1]
+            if not kwargs:
+                name = r["settings"] = f"default (Adam, TV {result.settings['tv_weight']:g}, jitter {result.settings['jitter']})"
+            print(f"| `{layer}` | {name} | {r['reconstruction']:.3f} | {r['pixels']:.2f} | {r['features.4']:.2f} | "
+                  f"{r['mobilenet_v2']:.2f} | {r['seconds']:.0f} |", flush=True)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--invert", action="store_true", help="measure inversion quality against depth instead (needs the data folder)")
+    parser.add_argument("--photo", type=Path, default=DATA / "photos/chelsea.png", help="the photo to invert (--invert)")
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--steps", type=int, default=150)
     parser.add_argument("--repeats", type=int, default=2)
@@ -170,6 +215,12 @@ def main(argv: list[str] | None = None) -> None:
                         help="vgg19 (the tutorial's; random init, its weights are not offline) or squeezenet1_0 (ImageNet weights)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.invert:
+        print(f"# {args.photo.name} at {args.size} px, ImageNet squeezenet1_0, torch threads {args.threads}")
+        print("| layer | settings | reconstruction loss | pixel corr. | features.4 corr. | mobilenet_v2 corr. | s |")
+        print("|---|---|---|---|---|---|---|")
+        measure_inversions(args.size, args.photo)
+        return
     global STYLE_TAPS, CONTENT_TAP
     STYLE_TAPS, CONTENT_TAP = TAPS[args.backbone]
     photos = DATA / "photos/chelsea.png"
@@ -186,7 +237,7 @@ def main(argv: list[str] | None = None) -> None:
         net = cnnlens.create_model("squeezenet1_0", WEIGHTS)
         content = cnnlens.load_image(DATA / "photos/chelsea.png", args.size)[None]
         style = cnnlens.load_image(DATA / "style/starry_night.jpg", args.size)[None]
-        source = "ImageNet squeezenet1_0 (../shared/data), chelsea.png in starry_night.jpg"
+        source = "ImageNet squeezenet1_0 (development data folder), chelsea.png in starry_night.jpg"
     else:
         torch.manual_seed(0)
         net = cnnlens.create_model("squeezenet1_0", None)

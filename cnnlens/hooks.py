@@ -24,9 +24,21 @@ __all__ = ["Capture", "StopForward", "capture", "eval_mode", "forward_until", "n
 
 @contextlib.contextmanager
 def preserved_state(model: nn.Module) -> Iterator[nn.Module]:
-    """Restore every module's train/eval flag and every parameter's ``requires_grad`` on exit."""
+    """Restore every module's train/eval flag, every parameter's ``requires_grad`` and the running
+    statistics of every BatchNorm on exit.
+
+    The statistics matter for a model left in train mode: each forward pass inside the block would
+    otherwise move its BatchNorm running means and variances.
+    """
     modes = [(m, m.training) for m in model.modules()]
     grads = [(p, p.requires_grad) for p in model.parameters()]
+    stats = [
+        (m, name, buf.clone())
+        for m in model.modules()
+        if isinstance(m, nn.modules.batchnorm._NormBase) and m.training
+        for name, buf in m.named_buffers(recurse=False)
+        if buf is not None and buf.device.type != "meta"
+    ]
     try:
         yield model
     finally:
@@ -34,6 +46,9 @@ def preserved_state(model: nn.Module) -> Iterator[nn.Module]:
             module.training = training
         for param, requires_grad in grads:
             param.requires_grad_(requires_grad)
+        with torch.no_grad():
+            for module, name, saved in stats:
+                getattr(module, name).copy_(saved)
 
 
 @contextlib.contextmanager

@@ -96,17 +96,21 @@ class Preprocessing:
         if c == 3 and self.channels == 1:
             w = torch.tensor(_LUMA, dtype=x.dtype, device=x.device).view(3, 1, 1)
             return (x * w).sum(-3, keepdim=True)
+        if self.channels not in (1, 3):
+            raise CnnlensError(f"images have {c} channels; the model takes {self.channels}-channel input, not images", param="images")
         raise CnnlensError(f"images have {c} channels; the model takes {self.channels}", param="images")
 
     def resize_and_crop(self, x: torch.Tensor, *, crop: bool = True) -> torch.Tensor:
-        """Resize the shorter side to ``resize_size`` and centre-crop ``crop_size`` (pixels stay in [0, 1])."""
-        from .images import resize
+        """Resize the shorter side to ``resize_size`` and centre-crop ``crop_size`` (pixels stay in [0, 1]).
+
+        The same arithmetic as the weights' own ``transforms()`` (torchvision's antialiased bilinear
+        resize, which truncates the longer side: 300x451 becomes 232x348).
+        """
+        import torchvision.transforms.v2.functional as TF
 
         if self.resize_size is not None:
-            x = resize(x, int(self.resize_size))
+            x = TF.resize(x, [int(self.resize_size)], antialias=True)
         if crop and self.crop_size is not None:
-            import torchvision.transforms.v2.functional as TF
-
             x = TF.center_crop(x, [int(self.crop_size), int(self.crop_size)])
         return x
 
@@ -160,17 +164,14 @@ class Normalized(nn.Module):
         return self.model(self.preprocessing.normalize(x))
 
 
-def pixel_model(model: nn.Module, preprocessing: Preprocessing | None = None) -> nn.Module:
-    """``model`` as a module on pixels in [0, 1]: :class:`Normalized` with the model's preprocessing.
+def pixel_model(model: nn.Module, preprocessing: Preprocessing) -> nn.Module:
+    """``model`` as a module on pixels in [0, 1]: :class:`Normalized` with ``preprocessing``
+    (usually ``cnnlens.model_info(model).preprocessing``).
 
     A model whose preprocessing is the identity (mean 0, std 1) comes back as it is.
     """
     if isinstance(model, Normalized):
         return model
-    if preprocessing is None:
-        from .registry import model_info
-
-        preprocessing = model_info(model).preprocessing
     if all(m == 0 for m in preprocessing.mean) and all(s == 1 for s in preprocessing.std):
         return model
     return Normalized(model, preprocessing)

@@ -65,14 +65,15 @@ class Progress:
             self._last = now
             self._line()
 
-    def close(self) -> None:
+    def close(self, *, failed: bool = False) -> None:
+        """End the report: a last line ("done", or "stopped" when the work failed)."""
         if not self.enabled:
             return
         if self._bar is not None:
             self._bar.close()
             self._bar = None
         else:
-            self._line("done")
+            self._line("stopped" if failed else "done")
         self.enabled = False
 
     def _line(self, state: str | None = None) -> None:
@@ -93,8 +94,10 @@ def progress_bar(total: int | None, desc: str, *, enabled: bool = True, unit: st
     bar = Progress(total, desc, enabled=enabled, unit=unit)
     try:
         yield bar
-    finally:
-        bar.close()
+    except BaseException:
+        bar.close(failed=True)
+        raise
+    bar.close()
 
 
 def _is_terminal(stream: Any) -> bool:

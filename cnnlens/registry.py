@@ -46,6 +46,7 @@ __all__ = [
     "default_layers",
     "empty_weights",
     "get_entry",
+    "known_layers",
     "list_models",
     "model_device",
     "model_info",
@@ -258,8 +259,8 @@ def _timm_entry(name: str) -> ModelEntry:
     if timm is None:
         raise CnnlensError(f"{name}: timm models need the optional extra: pip install 'cnnlens[timm]'")
     arch = name.removeprefix("timm/")
-    if arch not in set(timm.list_models()):
-        raise CnnlensError(f"unknown timm model {arch!r}{did_you_mean(arch, timm.list_models())}; `cnnlens models --source timm` lists them")
+    if arch not in set(_timm_names()):
+        raise CnnlensError(f"unknown timm model {arch!r}{did_you_mean(arch, _timm_names())}; `cnnlens models --source timm` lists them")
     cfg = timm.get_pretrained_cfg(arch)
     cfg = cfg.to_dict() if cfg is not None else {}
     c, h, w = cfg.get("input_size", (3, 224, 224))
@@ -280,6 +281,13 @@ def _timm_entry(name: str) -> ModelEntry:
         return timm.create_model(arch, pretrained=False)
 
     return ModelEntry(name, "timm", f"timm {arch}", build, prep, categories, pretrained, ("DEFAULT",) if pretrained else ())
+
+
+@lru_cache(maxsize=1)
+def _timm_names() -> tuple[str, ...]:
+    """timm's architecture names (``timm.list_models()``, which sorts ~1,400 names per call: cached)."""
+    timm = _timm()
+    return tuple(timm.list_models()) if timm is not None else ()
 
 
 @lru_cache(maxsize=1)
@@ -350,14 +358,14 @@ def list_models(pattern: str | None = None, *, source: str | None = None, pretra
     are accepted everywhere but cannot be listed.
     """
     if source is not None and source not in SOURCES:
-        raise CnnlensError(f"unknown source {source!r}; one of {', '.join(SOURCES)}", param="source")
+        raise CnnlensError(f"unknown source {source!r}{did_you_mean(str(source), SOURCES)}; one of {', '.join(SOURCES)}", param="source")
     names: list[str] = []
     if source in (None, "torchvision"):
         names += _torchvision_names()
     if source in (None, "teaching", "mnist"):
         names += [n for n, e in _builtin_entries().items() if source in (None, e.source)]
     if source in (None, "timm") and _timm() is not None:
-        names += [f"timm/{n}" for n in _timm().list_models()]
+        names += [f"timm/{n}" for n in _timm_names()]
     if pattern:
         names = [n for n in names if fnmatch.fnmatchcase(n, pattern)]
     if pretrained is not None:
@@ -427,7 +435,7 @@ def create_model(
         else:
             model = _load_pretrained(entry, choice)
     if isinstance(choice, Path):
-        load_state_file(model, choice)
+        load_state_file(model, choice, name=entry.name)
     label = RANDOM_INIT if choice is None else (choice.name if isinstance(choice, Path) else _weights_label(choice))
     prep = entry.preprocessing
     if entry.source == "torchvision" and choice is not None and not isinstance(choice, Path):
@@ -456,13 +464,20 @@ def model_info(model: nn.Module, *, preprocessing: Preprocessing | None = None) 
     return ModelInfo(type(model).__name__, "module", "weights as given", preprocessing or Preprocessing())
 
 
+def known_layers(name: str) -> dict[str, tuple[str, ...]]:
+    """The hand-picked default layers registered for model ``name``, by capability (may be empty)."""
+    return dict(_LAYERS.get(name, {}))
+
+
 def default_layers(model: nn.Module, capability: str) -> list[str]:
     """The layers a capability uses by default on ``model`` (``"dream"``, ``"content"``, ``"style"``,
     ``"invert"``, ``"first_conv"``, ``"last_spatial"``).
 
     Known models take a hand-picked table (DeepDream's layers, Gatys' VGG layers); any other model a
     rule: dream, the convolution two thirds of the way down; first_conv, the first ``Conv2d``;
-    last_spatial, the last module whose output still has a spatial extent larger than 1x1.
+    last_spatial, the last module whose output still has a spatial extent larger than 1x1; style and
+    invert, up to five convolutions spread evenly from the first to the last; content, the
+    convolution half way down.
     """
     if capability not in CAPABILITIES:
         raise CnnlensError(f"unknown capability {capability!r}{did_you_mean(capability, CAPABILITIES)}", param="capability")
@@ -479,6 +494,10 @@ def default_layers(model: nn.Module, capability: str) -> list[str]:
         return [convs[(2 * len(convs)) // 3]]
     if capability == "last_spatial":
         return [_last_spatial(model, info.preprocessing)]
+    if capability in ("content", "style", "invert") and convs:
+        if capability == "content":
+            return [convs[len(convs) // 2]]
+        return [convs[i] for i in sorted({round(k * (len(convs) - 1) / 4) for k in range(5)})]
     raise CnnlensError(f"no default {capability} layers for {info.name}; pass them (`cnnlens layers {info.name}`)", param="layer")
 
 
@@ -587,8 +606,9 @@ def _load_pretrained(entry: ModelEntry, choice: Any) -> nn.Module:
         return torchvision.models.get_model(entry.name, weights=choice)
 
 
-def load_state_file(model: nn.Module, path: Path) -> None:
-    """Load a state dict (or a checkpoint holding one under ``state_dict``/``model``) into ``model``.
+def load_state_file(model: nn.Module, path: Path, *, name: str | None = None) -> None:
+    """Load a state dict (or a checkpoint holding one under ``state_dict``/``model``) into ``model``
+    (called ``name`` in the messages; default: its registry name or class name).
 
     Only tensors are unpickled (``weights_only=True``): a file cannot run code.
     """
@@ -624,7 +644,8 @@ def load_state_file(model: nn.Module, path: Path) -> None:
             detail.append(f"{len(missing)} missing (e.g. {missing[0]})")
         if unexpected:
             detail.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
-        raise CnnlensError(f"weights: {path.name} does not fit {model_info(model).name if hasattr(model, 'cnnlens_info') else type(model).__name__}: {'; '.join(detail)} tensors", param="weights")
+        name = name or (model_info(model).name if hasattr(model, "cnnlens_info") else type(model).__name__)
+        raise CnnlensError(f"weights: {path.name} does not fit {name}: {'; '.join(detail)} tensors", param="weights")
     with torch.no_grad():
         model.load_state_dict(state, strict=False)
 
@@ -684,11 +705,22 @@ def empty_weights() -> Iterator[None]:
 
 
 def build_empty(name: str) -> nn.Module:
-    """Model ``name`` with every parameter and buffer on the meta device (for reports: no memory, no weights)."""
+    """Model ``name`` with every parameter and buffer on the meta device (for reports: no memory, no weights).
+
+    A builder that runs its own layers while it builds (timm's hybrid ViTs probe their backbone with a
+    real tensor) cannot build on the meta device; such a model is built normally, with a random init.
+    """
     entry = get_entry(name)
-    with warnings.catch_warnings(), empty_weights():
-        warnings.simplefilter("ignore", UserWarning)
-        model = entry.build()
+    label = "no weights (meta)"
+    try:
+        with warnings.catch_warnings(), empty_weights():
+            warnings.simplefilter("ignore", UserWarning)
+            model = entry.build()
+    except Exception:  # a builder that also fails off the meta device raises its own error below
+        label = RANDOM_INIT
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore", UserWarning)
+            model = entry.build()
     model.eval()
-    object.__setattr__(model, "cnnlens_info", ModelInfo(entry.name, entry.source, "no weights (meta)", entry.preprocessing, entry.categories))
+    object.__setattr__(model, "cnnlens_info", ModelInfo(entry.name, entry.source, label, entry.preprocessing, entry.categories))
     return model

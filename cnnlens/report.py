@@ -1,6 +1,9 @@
 """Per-layer report: output shape, parameters, MACs/FLOPs, activation memory, receptive field.
 
-Everything is computed on the meta device: a named torchvision model is built with its
+:func:`report` takes any name of the model registry (``cnnlens.list_models()``, ``path/file.py:Class``,
+``timm/NAME``) or any ``nn.Module`` and returns a :class:`Report`, a :class:`~cnnlens.results.Result`.
+
+Everything is computed on the meta device: a registered model is built with its
 parameters on ``meta`` (no weights are allocated, none downloaded); any other ``nn.Module`` is run
 through :func:`torch.func.functional_call` with meta stand-ins for its parameters and buffers, so
 its real weights are never touched or copied. One forward pass in eval mode gives shapes, FLOPs
@@ -12,22 +15,28 @@ tensors autograd saves for backward (:func:`torch.autograd.graph.saved_tensors_h
 from __future__ import annotations
 
 import csv
+import html
 import io
-import json
+import sys
+import types
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn as nn
 from torch.overrides import TorchFunctionMode
 
-from .errors import CnnlensError
-from .hooks import preserved_state
+from .checks import check_int
+from .errors import CnnlensError, did_you_mean
+from .hooks import eval_mode, preserved_state
 from .layers import depth_of
 from .receptive_field import ReceptiveField, ReceptiveFieldMode
+from .registry import ModelInfo, model_info
+from .results import FIGURE_SUFFIXES, Result, check_output, save_text
 
-__all__ = ["LayerRow", "Report", "Totals", "receptive_fields", "report"]
+__all__ = ["REPORT_SUFFIXES", "LayerRow", "Report", "Totals", "receptive_fields", "report"]
 
 OPTIMIZER_STATES = {"adam": 2, "adamw": 2, "sgd": 0, "sgd-momentum": 1, "rmsprop": 1}
 
@@ -71,6 +80,9 @@ class LayerRow:
 
 @dataclass
 class Totals:
+    """Whole-model numbers: parameters (shared ones once), MACs and FLOPs, activation memory and the
+    training-memory estimate for ``optimizer`` (see :func:`training_note`)."""
+
     params: int
     trainable_params: int
     macs: int
@@ -95,30 +107,48 @@ class Totals:
         }
 
 
-@dataclass
-class Report:
-    """What :func:`report` returns; ``to_dict()`` is what ``cnnlens report --format json`` prints."""
+# text files Report.save writes besides .json and the figure suffixes
+TEXT_SUFFIXES = (".csv", ".md", ".txt")
+REPORT_SUFFIXES = (".json", *TEXT_SUFFIXES, *FIGURE_SUFFIXES)
+
+
+@dataclass(repr=False)
+class Report(Result):
+    """What :func:`report` returns: one :class:`LayerRow` per module and the :class:`Totals`.
+
+    ``report["layer4"]`` is the row of a layer. ``to_dict()`` is what ``cnnlens report --json`` prints;
+    ``to_table()``, ``to_csv()``, ``to_markdown()`` are the text forms; ``figure()`` draws output
+    memory, MACs and receptive-field size per layer; ``save(path)`` writes any of them by suffix
+    (``.json``, ``.csv``, ``.md``, ``.txt`` or a figure suffix such as ``.png``).
+    """
 
     model: str
     input_size: tuple[int, ...]
     layers: list[LayerRow]
     totals: Totals
     notes: list[str] = field(default_factory=list)
+    info: ModelInfo | None = None
 
     def __getitem__(self, name: str) -> LayerRow:
         for row in self.layers:
             if row.name == name:
                 return row
-        from .errors import did_you_mean
-
         raise CnnlensError(f"no layer {name!r} in the report{did_you_mean(name, [r.name for r in self.layers])}")
+
+    @property
+    def source(self) -> str:
+        """The registry source of the model (``torchvision``, ``teaching``, ``timm`` ...; ``module`` for any other)."""
+        return self.info.source if self.info is not None else "module"
 
     @property
     def receptive_fields(self) -> dict[str, ReceptiveField | str | None]:
         return {row.name: row.receptive_field for row in self.layers}
 
+    # -- the result protocol ------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
+        head = self.info.to_dict() if self.info is not None else {"model": self.model, "source": self.source}
         return {
+            **head,
             "model": self.model,
             "input_size": list(self.input_size),
             "totals": self.totals.to_dict(),
@@ -133,9 +163,130 @@ class Report:
             "notes": self.notes,
         }
 
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2)
+    def outline(self) -> dict[str, Any]:
+        """Model, input size and ``[{name, type, output_shape}]``: what ``cnnlens layers --json`` prints."""
+        return {
+            "model": self.model,
+            "source": self.source,
+            "input_size": list(self.input_size),
+            "layers": [{"name": r.name, "type": r.type, "output_shape": r.output_shape} for r in self.layers],
+        }
 
+    def _summary(self) -> dict[str, Any]:
+        t = self.totals
+        return {
+            "model": self.model,
+            "input_size": size_text(self.input_size),
+            "params": f"{t.params:,}",
+            "MACs": f"{t.macs:,}",
+            "activations": human_bytes(t.activation_bytes),
+        }
+
+    def __repr__(self) -> str:
+        """``Report(vgg16, 1x3x224x224, 138.4M params, 15.5 GMACs)``."""
+        t = self.totals
+        return f"Report({self.model}, {size_text(self.input_size)}, {si(t.params)} params, {si(t.macs, ' ')}MACs)"
+
+    def title(self) -> str:
+        t = self.totals
+        return f"{self.model}: input {size_text(self.input_size)}, {si(t.params)} params, {si(t.macs, ' ')}MACs"
+
+    def figure_rows(self) -> list[LayerRow]:
+        """The rows drawn by :meth:`figure`: those that ran and have no row below them (the leaves, or
+        the deepest rows kept by ``depth``)."""
+        names = [r.name for r in self.layers]
+        return [
+            r
+            for i, r in enumerate(self.layers)
+            if r.output_shape is not None and not any(n.startswith(r.name + ".") for n in names[i + 1 :])
+        ]
+
+    def figure(self, *, max_labels: int = 60) -> Any:
+        """Output memory and MACs per layer (bars) and receptive-field growth (line), in definition order.
+
+        Args:
+            max_labels: at most this many layer names on the x axis (every k-th name beyond).
+        """
+        import matplotlib.pyplot as plt
+        import numpy as np
+        from matplotlib import ticker
+
+        rows = self.figure_rows()
+        if not rows:
+            raise CnnlensError(f"{self.model}: no layer ran, nothing to draw")
+        x = np.arange(len(rows))
+        width = min(20.0, max(8.0, 0.16 * len(rows) + 3))
+        fig, axes = plt.subplots(3, 1, figsize=(width, 9), sharex=True, layout="constrained")
+        div, unit = _scale(max(r.output_bytes for r in rows), (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)), "bytes")
+        axes[0].bar(x, [r.output_bytes / div for r in rows], color="tab:blue")
+        axes[0].set_ylabel(f"output ({unit})")
+        axes[0].set_title(
+            f"output of each layer; activation memory {human_bytes(self.totals.activation_bytes)} in all (distinct tensors)",
+            fontsize=9, loc="left",
+        )
+        div, unit = _scale(max(r.macs for r in rows), (("G", 1e9), ("M", 1e6), ("K", 1e3)), "")
+        axes[1].bar(x, [r.macs / div for r in rows], color="tab:orange")
+        axes[1].set_ylabel(f"{unit}MACs" if unit else "MACs")
+        axes[1].set_title(f"multiply-accumulates of each layer; {self.totals.macs:,} in all", fontsize=9, loc="left")
+        sizes = [max(r.receptive_field.size) if isinstance(r.receptive_field, ReceptiveField) else np.nan for r in rows]
+        glob = [i for i, r in enumerate(rows) if r.receptive_field == "global"]
+        axes[2].plot(x, sizes, marker=".", color="tab:green", label="receptive field (largest side)")
+        if glob:
+            top = np.nanmax(sizes) if not np.all(np.isnan(sizes)) else max(self.input_size[-2:])
+            axes[2].scatter(glob, [top] * len(glob), marker="^", color="tab:red", label="global (whole input)", zorder=3)
+        side = max(self.input_size[-2:])
+        axes[2].axhline(side, color="grey", lw=0.8, ls="--", label=f"input side ({side} px)")
+        axes[2].set_yscale("log")
+        axes[2].yaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+        axes[2].yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        axes[2].yaxis.set_minor_formatter(ticker.NullFormatter())
+        axes[2].set_ylabel("receptive field (px)")
+        axes[2].set_title("receptive field of each layer's units (size of the input window)", fontsize=9, loc="left")
+        axes[2].legend(fontsize=8, loc="upper left")
+        step = max(1, -(-len(rows) // max_labels))
+        axes[2].set_xticks(x[::step], [f"{r.name} ({r.type})" for r in rows][::step], rotation=90, fontsize=7)
+        axes[2].set_xlim(-0.6, len(rows) - 0.4)
+        fig.suptitle(self.title())
+        return fig
+
+    def save(self, path: str | Path, *, overwrite: bool = False, **figure_kwargs: Any) -> Path:
+        """Write the report by suffix: ``.json`` (``to_dict()``), ``.csv``, ``.md`` (markdown), ``.txt``
+        (the table), or a figure suffix (``.png``, ``.pdf``, ``.svg`` ...)."""
+        suffix = Path(path).suffix.lower()
+        text = {".csv": self.to_csv, ".md": self.to_markdown, ".txt": self.to_table}.get(suffix)
+        if text is None:
+            check_output(path, overwrite=overwrite, suffixes=REPORT_SUFFIXES)
+            return super().save(path, overwrite=overwrite, **figure_kwargs)
+        return save_text(text(), path, overwrite=overwrite, suffixes=REPORT_SUFFIXES)
+
+    def _repr_html_(self) -> str:
+        head, body = self._cells(exact=True)
+        cell = "<td style='text-align:{}'>{}</td>"
+        right = {3, 4, 5}
+        rows = "".join(
+            "<tr>" + "".join(cell.format("right" if i in right else "left", html.escape(c)) for i, c in enumerate(r)) + "</tr>"
+            for r in body
+        )
+        t = self.totals
+        totals = [
+            ("params", f"{t.params:,} ({t.trainable_params:,} trainable, {human_bytes(t.param_bytes)})"),
+            ("MACs", f"{t.macs:,} ({human(t.macs)})"),
+            ("FLOPs", f"{t.flops:,} ({human(t.flops)})"),
+            ("activation memory", f"{t.activation_bytes:,} bytes ({human_bytes(t.activation_bytes)})"),
+        ]
+        if t.training_bytes_estimate is not None:
+            totals.append(("training memory estimate", f"{t.training_bytes_estimate:,} bytes ({human_bytes(t.training_bytes_estimate)}, {t.optimizer})"))
+        foot = "".join(f"<tr><th style='text-align:left' colspan='3'>{html.escape(k)}</th><td colspan='{len(head) - 3}'>{html.escape(v)}</td></tr>" for k, v in totals)
+        th = "".join(f"<th>{html.escape(h)}</th>" for h in head)
+        notes = "".join(f"<li>{html.escape(n)}</li>" for n in self.notes)
+        return (
+            f"<div><b>{html.escape(self.title())}</b>"
+            f"<table><thead><tr>{th}</tr></thead><tbody>{rows}</tbody><tfoot>{foot}</tfoot></table>"
+            + (f"<ul>{notes}</ul>" if notes else "")
+            + "</div>"
+        )
+
+    # -- text forms -----------------------------------------------------------------------------------
     def to_csv(self) -> str:
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
@@ -150,7 +301,7 @@ class Report:
             writer.writerow([row.name, row.type, shape, row.params, row.macs, row.flops, row.output_bytes, *rfs, row.dense_equivalent_params or ""])
         return buf.getvalue()
 
-    def _cells(self) -> tuple[list[str], list[list[str]]]:
+    def _cells(self, *, exact: bool = False) -> tuple[list[str], list[list[str]]]:
         head = ["layer", "type", "output shape", "params", "MACs", "output", "receptive field"]
         body = []
         for row in self.layers:
@@ -161,7 +312,7 @@ class Report:
                     row.type,
                     " x ".join(map(str, row.output_shape[1:])) if row.output_shape else "-",
                     f"{row.params:,}",
-                    human(row.macs),
+                    f"{row.macs:,}" if exact else human(row.macs),
                     human_bytes(row.output_bytes),
                     rf_text(row.receptive_field),
                 ]
@@ -171,7 +322,7 @@ class Report:
     def footer(self) -> list[str]:
         t = self.totals
         lines = [
-            f"input {' x '.join(map(str, self.input_size))}",
+            f"{self.model}, input {' x '.join(map(str, self.input_size))}",
             f"params: {t.params:,} ({t.trainable_params:,} trainable, {human_bytes(t.param_bytes)})",
             f"MACs: {t.macs:,} ({human(t.macs)})   FLOPs: {t.flops:,} ({human(t.flops)})",
             f"activations (forward outputs, distinct tensors): {human_bytes(t.activation_bytes)}",
@@ -234,6 +385,27 @@ def human(n: float) -> str:
     return str(int(n))
 
 
+def _scale(largest: float, units: tuple[tuple[str, float], ...], base: str) -> tuple[float, str]:
+    """The divisor and unit that make ``largest`` readable on an axis."""
+    for unit, div in units:
+        if largest >= div:
+            return div, unit
+    return 1.0, base
+
+
+def si(n: float, space: str = "") -> str:
+    """``138.4M``, ``61.7K``, ``15.5 G`` (with ``space=" "``): one decimal and an SI prefix."""
+    for unit, div in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(n) >= div:
+            return f"{n / div:.1f}{space}{unit}"
+    return f"{int(n)}{space}"
+
+
+def size_text(size: Sequence[int]) -> str:
+    """``1x3x224x224``."""
+    return "x".join(str(int(v)) for v in size)
+
+
 def human_bytes(n: float) -> str:
     for unit, div in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
         if abs(n) >= div:
@@ -265,13 +437,19 @@ def _storage_key(t: torch.Tensor) -> int:
     return t.untyped_storage()._cdata
 
 
-def _meta_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    """Meta stand-ins for every parameter and buffer (same shape, dtype and requires_grad)."""
+def _meta_state(model: nn.Module, *, frozen: bool = False) -> dict[str, torch.Tensor]:
+    """Meta stand-ins for every parameter and buffer (same shape, dtype and requires_grad, unless
+    ``frozen``); tied weights share one stand-in, as ``functional_call(tie_weights=True)`` requires."""
     state: dict[str, torch.Tensor] = {}
+    made: dict[int, torch.Tensor] = {}
     for name, p in model.named_parameters(remove_duplicate=False):
-        state[name] = nn.Parameter(torch.empty_like(p, device="meta"), requires_grad=p.requires_grad)
+        if id(p) not in made:
+            made[id(p)] = nn.Parameter(torch.empty_like(p, device="meta"), requires_grad=p.requires_grad and not frozen)
+        state[name] = made[id(p)]
     for name, b in model.named_buffers(remove_duplicate=False):
-        state[name] = torch.empty_like(b, device="meta")
+        if id(b) not in made:
+            made[id(b)] = torch.empty_like(b, device="meta")
+        state[name] = made[id(b)]
     return state
 
 
@@ -310,7 +488,7 @@ class _Seen:
 
 def report(
     model: nn.Module | str,
-    input_size: Sequence[int] | None = None,
+    input_size: int | Sequence[int] | None = None,
     *,
     depth: int | None = None,
     optimizer: str = "adam",
@@ -319,14 +497,20 @@ def report(
     """Report every module of ``model`` for an input of ``input_size``, without real tensors.
 
     Args:
-        model: a torchvision model name (built with empty weights) or any ``nn.Module`` (its weights
-            are neither read nor changed; hooks and modes are restored).
-        input_size: ``(B, C, H, W)``; default: the model's crop size from its torchvision weights
-            (299 for inception_v3), else ``(1, 3, 224, 224)``.
+        model: any registry name (``cnnlens.list_models()``: torchvision models, ``alexnet-paper``,
+            ``lenet5``, ``mnist-cnn`` ...; ``path/to/file.py:ClassName``; ``timm/NAME``), built with
+            empty weights on the meta device, or any ``nn.Module`` (its weights are neither read nor
+            changed; hooks and modes are restored).
+        input_size: ``(B, C, H, W)``, ``(C, H, W)``, ``(H, W)`` or one side ``S`` (the model's channel
+            count and batch 1 fill in the rest). Default: the model's input size from the registry
+            (299 for inception_v3, 1x32x32 for lenet5); 3x224x224 for a module of unknown origin.
         depth: keep rows down to this nesting depth (``features`` is 1, ``features.0`` is 2).
         optimizer: whose state the training-memory estimate includes: adam, adamw, sgd, sgd-momentum, rmsprop.
         dtype: dtype of the input and activations (default: the model's parameter dtype, else float32);
             parameters keep their own dtype.
+
+    Raises:
+        CnnlensError: unknown model, bad arguments, or a model that cannot run on the input size.
 
     Example:
         >>> import torch.nn as nn
@@ -337,23 +521,23 @@ def report(
     from torch.utils.flop_counter import FlopCounterMode
 
     if optimizer not in OPTIMIZER_STATES:
-        raise CnnlensError(f"unknown optimizer {optimizer!r}; one of {', '.join(OPTIMIZER_STATES)}")
+        raise CnnlensError(
+            f"optimizer {optimizer!r} unknown{did_you_mean(str(optimizer), OPTIMIZER_STATES)}; one of {', '.join(OPTIMIZER_STATES)}",
+            param="optimizer",
+        )
+    if depth is not None:
+        depth = check_int(depth, "depth", low=1)
     if isinstance(model, str):
-        from .registry import build_empty, get_entry
+        from .registry import build_empty
 
-        name = model
-        module = build_empty(name)
-        if input_size is None:
-            input_size = (1, *get_entry(name).input_size)
-            image_size = getattr(module, "image_size", None)  # ViTs are built for one size (224 without weights)
-            if isinstance(image_size, int):
-                input_size = (*input_size[:2], image_size, image_size)
-    else:
+        module = build_empty(model)
+    elif isinstance(model, nn.Module):
         module = model
-        name = type(model).__name__
-    input_size = tuple(int(v) for v in (input_size or (1, 3, 224, 224)))
-    if len(input_size) != 4 or min(input_size) <= 0:
-        raise CnnlensError(f"input size must be (B, C, H, W) with positive sizes, not {input_size}")
+    else:
+        raise CnnlensError(f"model must be a model name or an nn.Module, not {type(model).__name__}", param="model")
+    info = model_info(module)
+    name = info.name
+    input_size = _input_shape(module, info, input_size)
     meta_state = None if _on_meta(module) else _meta_state(module)
     if dtype is None:
         dtype = next((p.dtype for p in module.parameters() if p.is_floating_point()), torch.float32)
@@ -398,14 +582,22 @@ def report(
             for n, m in named:
                 handles.append(m.register_forward_pre_hook(pre_hook(n)))
                 handles.append(m.register_forward_hook(post_hook(n)))
-            module.eval()
             rf_mode.track(x)
-            with torch.no_grad(), FlopCounterMode(display=False) as counter, rf_mode, _ShapeOnlyNorms():
-                _run(module, x, meta_state)
+            # eval mode, and parameters that need no grad: FlopCounterMode's module tracker hooks the
+            # autograd graph of inputs that require grad (timm's attention-pool latents trip it)
+            frozen = None if meta_state is None else _meta_state(module, frozen=True)
+            with eval_mode(module), torch.no_grad(), FlopCounterMode(display=False) as counter, rf_mode, _ShapeOnlyNorms():
+                _run(module, x, frozen)
         except CnnlensError:
             raise
         except Exception as exc:
-            raise CnnlensError(f"{name} cannot run on input {'x'.join(map(str, input_size))}: {str(exc).splitlines()[0]}") from None
+            low, usual = info.preprocessing.min_size, info.preprocessing.input_size
+            below = input_size[-2] < low[0] or input_size[-1] < low[1]
+            minimum = f" (below its minimum {low[0]}x{low[1]})" if below else f" (its usual input is {size_text(usual)})"
+            message = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise CnnlensError(
+                f"input_size: {name} cannot run on input {size_text(input_size)}{minimum}: {message}", param="input_size"
+            ) from None
         finally:
             for h in handles:
                 h.remove()
@@ -458,7 +650,28 @@ def report(
         saved_for_backward_bytes=saved_bytes,
         optimizer=optimizer,
     )
-    return Report(name, input_size, rows, totals, notes)
+    return Report(name, input_size, rows, totals, notes, info)
+
+
+def _input_shape(module: nn.Module, info: ModelInfo, size: int | Sequence[int] | None) -> tuple[int, int, int, int]:
+    """``(B, C, H, W)`` from the forms :func:`report` takes; ``None`` is the model's registered size."""
+    channels = info.preprocessing.channels
+    if size is None:
+        size = info.preprocessing.input_size
+        image_size = getattr(module, "image_size", None)  # ViTs are built for one size (224 without weights)
+        if isinstance(image_size, int) and not isinstance(image_size, bool):
+            size = (size[0], image_size, image_size)
+    values = [size] if isinstance(size, (int, float, str)) else list(size) if isinstance(size, Sequence) else None
+    if values is None or not 1 <= len(values) <= 4:
+        raise CnnlensError(f"input_size must be (B, C, H, W), (C, H, W), (H, W) or one side, not {size!r}", param="input_size")
+    sides = [check_int(v, "input_size", low=1) for v in values]
+    if len(sides) == 1:
+        sides = [sides[0], sides[0]]
+    if len(sides) == 2:
+        sides = [channels, *sides]
+    if len(sides) == 3:
+        sides = [1, *sides]
+    return tuple(sides)  # type: ignore[return-value]
 
 
 def _flops_by_module(counter: Any, module: nn.Module) -> dict[str, int]:
@@ -511,3 +724,16 @@ def receptive_fields(model: torch.nn.Module, input_size: Sequence[int] = (1, 3, 
     or whose output could not be followed. Equivalent to ``report(model, input_size).receptive_fields``.
     """
     return {row.name: row.receptive_field for row in report(model, input_size).layers}
+
+
+class _CallableModule(types.ModuleType):
+    """``cnnlens.report`` is this module and the function at once: ``cnnlens.report("vgg16")`` calls
+    :func:`report`, ``cnnlens.report.Report`` is the class (the package attribute of a submodule is
+    always the module object, whatever the package's ``__getattr__`` says)."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Report:
+        return report(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
+sys.modules[__name__].__wrapped__ = report  # inspect.signature(cnnlens.report) is report's

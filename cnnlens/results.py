@@ -24,7 +24,7 @@ from typing import Any
 
 from .errors import CnnlensError
 
-__all__ = ["FIGURE_SUFFIXES", "Result", "check_output", "jsonable", "save_figure"]
+__all__ = ["FIGURE_SUFFIXES", "Result", "check_output", "jsonable", "save_figure", "save_text"]
 
 FIGURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".pdf", ".svg", ".tif", ".tiff", ".webp", ".eps", ".ps")
 
@@ -95,6 +95,18 @@ def save_figure(fig: Any, path: str | Path, *, overwrite: bool = False, dpi: int
     return path
 
 
+def save_text(text: str, path: str | Path, *, overwrite: bool = False, suffixes: tuple[str, ...] | None = None) -> Path:
+    """Write ``text`` to a checked path; a failed write leaves no partial file."""
+    path = check_output(path, overwrite=overwrite, suffixes=suffixes)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.write_text(text)
+    except OSError as exc:
+        path.unlink(missing_ok=True)
+        raise CnnlensError(f"cannot write {path}: {exc.strerror or exc}") from None
+    return path
+
+
 class Result:
     """Base of every cnnlens result: see the module docstring."""
 
@@ -115,15 +127,7 @@ class Result:
         """``.json``: the numbers of ``to_dict()``; a figure suffix (png, pdf, svg ...): ``figure()``."""
         path = Path(path)
         if path.suffix.lower() == ".json":
-            path = check_output(path, overwrite=overwrite, suffixes=(".json",))
-            text = self.to_json() + "\n"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                path.write_text(text)
-            except OSError as exc:
-                path.unlink(missing_ok=True)
-                raise CnnlensError(f"cannot write {path}: {exc.strerror or exc}") from None
-            return path
+            return save_text(self.to_json() + "\n", path, overwrite=overwrite, suffixes=(".json",))
         check_output(path, overwrite=overwrite, suffixes=FIGURE_SUFFIXES + (".json",))
         return save_figure(self.figure(**figure_kwargs), path, overwrite=overwrite)
 

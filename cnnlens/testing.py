@@ -41,10 +41,13 @@ class ModelState:
 
 
 def model_state(model: nn.Module) -> ModelState:
-    """Everything cnnlens promises to leave unchanged: hooks, modes, requires_grad, .grad, inplace flags, weights."""
+    """Everything cnnlens promises to leave unchanged: hooks, modes, requires_grad, .grad, inplace flags,
+    weights and buffers (BatchNorm statistics)."""
     params = list(model.parameters())
+    tensors = params + [b for b in model.buffers() if b.is_floating_point() or b.dtype == torch.long]
     with torch.no_grad():
-        checksum = float(sum(p.double().sum().item() for p in params if p.device.type != "meta"))
+        # weights and buffers (BatchNorm running statistics and counts included)
+        checksum = float(sum(t.double().sum().item() for t in tensors if t.device.type != "meta"))
     return ModelState(
         hooks=hook_count(model),
         training=tuple(m.training for m in model.modules()),

@@ -1,5 +1,5 @@
-"""The small models cnnlens ships: classic teaching networks built as their papers describe them, and
-the MNIST CNN that adversarial-robustness tutorials train.
+"""The small models cnnlens ships: classic networks as their papers describe them, and the MNIST CNN
+that adversarial-robustness tutorials train.
 
 ``cnnlens report alexnet-paper`` and friends; torchvision's ``alexnet`` is a later variant (see docs/report.md).
 They are registered in :mod:`cnnlens.registry`, which is how every command and API function finds them.
@@ -15,11 +15,11 @@ __all__ = ["MnistCNN", "alexnet_paper", "lenet5", "mlp_mnist", "one_7x7", "three
 
 
 def alexnet_paper(num_classes: int = 1000) -> nn.Sequential:
-    """AlexNet as in Krizhevsky et al. 2012 and the slides: 227x227x3 input, conv1 96 11x11/4 with no padding.
+    """AlexNet as in Krizhevsky, Sutskever & Hinton 2012: 227x227x3 input, conv1 96 11x11/4 with no padding.
 
     conv2, conv4 and conv5 are split into two groups (the paper's two GPUs); this gives 60,965,224
-    parameters (the slides' "60M"). The slides' "conv2 stride 2" is a typo: the paper's conv2 has stride 1
-    and padding 2, which is what gives 27x27x256 before pool2.
+    parameters (the paper's "60 million"). conv2 has stride 1 and padding 2, which is what gives
+    27x27x256 before pool2 (a stride of 2, as some summaries print it, would leave 6x6 after pool2, not 13x13).
     """
     return nn.Sequential(
         nn.Conv2d(3, 96, 11, stride=4), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
@@ -48,7 +48,8 @@ def lenet5(num_classes: int = 10) -> nn.Sequential:
 
 
 def mlp_mnist() -> nn.Sequential:
-    """The slides' multi-layer perceptron on 28x28 MNIST digits: 784-512-512-10, 669,706 weights."""
+    """A multi-layer perceptron on 28x28 MNIST digits, 784-512-512-10 with ReLUs (the layout of Keras'
+    ``mnist_mlp`` example, without its dropout): 669,706 weights, against 61,706 for LeNet-5."""
     return nn.Sequential(nn.Flatten(), nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 512), nn.ReLU(), nn.Linear(512, 10))
 
 

@@ -1,13 +1,15 @@
-"""Recipe: robustness curves of a normally and an adversarially trained MNIST LeNet5 under FGSM and PGD.
+"""Recipe: robustness curves of a normally and an adversarially trained MNIST CNN under FGSM and PGD.
 
     python recipes/attacks_mnist_robustness.py --out out/attacks_mnist \
         --data ../shared/data/mnist \
         --weights ../shared/data/mnist/mnist_lenet5_clntrained.pt \
         --weights ../shared/data/mnist/mnist_lenet5_advtrained.pt --limit 1000
 
-Writes `curve.png` (accuracy against eps, both models, FGSM and PGD, all images and originally
-correct ones), `curves.json` (the numbers) and `examples.png` (one digit per model, FGSM at the
-largest eps, as the panda figure). `--weights none` gives a random-init model (for smoke tests).
+(``../shared/data`` is the development data folder beside the checkout: the MNIST test set and
+advertorch's two trained checkpoints of ``mnist-cnn``.) Writes `curve.png` (accuracy against eps,
+both models, FGSM and PGD, all images and originally correct ones), `curves.json` (the numbers)
+and `example_<weights>.png` (the first test digit of each model, FGSM at the largest eps, as the
+panda figure). `--weights none` gives a random-init model (for smoke tests).
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ matplotlib.use("Agg")
 
 import torch  # noqa: E402
 
-from cnnlens.attacks import attack, batches, labelled_folder, load_attack_model, plot_attack, plot_robustness, robustness  # noqa: E402
+import cnnlens  # noqa: E402
+from cnnlens.attacks import attack, compare_robustness, labelled_folder  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -40,24 +43,19 @@ def main(argv: list[str] | None = None) -> dict:
     weights = args.weights or [str(args.data / "mnist_lenet5_clntrained.pt"), str(args.data / "mnist_lenet5_advtrained.pt")]
     args.out.mkdir(parents=True, exist_ok=True)
 
-    results = []
-    for w in weights:
-        am = load_attack_model("lenet5-mnist", None if w == "none" else w)
-        data = labelled_folder(args.data, limit=args.limit, transform=am.image)
-        res = robustness(am.model, batches(data, args.batch_size), eps=args.eps, attacks=args.attacks, steps=args.steps,
-                         generator=torch.Generator().manual_seed(args.seed), label=Path(w).stem)
-        results.append(res)
-        x, y = data[0]
-        fig = plot_attack(attack(am.model, x, y, eps=max(args.eps), categories=am.categories),
-                          title=f"{Path(w).stem}: FGSM at eps={max(args.eps):g} on MNIST test image 0")
-        fig.savefig(args.out / f"example_{Path(w).stem}.png", dpi=90)
+    models = [cnnlens.create_model("mnist-cnn", w, seed=args.seed) for w in weights]
+    curves = compare_robustness(models, args.data, eps=args.eps, attacks=args.attacks, steps=args.steps, limit=args.limit,
+                                batch_size=args.batch_size, generator=torch.Generator().manual_seed(args.seed))
+    curves.save(args.out / "curve.png", overwrite=True)
+    curves.save(args.out / "curves.json", overwrite=True)
 
-    plot_robustness(results, title="MNIST LeNet5: accuracy against ε").savefig(args.out / "curve.png", dpi=100)
-    summary = {r.label: r.to_dict() for r in results}
-    (args.out / "curves.json").write_text(json.dumps(summary, indent=2))
-    return summary
+    digit, label = labelled_folder(args.data, limit=1)[0]  # MNIST test image 0 as pixels, and its label
+    for w, model in zip(weights, models):
+        example = attack(model, digit, label, eps=max(args.eps))
+        example.save(args.out / f"example_{Path(w).stem}.png", overwrite=True)
+    return curves.to_dict()
 
 
 if __name__ == "__main__":
-    for label, r in main().items():
-        print(label, "clean", r["clean_accuracy"], {k: [round(a, 3) for a in c["accuracy"]] for k, c in r["curves"].items()})
+    for r in main()["results"]:
+        print(r["weights"], "clean", round(r["clean_accuracy"], 3), {k: [round(a, 3) for a in c["accuracy"]] for k, c in r["curves"].items()})

@@ -10,7 +10,9 @@ For one ImageNet model this script
    Fourier + decorrelation + transforms recipe and once with plain pixels, and prints the fraction
    of spectral power above 0.25 cycles/pixel of both.
 
-Everything goes to ``--out`` (``numbers.json`` and three PNG grids).
+Everything goes to ``--out`` (``numbers.json``, three PNG grids and the labelled class figure).
+With the trained weights and photos of the development data folder (``../shared/data`` beside the
+checkout):
 
     python recipes/featvis_numbers.py --model squeezenet1_0 \\
         --weights ../shared/data/imagenet/squeezenet1_0_imagenet_deepcompression.pth \\
@@ -26,29 +28,31 @@ from pathlib import Path
 import torch
 
 import cnnlens
-from cnnlens.featvis import high_frequency_energy, image_grid, render
-from cnnlens.featvis import objectives as O
+from cnnlens.featvis import activations, high_frequency_energy, image_grid
 from cnnlens.featvis import param as P
-from cnnlens.featvis.render import activations
-from cnnlens.images import list_images, load_image, save_image
+from cnnlens.images import list_images, save_image
 
 
-def photo_channel_means(model, prep, files: list[Path], layer: str, batch: int = 50) -> torch.Tensor:  # type: ignore[no-untyped-def]
+def photo_channel_means(model, files: list[Path], layer: str, batch: int = 50) -> torch.Tensor:  # type: ignore[no-untyped-def]
     """Mean activation of every channel of ``layer`` over the photos (resize + centre crop as the weights say)."""
+    prep = cnnlens.model_info(model).preprocessing
     total, count = None, 0
     for start in range(0, len(files), batch):
-        x = torch.stack([prep.resize_and_crop(load_image(f)) for f in files[start : start + batch]])
-        with torch.no_grad(), cnnlens.eval_mode(model):
-            a = activations(model, x, [layer], preprocessing=prep)[layer].mean((2, 3)).sum(0)
+        x = cnnlens.as_pixels(files[start : start + batch], prep, fit="crop")
+        with torch.no_grad():
+            a = activations(model, x, [layer])[layer].mean((2, 3)).sum(0)
         total = a if total is None else total + a
         count += len(x)
     assert total is not None
     return total / count
 
 
-def probabilities(model, prep, images: torch.Tensor, classes: list[int]) -> list[float]:  # type: ignore[no-untyped-def]
-    with torch.no_grad(), cnnlens.eval_mode(model):
-        p = torch.softmax(model(prep.normalize(images)), 1)
+def start_probabilities(model, size: int, classes: list[int], seed: int) -> list[float]:  # type: ignore[no-untyped-def]
+    """Softmax probability of each class on the noise image render starts from (same seed, same draw)."""
+    channels = cnnlens.model_info(model).preprocessing.channels
+    start = P.image(size, batch=len(classes), channels=channels, generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        p = torch.softmax(activations(model, start(), ["logits"])["logits"], 1)
     return [round(float(p[i, k]), 4) for i, k in enumerate(classes)]
 
 
@@ -58,7 +62,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--weights", default="none")
     parser.add_argument("--layer", default="features.9")
     parser.add_argument("--channels", default="5,20,50", help="comma-separated channel indices")
-    parser.add_argument("--classes", default="130,949,1,417", help="comma-separated class indices")
+    parser.add_argument("--classes", default="130,949,1,417", help="comma-separated class indices or names")
     parser.add_argument("--photos", default="../shared/data/imagenet_samples", help="folder of photos for the channel means")
     parser.add_argument("--max-photos", type=int, default=None)
     parser.add_argument("--size", type=int, default=128)
@@ -70,40 +74,41 @@ def main(argv: list[str] | None = None) -> dict:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    model = cnnlens.create_model(args.model, args.weights)
-    prep = cnnlens.preprocessing(args.model, args.weights)
+    model = cnnlens.create_model(args.model, args.weights, seed=args.seed)
     channels = [int(c) for c in args.channels.split(",")]
-    classes = [int(k) for k in args.classes.split(",")]
+    units = [f"{args.layer}:{c}" for c in channels]
     gen = lambda: torch.Generator().manual_seed(args.seed)  # noqa: E731
-    numbers: dict = {"model": args.model, "weights": str(args.weights), "size": args.size, "steps": args.steps}
+    kw = dict(size=args.size, steps=args.steps, progress=True)
+    numbers: dict = {**cnnlens.model_info(model).to_dict(), "size": args.size, "steps": args.steps}
 
-    # 1. classes
-    start = P.image(args.size, batch=len(classes), generator=gen())
-    p0 = probabilities(model, prep, start().detach(), classes)
-    result = render(model, O.class_logits(classes), size=args.size, steps=args.steps, preprocessing=prep, generator=gen())
-    p1 = probabilities(model, prep, result.images, classes)
-    numbers["classes"] = [{"class": k, "category": prep.category(k), "p_start": a, "p_end": b} for k, a, b in zip(classes, p0, p1)]
-    save_image(image_grid(result.images), out / "classes.png", overwrite=True)
+    # 1. classes: one image each, one batch; the result holds each class's probability on its image
+    result = cnnlens.render(model, [f"logits:{k}" for k in args.classes.split(",")], generator=gen(), **kw)
+    indices = [u.channel for u in result.units]
+    p0 = start_probabilities(model, args.size, indices, args.seed)
+    numbers["classes"] = [
+        {"class": k, "class_name": name, "p_start": a, "p_end": round(b, 4)}
+        for k, name, a, b in zip(indices, result.class_names, p0, result.probabilities)
+    ]
+    result.save_image(out / "classes.png", overwrite=True)
+    result.save(out / "classes_figure.png", overwrite=True)
 
     # 2. channels against the photos
     files = list_images(args.photos)[: args.max_photos]
-    means = photo_channel_means(model, prep, files, args.layer)
-    result = render(model, O.channels(args.layer, channels), size=args.size, steps=args.steps, preprocessing=prep, generator=gen())
+    means = photo_channel_means(model, files, args.layer)
+    result = cnnlens.render(model, units, generator=gen(), **kw)
     numbers["photos"] = len(files)
     numbers["channels"] = [
         {"layer": args.layer, "channel": c, "visualization": round(float(v), 3), "photo_mean": round(float(means[c]), 3),
          "ratio": round(float(v / means[c]), 2)}
         for c, v in zip(channels, result.values)
     ]
-    save_image(image_grid(result.images), out / "channels.png", overwrite=True)
+    result.save_image(out / "channels.png", overwrite=True)
 
     # 3. high-frequency energy at the same activation
     target = args.target if args.target is not None else 8 * float(means[channels].max())
-    obj = O.channels(args.layer, channels)
     runs = {
-        "fourier+decorrelation+transforms": render(model, obj, size=args.size, steps=args.steps, preprocessing=prep, generator=gen(), until=target),
-        "pixels": render(model, obj, size=args.size, steps=args.steps, preprocessing=prep, generator=gen(), until=target,
-                         fft=False, decorrelate=False, transforms=[]),
+        "fourier+decorrelation+transforms": cnnlens.render(model, units, generator=gen(), until=target, **kw),
+        "pixels": cnnlens.render(model, units, generator=gen(), until=target, fft=False, decorrelate=False, transforms=[], **kw),
     }
     numbers["frequency"] = {"target": round(target, 3), "cutoff_cycles_per_pixel": 0.25}
     for name, r in runs.items():

@@ -1,10 +1,12 @@
-"""Recipe: how receptive fields and cost grow through a network, for several torchvision models.
+"""Recipe: how receptive fields and cost grow through a network, for any models of the registry.
 
     python recipes/report_receptive_fields.py --out out/report vgg16 resnet50 inception_v3 googlenet
 
-Writes `receptive_fields.png` (receptive field size against the depth of each conv layer, with the
-input size marked), `cost.png` (MACs against parameters) and `reports.json` (totals per model).
-Everything comes from `cnnlens.report`, computed on the meta device, so no weights are needed.
+Takes any name of `cnnlens.list_models()` (torchvision models, `alexnet-paper`, `lenet5`, `mnist-cnn`,
+`timm/NAME`) or `path/to/file.py:ClassName`. Writes `receptive_fields.png` (receptive field size
+against the depth of each conv layer, with the input size marked), `cost.png` (MACs against
+parameters), `reports.json` (model, source, input size and totals per model) and the per-layer table
+of each model in `tables/NAME.csv`. Everything comes from `cnnlens.report`, computed on the meta device, so no weights are needed.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import cnnlens  # noqa: E402
 
 
 def conv_rf_curve(report: cnnlens.Report) -> list[int]:
-    """Receptive field size (rows) of every convolution's output, in execution order of definition."""
+    """Receptive field size (rows) of every convolution's output, in definition order."""
     return [
         row.receptive_field.size[0]
         for row in report.layers
@@ -65,7 +67,11 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
     fig.savefig(args.out / "cost.png", dpi=120)
     plt.close(fig)
 
-    summary = {name: {**r.totals.to_dict(), "input_size": list(r.input_size)} for name, r in reports.items()}
+    summary = {}
+    for name, r in reports.items():
+        d = r.to_dict()
+        summary[name] = {"source": d["source"], "input_size": d["input_size"], **d["totals"]}
+        r.save(args.out / "tables" / f"{name.replace('/', '_').replace(':', '_')}.csv", overwrite=True)  # the per-layer table
     (args.out / "reports.json").write_text(json.dumps(summary, indent=2))
     return summary
 

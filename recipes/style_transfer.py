@@ -1,8 +1,14 @@
 """Recipe: Gatys style transfer and Mahendran-Vedaldi inversions on one backbone, with loss curves.
 
 For each style image: the stylized content (and its colour-preserving variant); for each of the
-backbone's inversion layers (shallow to deep): the reconstruction. Writes PNGs, ``losses.json`` and
-``loss_curves.png`` (total / content / style per L-BFGS iteration, log scale) into ``--out``.
+model's inversion layers (shallow to deep, ``cnnlens.default_layers(model, "invert")``): the
+inversion beside the photo, with how much of the photo it keeps (the correlation of pixels and of
+activations). Writes PNGs, ``losses.json`` and ``loss_curves.png`` (total / content / style per
+L-BFGS iteration, log scale) into ``--out``.
+
+The defaults read the ImageNet-trained squeezenet1_0 and the photos and paintings of the development
+data folder (``../shared/data`` beside the checkout); give your own with ``--weights``, ``--content``
+and ``--style``:
 
     python recipes/style_transfer.py --model squeezenet1_0 \\
         --weights ../shared/data/imagenet/squeezenet1_0_imagenet_deepcompression.pth \\
@@ -18,16 +24,15 @@ from pathlib import Path
 import torch
 
 import cnnlens
-from cnnlens.style import BACKBONES, invert, stylize
+from cnnlens.style import invert, stylize
+
+DATA = Path("../shared/data")
 
 
 def plot_curves(histories: dict[str, list[dict[str, float]]]):
-    import matplotlib
-
-    matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(9, 3.2), constrained_layout=True)
+    fig = Figure(figsize=(9, 3.2), layout="constrained")
     axes = fig.subplots(1, 3)
     for name, history in histories.items():
         for ax, key in zip(axes, ("total", "content", "style")):
@@ -41,40 +46,39 @@ def plot_curves(histories: dict[str, list[dict[str, float]]]):
 
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", default="squeezenet1_0", choices=sorted(BACKBONES))
-    p.add_argument("--weights", default="../shared/data/imagenet/squeezenet1_0_imagenet_deepcompression.pth")
-    p.add_argument("--content", type=Path, default=Path("../shared/data/photos/chelsea.png"))
-    p.add_argument("--style", type=Path, nargs="+", default=[Path("../shared/data/style/starry_night.jpg")])
+    p.add_argument("--model", default="squeezenet1_0", help="any name of `cnnlens models`")
+    p.add_argument("--weights", default=str(DATA / "imagenet/squeezenet1_0_imagenet_deepcompression.pth"), help="DEFAULT, none or a file")
+    p.add_argument("--content", type=Path, default=DATA / "photos/chelsea.png")
+    p.add_argument("--style", type=Path, nargs="+", default=[DATA / "style/starry_night.jpg"])
     p.add_argument("--size", type=int, default=192)
     p.add_argument("--steps", type=int, default=150)
-    p.add_argument("--invert-steps", type=int, default=100)
+    p.add_argument("--invert-steps", type=int, default=None, help="default: invert's own (300 Adam steps)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path("out/style"))
     args = p.parse_args(argv)
 
     args.out.mkdir(parents=True, exist_ok=True)
-    model = cnnlens.create_model(args.model, args.weights)
-    pre = cnnlens.preprocessing(args.model, args.weights)
-    content = cnnlens.load_image(args.content, args.size)
-    numbers: dict = {"model": args.model, "size": args.size, "styles": {}, "inversions": {}}
+    model = cnnlens.create_model(args.model, args.weights, seed=args.seed)
+    numbers: dict = {**cnnlens.model_info(model).to_dict(), "size": args.size, "styles": {}, "inversions": {}}
     histories = {}
     for style_path in args.style:
-        style = cnnlens.load_image(style_path, args.size)
         for keep in (False, True):
-            result = stylize(model, content, style, backbone=args.model, steps=args.steps, preserve_color=keep,
-                             mean=pre.mean, std=pre.std)
+            result = stylize(model, args.content, style_path, size=args.size, steps=args.steps, preserve_color=keep)
             name = f"{style_path.stem}{'-colors' if keep else ''}"
-            cnnlens.save_image(result.image, args.out / f"{name}.png", overwrite=True)
-            numbers["styles"][name] = {"initial": result.history[0], "final": result.history[-1],
-                                       "style_reduction": result.style_reduction, "seconds": result.seconds}
+            result.save_image(args.out / f"{name}.png", overwrite=True)
+            numbers["styles"][name] = {
+                "initial": result.history[0], "final": result.history[-1], "style_reduction": result.style_reduction,
+                "total_never_rose": result.total_never_rose, "seconds": result.seconds,
+            }
             if not keep:
                 histories[style_path.stem] = result.history
-    for layer in BACKBONES[args.model].invert_layers:
-        rec = invert(model, content, layer, backbone=args.model, steps=args.invert_steps, mean=pre.mean, std=pre.std,
-                     generator=torch.Generator().manual_seed(args.seed))
-        cnnlens.save_image(rec.image, args.out / f"invert-{layer}.png", overwrite=True)
-        mse = float(((rec.image - content) ** 2).mean())
-        numbers["inversions"][layer] = {"reconstruction": rec.history[-1]["reconstruction"], "pixel_mse": mse}
+    for layer in cnnlens.default_layers(model, "invert"):
+        rec = invert(model, args.content, layer, size=args.size, steps=args.invert_steps, generator=torch.Generator().manual_seed(args.seed))
+        rec.save(args.out / f"invert-{layer}.png", overwrite=True)  # the photo beside its inversion
+        numbers["inversions"][layer] = {
+            "reconstruction": rec.reconstruction, "pixel_correlation": rec.pixel_correlation,
+            "feature_correlation": rec.feature_correlation, "seconds": rec.seconds,
+        }
     plot_curves(histories).savefig(args.out / "loss_curves.png", dpi=100)
     (args.out / "losses.json").write_text(json.dumps(numbers, indent=2))
     return numbers

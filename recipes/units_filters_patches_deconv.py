@@ -4,7 +4,8 @@
         --model squeezenet1_0 --weights ../shared/data/imagenet/squeezenet1_0_imagenet_deepcompression.pth \\
         --data ../shared/data/imagenet_samples --layer features.7 --limit 300
 
-Three questions, answered with the public API (`cnnlens.units`):
+(`../shared/data` is the development data folder beside the checkout; any folder of photos and any
+weights file of the model work.) Four questions, answered with the public API:
 
 1. Are the first-layer filters Gabor-like, and is that learned? The Gabor R^2 of every first-layer
    filter of the trained model against the same architecture at random init -> `gabor_r2.png`,
@@ -14,13 +15,14 @@ Three questions, answered with the public API (`cnnlens.units`):
    `patches.json` (the index that redraws the figure).
 3. Does each crop hold everything its unit sees? Every crop is run alone and the unit read again ->
    `summary.json` (largest relative error), together with the Gabor numbers.
+4. How do deconvnet, guided backprop and the gradient differ for the strongest of those units, on its
+   whole image? -> `deconv.png` and the relative differences in `summary.json`.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import matplotlib
@@ -51,13 +53,11 @@ def main(argv: list[str] | None = None) -> dict:
     args.out.mkdir(parents=True, exist_ok=True)
 
     trained = cnnlens.create_model(args.model, args.weights)
-    torch.manual_seed(args.seed)
-    random_init = cnnlens.create_model(args.model, None)
+    random_init = cnnlens.create_model(args.model, None, seed=args.seed)
 
     # 1. first-layer filters: trained against random init
-    f_trained, f_random = units.conv_filters(trained), units.conv_filters(random_init)
-    fig = units.plot_filters(f_trained)
-    fig.savefig(args.out / "filters.png")
+    f_trained, f_random = cnnlens.conv_filters(trained), cnnlens.conv_filters(random_init)
+    f_trained.save(args.out / "filters.png", overwrite=True)
     r2_t = np.array([f.gabor_r2 for f in f_trained.filters if f.gabor_r2 is not None])
     r2_r = np.array([f.gabor_r2 for f in f_random.filters if f.gabor_r2 is not None])
     fig, ax = plt.subplots(figsize=(6, 3.8))
@@ -73,31 +73,37 @@ def main(argv: list[str] | None = None) -> dict:
     plt.close(fig)
 
     # 2. maximal patches with deconvnet projections (Zeiler & Fergus)
-    prep = cnnlens.preprocessing(args.model, args.weights)
-    if args.size:
-        prep = replace(prep, resize_size=args.size, crop_size=args.size)
-    result = units.top_patches(trained, args.layer, args.data, n_channels=args.channels, k=args.top, limit=args.limit, preprocessing=prep)
-    result.model, result.weights = args.model, str(args.weights)
-    units.add_projections(trained, result, method=args.method)
-    units.plot_patches(result).savefig(args.out / "zeiler_fergus.png")
-    (args.out / "patches.json").write_text(json.dumps(result.to_dict(), indent=2))
+    result = cnnlens.top_patches(
+        trained, args.layer, args.data, n_channels=args.channels, k=args.top, limit=args.limit, size=args.size, method=args.method
+    )
+    result.save(args.out / "zeiler_fergus.png", overwrite=True)
+    result.save(args.out / "patches.json", overwrite=True)
 
     # 3. every crop alone gives its activation back
     recorded = torch.tensor([p.activation for p in result.all_patches()])
     replayed = units.replay(trained, result)
     err = float(((replayed - recorded).abs() / recorded.abs().clamp_min(1e-6)).max())
 
+    # 4. the three projections of the strongest unit found, on its whole image
+    best = max(result.all_patches(), key=lambda p: p.activation)
+    where = f"{result.layer}:{best.channel}@{best.position[0]},{best.position[1]}"
+    projection = cnnlens.project(trained, best.image, where, size=args.size)
+    projection.save(args.out / "deconv.png", overwrite=True)
+
     summary = {
         "model": args.model,
         "first_layer": f_trained.layer,
         "mean_gabor_r2_trained": float(r2_t.mean()),
         "mean_gabor_r2_random_init": float(r2_r.mean()),
-        "colour_filters_trained": int(sum(bool(f.is_color) for f in f_trained.filters)),
+        "colour_filters_trained": f_trained.n_color,
         "layer": result.layer,
         "receptive_field": result.receptive_field.to_dict(),
         "images": result.n_images,
         "channels": result.channels,
         "replay_max_relative_error": err,
+        "strongest_unit": str(projection.unit),
+        "strongest_activation": projection.activation,
+        "relative_difference_from_gradient": projection.relative_difference,
     }
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary

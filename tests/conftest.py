@@ -65,3 +65,51 @@ def mobilenet_trained(data: Path) -> torch.nn.Module:
     import cnnlens
 
     return cnnlens.create_model("mobilenet_v2", require(data / "imagenet/mobilenet_v2_imagenet_dequantized.pth"))
+
+
+TINY_NET = '''
+import torch
+import torch.nn as nn
+
+
+class TinyNet(nn.Module):
+    """A tiny image classifier written by a user."""
+
+    input_size = (3, 32, 32)
+    mean = (0.5, 0.5, 0.5)
+    std = (0.25, 0.25, 0.25)
+    categories = ["cat", "dog", "bird"]
+
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        )
+        self.classifier = nn.Linear(16 * 8 * 8, 3)
+
+    def forward(self, x):
+        return self.classifier(self.features(x).flatten(1))
+'''
+
+
+@pytest.fixture(scope="session")
+def file_model(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """``path/tinynet.py:TinyNet``: a user's own model file (3x32x32, three classes)."""
+    path = tmp_path_factory.mktemp("usermodel") / "tinynet.py"
+    path.write_text(TINY_NET)
+    return f"{path}:TinyNet"
+
+
+@pytest.fixture(scope="session")
+def photo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """scikit-image's chelsea photo (it ships with the library), 64 px high, as a PNG."""
+    import numpy as np
+    import skimage.data
+    from PIL import Image
+
+    image = Image.fromarray(skimage.data.chelsea()).resize((96, 64))
+    path = tmp_path_factory.mktemp("photos") / "chelsea.png"
+    image.save(path)
+    assert np.asarray(image).shape == (64, 96, 3)
+    return path

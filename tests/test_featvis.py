@@ -1,24 +1,27 @@
-"""Feature visualization: objectives, parameterizations, transforms, render, and the visualize CLI."""
+"""Feature visualization: objectives, parameterizations, transforms, render, its result, and the visualize CLI."""
 
 from __future__ import annotations
 
 import csv
 import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
 import torch.nn as nn
 from click.testing import CliRunner
 
+import cnnlens
+from cnnlens.address import parse_unit
 from cnnlens.cli import cli
 from cnnlens.errors import CnnlensError
-from cnnlens.featvis import high_frequency_energy, image_grid, redirected_relu, render
+from cnnlens.featvis import RenderResult, high_frequency_energy, image_grid, redirected_relu, render
 from cnnlens.featvis import objectives as O
 from cnnlens.featvis import param as P
 from cnnlens.featvis import transforms as T
-from cnnlens.featvis.render import activations
-from cnnlens.models import preprocessing
+from cnnlens.featvis.render import activations, fixed_input_size
+from cnnlens.results import jsonable
 from cnnlens.testing import model_state
 
 
@@ -26,9 +29,14 @@ def gen(seed: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-SQUEEZE = "imagenet/squeezenet1_0_imagenet_deepcompression.pth"
-MOBILE = "imagenet/mobilenet_v2_imagenet_dequantized.pth"
+def prep_of(model: nn.Module) -> cnnlens.Preprocessing:
+    return cnnlens.model_info(model).preprocessing
 
+
+@pytest.fixture(scope="module")
+def squeeze_reg() -> nn.Module:
+    """squeezenet1_0 from the registry, random init with seed 0 (so it knows its class names)."""
+    return cnnlens.create_model("squeezenet1_0", seed=0)
 
 
 # ---------------------------------------------------------------- objectives
@@ -64,9 +72,21 @@ def test_objective_algebra_and_per_item_batches() -> None:
     expected = torch.stack([a[0, 3].mean(), a[1, 0].mean(), a[2, 1].mean()])
     assert torch.allclose(per_item(acts), expected)
     assert torch.allclose(O.class_logits([4, 5])(acts)[:2], acts[O.LOGITS][[0, 1], [4, 5]])
-    assert O.as_objective("a:2").name == "a:2"
-    with pytest.raises(ValueError):
-        O.as_objective("no-channel")
+
+
+def test_for_unit_maps_each_address_kind() -> None:
+    acts = fake_acts()
+    a = acts["a"]
+    assert torch.allclose(O.for_unit(parse_unit("a:2"))(acts), a[:, 2].mean((1, 2)))
+    assert torch.allclose(O.for_unit(parse_unit("a:1@4,0"))(acts), a[:, 1, 4, 0])
+    assert torch.allclose(O.for_unit(parse_unit("a:1@40,50"))(acts), a[:, 1, 4, 5])  # clamped into a smaller output
+    assert torch.allclose(O.for_unit(parse_unit("a"))(acts), a.pow(2).mean((1, 2, 3)))
+    cls = cnnlens.Unit("logits", 7, name="seven")
+    assert torch.allclose(O.for_unit(cls)(acts), acts[O.LOGITS][:, 7]) and O.for_unit(cls).name == "logits:7 (seven)"
+    assert O.for_unit(parse_unit("a:2"), batch=1)(acts)[0] == 0
+    assert O.unit_label(cnnlens.Unit("logits", 3, name="3")) == "logits:3"  # digit classes: no repeated name
+    with pytest.raises(CnnlensError, match="resolve the class name"):
+        O.for_unit(parse_unit("logits:flamingo"))
 
 
 def test_direction_diversity_total_variation() -> None:
@@ -114,6 +134,7 @@ def test_high_frequency_energy_of_known_signals() -> None:
 
 def test_transforms_shapes_and_seeds() -> None:
     x = torch.rand(2, 3, 40, 40)
+    assert T.resize((32, 32))(x, None).shape[-2:] == (32, 32) and T.resize((40, 40))(x, None) is x
     padded = T.pad(12)(x, None)
     assert padded.shape[-1] == 64 and float(padded[0, 0, 0, 0]) == 0.5
     assert T.jitter(8)(x, gen()).shape[-1] == 33
@@ -208,31 +229,247 @@ def test_redirect_starts_dead_units() -> None:
     alive = render(model, O.channel("2", 0), redirect_steps=40, generator=gen(0), **kw)
     assert float(dead.values[0]) == 0.0 and torch.allclose(dead.images, dead.images.mean(), atol=0.02)
     with torch.no_grad():
-        pre_alive = conv(preprocessing(model).normalize(alive.images))
-        pre_dead = conv(preprocessing(model).normalize(dead.images))
+        pre_alive = conv(prep_of(model).normalize(alive.images))
+        pre_dead = conv(prep_of(model).normalize(dead.images))
     assert float(pre_alive.max()) > float(pre_dead.max()) + 1
+
+
+# ---------------------------------------------------------------- units, result, checks (random init)
+
+
+def test_render_units_result_holds_values_classes_and_probabilities(squeeze_reg: nn.Module) -> None:
+    before = model_state(squeeze_reg)
+    units = ["features.9:1", "logits:flamingo", "features.10:3@1,1", "logits:949"]
+    out = render(squeeze_reg, units, size=32, steps=3, generator=gen(0), progress=False)
+    assert model_state(squeeze_reg) == before
+    assert isinstance(out, RenderResult) and out.images.device.type == "cpu" and out.values.device.type == "cpu"
+    assert out.images.shape == (4, 3, 32, 32) and 0 <= float(out.images.min()) and float(out.images.max()) <= 1
+    assert [str(u) for u in out.units] == ["features.9:1", "logits:130", "features.10:3@1,1", "logits:949"]
+    assert out.class_names == [None, "flamingo", None, "strawberry"]
+    # values and probabilities recomputed independently on the final images
+    prep = prep_of(squeeze_reg)
+    with torch.no_grad():
+        logits = squeeze_reg(prep.normalize(out.images))
+        f9 = activations(squeeze_reg, out.images, ["features.9"])["features.9"]
+        f10 = activations(squeeze_reg, out.images, ["features.10"])["features.10"]
+    p = torch.softmax(logits, 1)
+    assert out.probabilities[0] is None and out.probabilities[2] is None
+    assert out.probabilities[1] == pytest.approx(float(p[1, 130]), abs=1e-6)
+    assert out.probabilities[3] == pytest.approx(float(p[3, 949]), abs=1e-6)
+    expected = torch.stack([f9[0, 1].mean(), logits[1, 130], f10[2, 3, 1, 1], logits[3, 949]])
+    assert torch.allclose(out.values, expected, atol=1e-5)
+    d = out.to_dict()
+    assert json.loads(json.dumps(d)) == d  # JSON-safe as it is
+    assert d["model"] == "squeezenet1_0" and d["weights"] == "random init, seed 0" and d["random_init"] is True
+    rows = d["images"]
+    assert rows[1]["class_name"] == "flamingo" and rows[1]["probability"] == out.probabilities[1]
+    assert rows[2]["position"] == [1, 1] and "probability" not in rows[0]
+    assert [r["objective"] for r in rows] == pytest.approx(out.values.tolist())
+    labels = out.labels()
+    assert labels[1].startswith("logits:130 (flamingo)") and f"p = {out.probabilities[1]:.3f}" in labels[1]
+    assert "random init" in repr(out) and "flamingo" in out.to_text()
+
+
+def test_render_figure_stands_alone(squeeze_reg: nn.Module) -> None:
+    out = render(squeeze_reg, ["features.9:1", "logits:flamingo"], size=32, steps=1, generator=gen(0), progress=False)
+    fig = out.figure()
+    try:
+        title = fig._suptitle.get_text()
+        assert "squeezenet1_0" in title and "random init, seed 0" in title and "features.9" in title and "logits" in title
+        titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+        assert titles == out.labels() and "flamingo" in titles[1] and "p = " in titles[1]
+    finally:
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+    html = out._repr_html_()
+    assert "<img src='data:image/png;base64," in html and str(round(out.values.tolist()[1], 4)) in html and "flamingo" in html
+
+
+def test_render_checks_units_and_numbers_before_any_step(squeeze_reg: nn.Module) -> None:
+    before = model_state(squeeze_reg)
+    steps_run: list[int] = []
+    cb = lambda step, values: steps_run.append(step)  # noqa: E731
+    cases = [
+        (["features.99:1"], {}, "unit: unknown layer 'features.99' \\(did you mean: features.9"),
+        (["logits:flamingoo"], {}, "unit: unknown class 'flamingoo' \\(did you mean: flamingo"),
+        (["features.9:384"], {}, "unit: channel 384 out of range, features.9 has channels 0..383"),
+        (["features.9:1@9,9"], {}, "unit: position 9,9 outside features.9's 3x3 output"),
+        (["logits:1000"], {}, "unit: class 1000 out of range"),
+        (["features.9:x"], {}, "unit 'features.9:x': channel must be an index"),
+        ([], {}, "objective_or_units must be"),
+        ("features.9:1", {"lr": float("nan")}, "^lr must be a finite number, not nan"),
+        ("features.9:1", {"lr": -0.1}, "^lr must be > 0"),
+        ("features.9:1", {"size": 16}, "^size must be >= 21"),
+        ("features.9:1", {"size": 100_000}, "^size must be <= 4096"),
+        ("features.9:1", {"steps": -1}, "^steps must be >= 0"),
+        ("features.9:1", {"diversity": float("inf")}, "^diversity must be a finite number"),
+        ("features.9:1", {"batch": 0}, "^batch must be >= 1"),
+        ("features.9:1", {"redirect_steps": -2}, "^redirect_steps must be >= 0"),
+    ]
+    for spec, kw, message in cases:
+        with pytest.raises(CnnlensError, match=message):
+            render(squeeze_reg, spec, **{"size": 32, "steps": 2, "callback": cb, "progress": False, **kw})
+    assert steps_run == [] and model_state(squeeze_reg) == before
+
+
+def test_render_batch_and_diversity(squeeze_reg: nn.Module) -> None:
+    kw = dict(size=32, steps=6, generator=gen(0), progress=False, batch=2)
+    plain = render(squeeze_reg, ["features.9:1", "logits:flamingo"], **kw)
+    assert [str(u) for u in plain.units] == ["features.9:1", "features.9:1", "logits:130", "logits:130"]
+    assert plain.to_dict()["images_per_unit"] == 2 and len(plain.probabilities) == 4
+    diverse = render(squeeze_reg, ["features.9:1", "logits:flamingo"], diversity=1e3, **kw)
+    # diversity is measured on the units' layer, and on the last spatial layer for class units
+    assert "diversity(features.9)" in diverse.objective and "diversity(features.12)" not in diverse.objective
+    only_classes = render(squeeze_reg, ["logits:flamingo"], diversity=1.0, **{**kw, "steps": 1})
+    assert f"diversity({cnnlens.default_layers(squeeze_reg, 'last_spatial')[0]})" in only_classes.objective
+    # the two images of one unit move apart: their Gram matrices are less alike than without the term
+    def gram_cos(images: torch.Tensor) -> float:
+        a = activations(squeeze_reg, images, ["features.9"])["features.9"].detach()
+        return float(-O.diversity("features.9")({"features.9": a[:2]})[0])
+
+    assert gram_cos(diverse.images) < gram_cos(plain.images)
+
+
+@pytest.mark.parametrize("name", ["lenet5", "mnist-cnn"])
+def test_render_grey_models(name: str) -> None:
+    model = cnnlens.create_model(name, seed=0)
+    assert fixed_input_size(prep_of(model)) == prep_of(model).input_size[1:]
+    conv = cnnlens.default_layers(model, "first_conv")[0]
+    out = render(model, ["logits:3", f"{conv}:2"], steps=2, generator=gen(0), progress=False)
+    side = prep_of(model).input_size[-1]
+    assert out.images.shape == (2, 1, side, side) and out.class_names == ["3", None]
+    bigger = render(model, ["logits:3"], size=side + 8, steps=2, generator=gen(0), progress=False)  # resized to the model's size
+    assert bigger.images.shape == (1, 1, side + 8, side + 8) and 0 < bigger.probabilities[0] < 1
+    with pytest.raises(CnnlensError, match=f"^size must be >= {side}"):
+        render(model, ["logits:3"], size=side - 4, steps=1, progress=False)
+
+
+def test_render_progress_lines_off_a_terminal(squeeze_reg: nn.Module, capsys: pytest.CaptureFixture[str]) -> None:
+    render(squeeze_reg, "features.9:1", size=32, steps=2, generator=gen(0))
+    err = capsys.readouterr().err
+    assert "visualize: started, 0/2 step" in err and "visualize: done, 2/2 step" in err
+    render(squeeze_reg, "features.9:1", size=32, steps=2, generator=gen(0), progress=False)
+    assert capsys.readouterr().err == ""
 
 
 # ---------------------------------------------------------------- CLI
 
 
-def test_visualize_cli_random_model(tmp_path) -> None:
-    out = tmp_path / "grid.png"
-    args = ["visualize", "squeezenet1_0", "--weights", "none", "--layer", "features.9", "-c", "1", "-c", "2",
-            "--class", "3", "--steps", "2", "--size", "40", "-o", str(out), "--json", "--device", "cpu"]
-    result = CliRunner().invoke(cli, args, catch_exceptions=False)
+NET_PY = '''
+import torch.nn as nn
+
+
+class Net(nn.Module):
+    """A tiny CNN (3 colour channels, 4 classes)."""
+
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1), nn.ReLU())
+        self.fc = nn.Linear(8, 4)
+
+    def forward(self, x):
+        return self.fc(self.features(x).mean((2, 3)))
+'''
+
+
+def run(args: list[str]) -> object:
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def test_visualize_cli_json_is_the_result_and_files(tmp_path: Path, squeeze_reg: nn.Module) -> None:
+    fig, grid = tmp_path / "fig.png", tmp_path / "grid.png"
+    args = ["visualize", "squeezenet1_0", "-w", "none", "-u", "features.9:1", "-u", "features.9:2", "-u", "logits:3",
+            "--steps", "2", "--size", "40", "-o", fig, "--image", grid, "--json", "--device", "cpu"]
+    result = run(args)
     assert result.exit_code == 0, result.output
-    rows = json.loads(result.stdout)["images"]
-    assert [r.get("channel", r.get("class")) for r in rows] == [1, 2, 3] and rows[2]["category"] == "tiger shark"
+    api = render(squeeze_reg, ["features.9:1", "features.9:2", "logits:3"], size=40, steps=2, generator=gen(0), progress=False)
+    assert json.loads(result.stdout) == jsonable(api.to_dict())
+    assert json.loads(result.stdout)["images"][2]["class_name"] == "tiger shark"
     from cnnlens.images import load_image
 
-    assert load_image(out).shape == (3, 2 + 42, 2 + 3 * 42)
-    again = CliRunner().invoke(cli, args)
+    assert load_image(grid).shape == (3, 2 + 42, 2 + 3 * 42)  # the bare grid at the rendered size
+    assert torch.allclose(load_image(grid)[:, 2:42, 2:42], api.images[0], atol=1 / 255 + 1e-6)
+    assert load_image(fig).shape[-1] > 300  # the labelled figure
+    text = run(args[:-3] + ["--overwrite"])
+    assert text.exit_code == 0 and "logits:3 (tiger shark): objective" in text.stdout and ", p = " in text.stdout
+    again = run(args)
     assert again.exit_code == 2 and "exists" in again.output and "Traceback" not in again.output
-    bad = CliRunner().invoke(cli, ["visualize", "squeezenet1_0", "--weights", "none", "--layer", "features.99", "-o", str(tmp_path / "x.png")])
-    assert bad.exit_code == 2 and "unknown layer" in bad.output and "did you mean" in bad.output
-    bad = CliRunner().invoke(cli, ["visualize", "squeezenet1_0", "--weights", "none", "--class", "flamingoo", "-o", str(tmp_path / "y.png")])
-    assert bad.exit_code == 2 and "flamingo" in bad.output
+
+
+SOURCES = ["squeezenet1_0", "lenet5", "mnist-cnn", "file", "timm/resnet18"]
+
+
+@pytest.mark.parametrize("source", SOURCES)
+def test_visualize_and_dream_every_registry_source_repeat_under_seed(source: str, tmp_path: Path) -> None:
+    if source == "timm/resnet18":
+        pytest.importorskip("timm")
+    model = source
+    if source == "file":
+        (tmp_path / "net.py").write_text(NET_PY)
+        model = f"{tmp_path / 'net.py'}:Net"
+    from cnnlens.images import save_image
+
+    photo = save_image(torch.rand(3, 36, 40, generator=gen(5)), tmp_path / "photo.png")
+    runs = {}
+    for tag, seed in [("a", 0), ("b", 0), ("c", 1)]:
+        grid, fig, dreamed = tmp_path / f"grid-{tag}.png", tmp_path / f"fig-{tag}.png", tmp_path / f"dream-{tag}.png"
+        vis = run(["visualize", model, "-w", "none", "--seed", seed, "-u", "logits:1", "--steps", 2, "--size", 32, "--image", grid, "-o", fig])
+        assert vis.exit_code == 0, vis.output
+        dr = run(["dream", photo, "-m", model, "-w", "none", "--seed", seed, "--steps", 2, "--size", 32, "--image", dreamed, "--json"])
+        assert dr.exit_code == 0, dr.output
+        assert json.loads(dr.stdout)["weights"] == f"random init, seed {seed}"
+        runs[tag] = (grid.read_bytes(), fig.read_bytes(), dreamed.read_bytes())
+    assert runs["a"] == runs["b"]
+    assert all(x != y for x, y in zip(runs["a"], runs["c"]))
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["-u", "features.9:1", "-o", "out.xyz"], "Error: --output out.xyz: unknown suffix '.xyz'"),
+        (["-u", "features.9:1", "--image", "grid.pdf"], "Error: --image grid.pdf: unknown suffix '.pdf'"),
+        (["-u", "features.9:1", "-o", "same.png", "--image", "same.png"], "are the same file"),
+        (["-u", "features.9:1", "-o", "existing.png"], "exists"),
+        (["-u", "features.99:1"], "Error: --unit: unknown layer 'features.99' (did you mean: features.9"),
+        (["-u", "logits:flamingoo"], "Error: --unit: unknown class 'flamingoo' (did you mean: flamingo"),
+        (["-u", "features.9:999"], "Error: --unit: channel 999 out of range"),
+        (["-u", "features.9:1", "--lr", "nan"], "Error: --lr must be a finite number, not nan"),
+        (["-u", "features.9:1", "--lr", "-1"], "Error: --lr must be > 0"),
+        (["-u", "features.9:1", "--size", "8"], "Error: --size must be >= 21"),
+        (["-u", "features.9:1", "--size", "1000000"], "Error: --size must be <= 4096"),
+        (["-u", "features.9:1", "--steps", "-3"], "Error: --steps must be >= 0"),
+        (["-u", "features.9:1", "--batch", "0"], "Error: --batch must be >= 1"),
+        (["-u", "features.9:1", "--diversity", "nan"], "Error: --diversity must be a finite number"),
+        (["-u", "features.9:1", "-w", "nope.pth"], "Error: --weights file not found"),
+    ],
+)
+def test_visualize_cli_bad_input_one_line_nothing_written(args: list[str], message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "existing.png").write_bytes(b"keep me")
+    weights = [] if "-w" in args else ["-w", "none"]
+    result = run(["visualize", "squeezenet1_0", *weights, "--steps", "1", "--size", "32", *args])
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and message in lines[0], result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["existing.png"]
+    assert (tmp_path / "existing.png").read_bytes() == b"keep me"
+
+
+def test_visualize_refuses_a_model_that_does_not_take_images(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = run(["visualize", "three-3x3", "-w", "none", "-u", "0:1", "--steps", "1"])
+    assert result.exit_code == 2 and result.output.strip() == "Error: MODEL: three-3x3 takes 64-channel input, not images (1 or 3 channels)"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_visualize_cli_needs_a_unit_and_default_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    missing = run(["visualize", "squeezenet1_0", "-w", "none"])
+    assert missing.exit_code == 2 and "--unit" in missing.output
+    no_weights = run(["visualize", "lenet5", "-u", "logits:1"])  # -w defaults to DEFAULT, which lenet5 lacks
+    assert no_weights.exit_code == 2 and no_weights.output.strip().startswith("Error: --weights: lenet5 has no pretrained weights")
+    assert list(tmp_path.iterdir()) == []
 
 
 # ---------------------------------------------------------------- meaning (real ImageNet weights)
@@ -245,15 +482,16 @@ def class_probabilities(model: nn.Module, prep, images: torch.Tensor, classes: l
 
 
 def test_class_visualization_quick_squeezenet(squeezenet_trained: nn.Module) -> None:
-    prep = preprocessing("squeezenet1_0")
+    prep = prep_of(squeezenet_trained)
     classes = [130]  # flamingo (the slow test below: 4 classes, 2 models, default settings)
     start = P.image(64, batch=1, generator=gen(0))
     with torch.no_grad():
         p0 = class_probabilities(squeezenet_trained, prep, start(), classes)
     before = model_state(squeezenet_trained)
-    out = render(squeezenet_trained, O.class_logits(classes), size=64, steps=32, preprocessing=prep, generator=gen(0))
+    out = render(squeezenet_trained, "logits:flamingo", size=64, steps=32, generator=gen(0))
     p1 = class_probabilities(squeezenet_trained, prep, out.images, classes)
     assert max(p0) < 0.01 and min(p1) > 0.9, (p0, p1)
+    assert out.class_names == ["flamingo"] and out.probabilities == pytest.approx(p1, abs=1e-5)
     assert model_state(squeezenet_trained) == before
 
 
@@ -262,11 +500,11 @@ def test_class_visualization_quick_squeezenet(squeezenet_trained: nn.Module) -> 
 def test_class_visualization_default_steps(name: str, fixture: str, request: pytest.FixtureRequest) -> None:
     """Default settings (256 steps, 128 px, Lucid parameterization): p from < 0.01 to > 0.9 for 4 classes."""
     model = request.getfixturevalue(fixture)
-    prep = preprocessing(name)
+    prep = prep_of(model)
     classes = [130, 949, 1, 417]  # flamingo, strawberry, goldfish, balloon
     start = P.image(128, batch=4, generator=gen(0))
     p0 = class_probabilities(model, prep, start(), classes)
-    out = render(model, O.class_logits(classes), size=128, preprocessing=prep, generator=gen(0))
+    out = render(model, O.class_logits(classes), size=128, generator=gen(0))
     p1 = class_probabilities(model, prep, out.images, classes)
     print(name, "p start", p0, "p end", p1)
     assert max(p0) < 0.01 and min(p1) > 0.9, (p0, p1)
@@ -275,7 +513,7 @@ def test_class_visualization_default_steps(name: str, fixture: str, request: pyt
 def sample_batch(data, every: int) -> torch.Tensor:
     from cnnlens.images import load_image
 
-    prep = preprocessing("squeezenet1_0")
+    prep = cnnlens.registry.get_entry("squeezenet1_0").preprocessing
     rows = list(csv.DictReader(open(data / "imagenet_samples/labels.csv")))[::every]
     return torch.stack([prep.resize_and_crop(load_image(data / "imagenet_samples" / r["filename"])) for r in rows])
 
@@ -297,9 +535,8 @@ SQUEEZENET_PHOTO_MEANS = {5: 62.600, 20: 107.344, 100: 83.884}
 
 def test_channel_visualization_beats_photos_squeezenet(squeezenet_trained: nn.Module) -> None:
     """Quick version: 48 steps at 64 px against the stored photo means (the slow test: defaults, recomputed means)."""
-    prep = preprocessing("squeezenet1_0")
     channels = [5, 100]
-    out = render(squeezenet_trained, O.channels("features.9", channels), size=64, steps=48, preprocessing=prep, generator=gen(0))
+    out = render(squeezenet_trained, O.channels("features.9", channels), size=64, steps=48, generator=gen(0))
     ratios = out.values / torch.tensor([SQUEEZENET_PHOTO_MEANS[c] for c in channels])
     assert float(ratios.min()) > 5, ratios
 
@@ -316,11 +553,11 @@ def test_channel_visualization_vs_all_photos(
 ) -> None:
     """Default settings (256 steps, 128 px) against the mean over all 1,000 ImageNet sample photos."""
     model = request.getfixturevalue(fixture)
-    prep = preprocessing(name)
+    prep = prep_of(model)
     means = photo_channel_means(model, prep, data, layer, every=1)
     if name == "squeezenet1_0":
         assert torch.allclose(means[channels], torch.tensor([SQUEEZENET_PHOTO_MEANS[c] for c in channels]), rtol=1e-3)
-    out = render(model, O.channels(layer, channels), size=128, preprocessing=prep, generator=gen(0))
+    out = render(model, O.channels(layer, channels), size=128, generator=gen(0))
     ratios = out.values / means[channels]
     print(name, layer, "photo means", means[channels].tolist(), "visualization", out.values.tolist(), "ratios", ratios.tolist())
     assert float(ratios.min()) > minimum, ratios
@@ -328,10 +565,9 @@ def test_channel_visualization_vs_all_photos(
 
 def test_fourier_decorrelation_transforms_lower_high_frequencies(squeezenet_trained: nn.Module) -> None:
     """Both runs stop as soon as every channel reaches the same activation (500, 6-8x the photo mean)."""
-    prep = preprocessing("squeezenet1_0")
     obj = O.channels("features.9", [5, 100])
-    lucid = render(squeezenet_trained, obj, size=64, steps=200, preprocessing=prep, generator=gen(0), until=500)
-    pixel = render(squeezenet_trained, obj, size=64, steps=200, preprocessing=prep, generator=gen(0), until=500,
+    lucid = render(squeezenet_trained, obj, size=64, steps=200, generator=gen(0), until=500)
+    pixel = render(squeezenet_trained, obj, size=64, steps=200, generator=gen(0), until=500,
                    fft=False, decorrelate=False, transforms=[])
     assert float(lucid.values.min()) > 375 and float(pixel.values.min()) > 375  # comparable activations
     hf_lucid, hf_pixel = high_frequency_energy(lucid.images), high_frequency_energy(pixel.images)

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 import cnnlens
 from cnnlens.cli import cli
 from cnnlens.testing import model_state
+from cnnlens.pixels import Preprocessing
 from cnnlens.units import conv_filters, filter_grid, fit_gabor, input_scale, plot_filters, separability
 
 
@@ -92,16 +93,37 @@ def test_transform_input_uses_half_scale() -> None:
     assert input_scale(net) == (0.5, 0.5, 0.5)
     f = conv_filters(net)
     assert f.layer == "conv1.conv" and torch.allclose(f.weight, net.conv1.conv.weight.detach() / 0.5)
-    wrapped = cnnlens.Normalized(nn.Sequential(nn.Conv2d(3, 4, 3)), (0.5, 0.5, 0.5), (0.1, 0.2, 0.4))
+    prep = Preprocessing(mean=(0.5, 0.5, 0.5), std=(0.1, 0.2, 0.4))
+    wrapped = cnnlens.Normalized(nn.Sequential(nn.Conv2d(3, 4, 3)), prep)
     assert input_scale(wrapped) == pytest.approx((0.1, 0.2, 0.4))
+    f = conv_filters(wrapped)  # layer names are those of the wrapped network
+    assert f.layer == "0" and f.scale == pytest.approx((0.1, 0.2, 0.4))
+    assert torch.allclose(f.weight, wrapped.model[0].weight.detach() / torch.tensor([0.1, 0.2, 0.4]).view(1, 3, 1, 1))
+    other = conv_filters(nn.Sequential(nn.Conv2d(3, 4, 3)), preprocessing=prep)  # the one keyword for normalization
+    assert other.scale == pytest.approx((0.1, 0.2, 0.4))
+
+
+def test_grey_model_first_layer_is_pixel_space() -> None:
+    model = cnnlens.create_model("lenet5", seed=0)
+    f = conv_filters(model)
+    assert f.layer == "0" and f.first_layer and f.scale == (1.0,) and tuple(f.weight.shape) == (6, 1, 5, 5)
+    assert torch.equal(f.weight, model[0].weight.detach())  # std 1: pixel space is the raw weight
+    assert all(x.is_color is None for x in f.filters)
+    d = f.to_dict()
+    assert d["model"] == "lenet5" and d["random_init"] and d["weights"] == "random init, seed 0" and d["color_filters"] is None
+    grid, order, inputs = filter_grid(f)
+    assert order == list(range(6)) and inputs is None and grid.shape[-1] == 3
 
 
 def test_non_conv_layer_is_one_line_error() -> None:
     net = nn.Sequential(nn.Conv2d(3, 2, 3), nn.ReLU())
-    with pytest.raises(cnnlens.CnnlensError, match="not a 2-d convolution"):
+    with pytest.raises(cnnlens.CnnlensError, match="not a 2-d convolution") as err:
         conv_filters(net, "1")
+    assert err.value.param == "layer"
     with pytest.raises(cnnlens.CnnlensError, match="unknown layer"):
         conv_filters(net, "nope")
+    with pytest.raises(cnnlens.CnnlensError, match="mlp-mnist has no Conv2d layer"):
+        conv_filters(cnnlens.create_model("mlp-mnist", seed=0))
 
 
 def test_plots_are_figures_with_expected_grids() -> None:
@@ -115,12 +137,30 @@ def test_plots_are_figures_with_expected_grids() -> None:
     assert plot_filters(conv_filters(net)).axes
 
 
+def test_result_protocol_names_model_and_random_init(tmp_path) -> None:
+    model = cnnlens.create_model("squeezenet1_0", seed=0)
+    f = conv_filters(model, "features.3.expand3x3")
+    assert isinstance(f, cnnlens.Result) and f.weight.device.type == "cpu"
+    title = f.figure(max_filters=4).texts[0].get_text()
+    assert "squeezenet1_0 (random init, seed 0)" in title and "features.3.expand3x3" in title
+    d = json.loads(json.dumps(f.to_dict()))
+    assert d["model"] == "squeezenet1_0" and d["source"] == "torchvision" and d["random_init"] is True
+    assert d["shape"] == [64, 16, 3, 3] and not d["pixel_space"] and d["input_scale"] is None
+    assert len(d["filters"]) == 64 and d["mean_gabor_r2"] == pytest.approx(np.mean([x["gabor_r2"] for x in d["filters"]]), abs=1e-5)
+    text = repr(f)
+    assert text.startswith("Filters(model='squeezenet1_0'") and "features.3.expand3x3" in text and len(text) < 200
+    html = f._repr_html_()
+    assert f"{f.mean_gabor_r2:.4g}" in html and "data:image/png;base64," in html
+    assert f.save(tmp_path / "f.json").read_text().startswith("{")
+    assert f.save(tmp_path / "f.png").stat().st_size > 5_000
+
+
 @pytest.mark.data
 def test_trained_squeezenet_filters_are_gabors_random_init_is_not(squeezenet_trained: nn.Module) -> None:
-    """The issue's must-show: trained first-layer filters fit Gabors far better than random init."""
+    """Trained first-layer filters fit Gabors far better than random init."""
     trained = conv_filters(squeezenet_trained).to_dict()
-    torch.manual_seed(0)  # what `cnnlens filters squeezenet1_0 -w none` (default --seed 0) builds
-    random = conv_filters(cnnlens.create_model("squeezenet1_0", None)).to_dict()
+    assert trained["weights"] == "squeezenet1_0_imagenet_deepcompression.pth" and not trained["random_init"]
+    random = conv_filters(cnnlens.create_model("squeezenet1_0", seed=0)).to_dict()  # = `cnnlens filters squeezenet1_0 -w none`
     print(f"mean Gabor R^2: trained {trained['mean_gabor_r2']:.3f}, random init {random['mean_gabor_r2']:.3f}")
     assert trained["mean_gabor_r2"] > 0.7
     assert random["mean_gabor_r2"] < 0.25
@@ -135,18 +175,64 @@ def test_trained_squeezenet_filters_are_gabors_random_init_is_not(squeezenet_tra
 def test_filters_cli(tmp_path) -> None:
     runner = CliRunner()
     out = tmp_path / "f.png"
-    res = runner.invoke(cli, ["filters", "squeezenet1_0", "--json", "-o", str(out)], catch_exceptions=False)
+    res = runner.invoke(cli, ["filters", "squeezenet1_0", "-w", "none", "--json", "-o", str(out)], catch_exceptions=False)
     assert res.exit_code == 0, res.output
     data = json.loads(res.stdout)
     assert data["layer"] == "features.0" and len(data["filters"]) == 96 and data["pixel_space"]
-    again = json.loads(runner.invoke(cli, ["filters", "squeezenet1_0", "--json"], catch_exceptions=False).stdout)
+    assert data["weights"] == "random init, seed 0" and data["random_init"] is True
+    assert data["mean_gabor_r2"] == pytest.approx(0.1523, abs=5e-4)
+    again = json.loads(runner.invoke(cli, ["filters", "squeezenet1_0", "-w", "none", "--json"], catch_exceptions=False).stdout)
     assert again == data  # random init repeats under the default --seed 0
-    other = json.loads(runner.invoke(cli, ["filters", "squeezenet1_0", "--json", "--seed", "1"], catch_exceptions=False).stdout)
-    assert other["filters"] != data["filters"]
+    other = json.loads(runner.invoke(cli, ["filters", "squeezenet1_0", "-w", "none", "--json", "--seed", "1"], catch_exceptions=False).stdout)
+    assert other["filters"] != data["filters"] and other["weights"] == "random init, seed 1"
     assert out.stat().st_size > 1000
-    res = runner.invoke(cli, ["filters", "squeezenet1_0", "-o", str(out)])
+    before = out.read_bytes()
+    res = runner.invoke(cli, ["filters", "squeezenet1_0", "-w", "none", "-o", str(out)])
     assert res.exit_code == 2 and "exists" in res.output and len(res.output.strip().splitlines()) == 1
-    res = runner.invoke(cli, ["filters", "squeezenet1_0", "--layer", "features.3.expand3x3", "-o", str(out), "--overwrite", "--max-filters", "4"])
+    assert out.read_bytes() == before
+    res = runner.invoke(cli, ["filters", "squeezenet1_0", "-w", "none", "--layer", "features.3.expand3x3", "-o", str(out), "--overwrite", "--max-filters", "4"])
     assert res.exit_code == 0, res.output
-    res = runner.invoke(cli, ["filters", "squeezenet1_0", "--layer", "features.1"])
-    assert res.exit_code == 2 and res.output.startswith("Error: layer 'features.1' is a ReLU")
+    assert out.read_bytes() != before
+    res = runner.invoke(cli, ["filters", "squeezenet1_0", "-w", "none", "--layer", "features.1", "-o", str(tmp_path / "r.png")])
+    assert res.exit_code == 2 and res.output.startswith("Error: --layer 'features.1' is a ReLU") and not (tmp_path / "r.png").exists()
+    saved = tmp_path / "f.json"
+    res = runner.invoke(cli, ["filters", "squeezenet1_0", "-w", "none", "-o", str(saved)])
+    assert res.exit_code == 0 and json.loads(saved.read_text()) == data
+    # -w defaults to DEFAULT: offline and uncached it is one line, not a random init
+    res = runner.invoke(cli, ["filters", "squeezenet1_0", "-o", str(tmp_path / "d.png")])
+    assert res.exit_code == 2 and res.output.startswith("Error: --weights") and len(res.output.strip().splitlines()) == 1
+    assert not (tmp_path / "d.png").exists()
+
+
+MODEL_FILE = """
+import torch.nn as nn
+
+class Tiny(nn.Module):
+    input_size = (3, 24, 24)
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 5, padding=2)
+        self.act = nn.ReLU()
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x):
+        return self.fc(self.pool(self.act(self.conv(x))).flatten(1))
+"""
+
+
+def test_filters_cli_on_every_registry_source(tmp_path) -> None:
+    """One model per source with -w none --seed 0; a model without convolution refuses in one line."""
+    pytest.importorskip("timm")
+    spec = tmp_path / "tiny.py"
+    spec.write_text(MODEL_FILE)
+    expected = {"squeezenet1_0": ("features.0", 96), "lenet5": ("0", 6), "mnist-cnn": ("conv1", 32), f"{spec}:Tiny": ("conv", 4), "timm/resnet18": ("conv1", 64)}
+    runner = CliRunner()
+    for name, (layer, n) in expected.items():
+        res = runner.invoke(cli, ["filters", name, "-w", "none", "--seed", "0", "--json"])
+        assert res.exit_code == 0, (name, res.output)
+        data = json.loads(res.stdout)
+        assert (data["layer"], len(data["filters"]), data["pixel_space"], data["random_init"]) == (layer, n, True, True), name
+    res = runner.invoke(cli, ["filters", "mlp-mnist", "-w", "none", "--json"])
+    assert res.exit_code == 2 and res.output == "Error: mlp-mnist has no Conv2d layer: filters show the weights of a convolution\n"

@@ -26,8 +26,10 @@ def test_featvis_numbers_recipe(tmp_path: Path) -> None:
                            "--channels", "1,2", "--classes", "3", "--out", str(out)])
     assert json.loads((out / "numbers.json").read_text()) == numbers
     assert numbers["photos"] == 2 and [c["channel"] for c in numbers["channels"]] == [1, 2]
-    assert numbers["classes"][0]["category"] == "tiger shark"
+    assert numbers["classes"][0]["class_name"] == "tiger shark" and 0 < numbers["classes"][0]["p_end"] < 1
+    assert numbers["weights"] == "random init, seed 0"
     for c in numbers["channels"]:
         assert abs(c["ratio"] - c["visualization"] / c["photo_mean"]) < 0.02 * abs(c["ratio"]) + 0.01
     assert load_image(out / "channels.png").shape == (3, 36, 70)
     assert load_image(out / "fourier_vs_pixels.png").shape == (3, 70, 70)
+    assert (out / "classes_figure.png").stat().st_size > 5000

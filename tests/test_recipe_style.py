@@ -27,6 +27,8 @@ def test_recipe_runs_and_writes_images_and_numbers(tmp_path: Path) -> None:
     assert json.loads((out / "losses.json").read_text()) == json.loads(json.dumps(numbers))
     assert set(numbers["styles"]) == {"s", "s-colors"}
     assert numbers["styles"]["s"]["final"]["total"] <= numbers["styles"]["s"]["initial"]["total"]
-    assert len(numbers["inversions"]) == 5
+    assert numbers["weights"] == "random init, seed 0" and numbers["styles"]["s"]["total_never_rose"] is True
+    assert list(numbers["inversions"]) == ["features.1", "features.4", "features.7", "features.10", "features.12"]
+    assert all(-1 <= n["pixel_correlation"] <= 1 and n["reconstruction"] >= 0 for n in numbers["inversions"].values())
     for name in ("s.png", "s-colors.png", "invert-features.1.png", "loss_curves.png"):
         assert load_image(out / name).shape[0] == 3

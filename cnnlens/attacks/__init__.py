@@ -1,7 +1,10 @@
 """Adversarial examples (FGSM, iterative FGSM, PGD) and robustness curves, on pixels in [0, 1].
 
+Models come as created (``cnnlens.create_model``) or as any ``nn.Module`` returning logits; their
+normalization is applied inside, so ε is in pixel units.
+
 Example:
-    >>> import torch, cnnlens
+    >>> import torch
     >>> from cnnlens import attacks
     >>> net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 3))
     >>> r = attacks.attack(net, torch.rand(1, 3, 2, 2), eps=0.007)
@@ -11,36 +14,36 @@ Example:
 
 from __future__ import annotations
 
+from .core import ATTACKS, check_attacks, check_eps, quantize_8bit
 from .datasets import LabelledImages, batches, labelled_folder, read_idx, read_labels_csv
-from .fgsm import AttackResult, attack, check_eps, fgsm, input_gradient, iterative_fgsm, pgd, predict
+from .adversarial import ADVERSARIAL_SUFFIXES, AttackResult, attack, fgsm, input_gradient, iterative_fgsm, pgd, predict
 from .plots import format_eps, plot_attack, plot_robustness
-from .robustness import ATTACKS, DEFAULT_EPS, Curve, RobustnessResult, robustness
-from .zoo import ATTACK_MODELS, AttackModel, LeNet5MNIST, load_attack_model, prepare_image
+from .curves import DEFAULT_EPS, Curve, RobustnessComparison, RobustnessResult, compare_robustness, robustness
 
 __all__ = [
+    "ADVERSARIAL_SUFFIXES",
     "ATTACKS",
-    "ATTACK_MODELS",
-    "AttackModel",
     "AttackResult",
     "Curve",
     "DEFAULT_EPS",
     "LabelledImages",
-    "LeNet5MNIST",
+    "RobustnessComparison",
     "RobustnessResult",
     "attack",
     "batches",
+    "check_attacks",
     "check_eps",
+    "compare_robustness",
     "fgsm",
     "format_eps",
     "input_gradient",
     "iterative_fgsm",
     "labelled_folder",
-    "load_attack_model",
     "pgd",
     "plot_attack",
     "plot_robustness",
     "predict",
-    "prepare_image",
+    "quantize_8bit",
     "read_idx",
     "read_labels_csv",
     "robustness",

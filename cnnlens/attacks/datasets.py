@@ -3,9 +3,13 @@
 - **class subfolders** (torchvision ``ImageFolder``): ``DIR/<class>/<image>``; the class index is the
   folder's position in sorted order, except when every folder name is an integer, which is then
   the index itself (``DIR/7/...`` is class 7, and ``10`` does not sort before ``2``).
-- **flat folder + CSV**: ``labels.csv`` with a header naming a file column (``filename``, ``file``,
-  ``image`` or ``path``) and a class column (``class_index``, ``label``, ``class`` or ``target``), or
-  two columns without a header. ``DIR/labels.csv`` is used when ``labels`` is not given.
+- **flat folder + CSV**: ``labels.csv`` (UTF-8) with a header naming a file column (``filename``,
+  ``file``, ``image`` or ``path``) and a class column (``class_index``, ``label``, ``class`` or
+  ``target``), or two columns without a header. ``DIR/labels.csv`` is used when ``labels`` is not
+  given. The images evaluated are those that are present **and** labelled: files the CSV names that
+  are absent (a subset of a labelled set) and images the CSV does not name are counted
+  (:attr:`LabelledImages.absent`, :attr:`LabelledImages.unlabelled`), not refused. A file named
+  twice with the same class is fine; with two classes it is an error.
 - **IDX** (MNIST's own format, optionally gzipped): a folder holding ``*images-idx3-ubyte[.gz]`` and
   ``*labels-idx1-ubyte[.gz]``.
 """
@@ -15,14 +19,15 @@ from __future__ import annotations
 import csv
 import gzip
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from ..errors import CnnlensError
-from ..images import IMAGE_SUFFIXES, list_images, load_image
+from ..images import IMAGE_SUFFIXES, load_image
 
 __all__ = ["LabelledImages", "batches", "labelled_folder", "read_idx", "read_labels_csv"]
 
@@ -42,6 +47,8 @@ class LabelledImages:
     tensors: torch.Tensor | None = None  # (N, C, H, W) in [0, 1]
     transform: Callable[[torch.Tensor], torch.Tensor] | None = None
     source: str = ""
+    absent: list[str] = field(default_factory=list)  # files the labels name that are not in the folder
+    unlabelled: list[str] = field(default_factory=list)  # images in the folder that have no label
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -58,27 +65,42 @@ class LabelledImages:
 
     def subset(self, indices: Sequence[int] | slice) -> LabelledImages:
         idx = list(range(len(self)))[indices] if isinstance(indices, slice) else list(indices)
-        return LabelledImages(
+        return replace(
+            self,
             labels=[self.labels[i] for i in idx],
             paths=[self.paths[i] for i in idx] if self.paths is not None else None,
             tensors=self.tensors[idx] if self.tensors is not None else None,
-            transform=self.transform,
-            source=self.source,
         )
 
     def with_transform(self, transform: Callable[[torch.Tensor], torch.Tensor] | None) -> LabelledImages:
-        return LabelledImages(self.labels, self.paths, self.tensors, transform, self.source)
+        return replace(self, transform=transform)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Where the images came from and what was left out: JSON-safe."""
+        return {"source": self.source, "images": len(self), "absent_labelled": len(self.absent), "unlabelled": len(self.unlabelled)}
+
+    def notes(self) -> list[str]:
+        """One line for each kind of file left out (absent labelled files, images without a label)."""
+        out = []
+        if self.absent:
+            k = len(self.absent)
+            out.append(f"{k} labelled file{'s are' if k > 1 else ' is'} absent from {self.source} (e.g. {self.absent[0]}); the images present are evaluated")
+        if self.unlabelled:
+            k = len(self.unlabelled)
+            out.append(f"{k} image{'s' if k > 1 else ''} in {self.source} {'have' if k > 1 else 'has'} no label and {'are' if k > 1 else 'is'} skipped (e.g. {self.unlabelled[0]})")
+        return out
 
 
 def batches(dataset: LabelledImages, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """``(images, labels)`` batches in order (every image must come out of the transform at one size)."""
-    if batch_size < 1:
-        raise CnnlensError(f"batch size must be at least 1, not {batch_size}")
+    from ..checks import check_int
+
+    batch_size = check_int(batch_size, "batch_size", low=1)
     for start in range(0, len(dataset), batch_size):
         items = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
         shapes = {tuple(x.shape) for x, _ in items}
         if len(shapes) > 1:
-            raise CnnlensError(f"images of different sizes in one batch {sorted(shapes)[:2]}: give the model an input size")
+            raise CnnlensError(f"images of different sizes in one batch {sorted(shapes)[:2]}: give them a transform to one size")
         yield torch.stack([x for x, _ in items]), torch.tensor([y for _, y in items], dtype=torch.long)
 
 
@@ -107,30 +129,54 @@ def _idx_pair(folder: Path) -> tuple[Path, Path] | None:
 
 
 def read_labels_csv(path: str | Path) -> dict[str, int]:
-    """``{filename: class index}`` from a CSV with or without a header."""
+    """``{filename: class index}`` from a UTF-8 CSV with or without a header.
+
+    A file named on several rows with one class is kept once; with different classes it is refused.
+    """
     path = Path(path)
     if not path.is_file():
-        raise CnnlensError(f"labels file not found: {path}")
-    with path.open(newline="") as f:
-        rows = [[c.strip() for c in row] for row in csv.reader(f) if row and any(c.strip() for c in row)]
+        raise CnnlensError(f"labels file not found: {path}", param="labels")
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as f:
+            rows = [(n, [c.strip() for c in row]) for n, row in enumerate(csv.reader(f), start=1) if row and any(c.strip() for c in row)]
+    except UnicodeDecodeError as exc:
+        raise CnnlensError(
+            f"labels {path} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); save it as UTF-8", param="labels"
+        ) from None
+    except csv.Error as exc:
+        raise CnnlensError(f"labels {path} is not a readable CSV: {exc}", param="labels") from None
     if not rows:
-        raise CnnlensError(f"{path} is empty")
-    header = [c.lower() for c in rows[0]]
+        raise CnnlensError(f"labels {path} is empty", param="labels")
+    header = [c.lower() for c in rows[0][1]]
     file_col = next((header.index(c) for c in _FILE_COLUMNS if c in header), None)
     class_col = next((header.index(c) for c in _CLASS_COLUMNS if c in header), None)
     if file_col is not None and class_col is not None:
         body = rows[1:]
     else:
         file_col, class_col = 0, 1
-        body = rows[1:] if not _is_int(rows[0][1] if len(rows[0]) > 1 else "") else rows
+        first = rows[0][1]
+        body = rows[1:] if not _is_int(first[1] if len(first) > 1 else "") else rows
     if not body:
-        raise CnnlensError(f"{path} has no rows of a filename and a class index")
+        raise CnnlensError(f"labels {path} has no rows of a filename and a class index", param="labels")
     out: dict[str, int] = {}
-    for n, row in enumerate(body, start=2 if body is not rows else 1):
-        if len(row) <= max(file_col, class_col) or not _is_int(row[class_col]):
-            raise CnnlensError(f"{path} line {n}: expected a filename and a class index, got {row}")
-        out[row[file_col]] = int(row[class_col])
+    line_of: dict[str, int] = {}
+    for n, row in body:
+        if len(row) <= max(file_col, class_col) or not _is_int(row[class_col]) or not row[file_col]:
+            raise CnnlensError(f"labels {path} line {n}: expected a filename and a class index, got {row}", param="labels")
+        name, label = row[file_col], int(row[class_col])
+        if name in out and out[name] != label:
+            raise CnnlensError(
+                f"labels {path}: {name} has class {out[name]} on line {line_of[name]} and {label} on line {n}; keep one row per file",
+                param="labels",
+            )
+        out.setdefault(name, label)
+        line_of.setdefault(name, n)
     return out
+
+
+def _images_in(folder: Path) -> list[Path]:
+    """Image files under ``folder`` (any depth, sorted); none is not an error here."""
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() and not p.name.startswith("."))
 
 
 def _is_int(text: str) -> bool:
@@ -155,20 +201,25 @@ def labelled_folder(
         limit: keep the first ``limit`` images (sorted by file name, or IDX order).
         transform: applied to each ``(3, H, W)`` image (``(1, H, W)`` for IDX) when it is read.
     """
+    from ..checks import check_int
+
     folder = Path(folder)
     if not folder.is_dir():
-        raise CnnlensError(f"not a folder: {folder}")
-    if limit is not None and limit < 1:
-        raise CnnlensError(f"limit must be at least 1, not {limit}")
+        raise CnnlensError(f"data: not a folder: {folder}", param="data")
+    if limit is not None:
+        limit = check_int(limit, "limit", low=1)
     csv_path = Path(labels) if labels is not None else (folder / "labels.csv" if (folder / "labels.csv").is_file() else None)
     if csv_path is not None:
         table = read_labels_csv(csv_path)
         names = sorted(table)
-        paths = [folder / name for name in names]
-        missing = [p for p in paths if not p.is_file()]
-        if missing:
-            raise CnnlensError(f"{len(missing)} files named in {csv_path} are not in {folder} (e.g. {missing[0].name})")
-        data = LabelledImages([table[n] for n in names], paths=paths, transform=transform, source=str(folder))
+        present = [n for n in names if (folder / n).is_file()]
+        absent = [n for n in names if not (folder / n).is_file()]
+        if not present:
+            raise CnnlensError(f"labels: none of the {len(names)} files named in {csv_path} is in {folder} (e.g. {names[0]})", param="labels")
+        known = {(folder / n).resolve() for n in names}
+        unlabelled = [p.relative_to(folder).as_posix() for p in _images_in(folder) if p.resolve() not in known]
+        data = LabelledImages([table[n] for n in present], paths=[folder / n for n in present], transform=transform,
+                              source=str(folder), absent=absent, unlabelled=unlabelled)
         return data.subset(slice(0, limit)) if limit else data
     pair = _idx_pair(folder)
     if pair is not None:
@@ -177,14 +228,16 @@ def labelled_folder(
             raise CnnlensError(f"IDX files {pair[0].name} / {pair[1].name} do not match: {images.shape} vs {ys.shape}")
         n = len(ys) if limit is None else min(limit, len(ys))
         x = torch.from_numpy(images[:n].copy()).float().div_(255).unsqueeze(1)
-        return LabelledImages(ys[:n].astype(np.int64).tolist(), tensors=x, transform=transform, source=str(pair[0]))
+        return LabelledImages(ys[:n].astype(np.int64).tolist(), tensors=x, transform=transform, source=str(folder))
     classes = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
     if classes:
         numeric = all(_is_int(c) for c in classes)
         index = {c: (int(c) if numeric else i) for i, c in enumerate(classes)}
-        files = [p for p in list_images(folder) if p.parent.parent == folder]
+        everything = _images_in(folder)
+        files = [p for p in everything if p.parent.parent == folder and p.parent.name in index]
         if not files:
-            raise CnnlensError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in the class folders of {folder}")
+            raise CnnlensError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in the class folders of {folder}", param="data")
+        unlabelled = [p.relative_to(folder).as_posix() for p in everything if p.parent.parent != folder or p.parent.name not in index]
         files = files[:limit] if limit else files
-        return LabelledImages([index[p.parent.name] for p in files], paths=files, transform=transform, source=str(folder))
-    raise CnnlensError(f"no labels for {folder}: use class subfolders, MNIST IDX files, or --labels labels.csv")
+        return LabelledImages([index[p.parent.name] for p in files], paths=files, transform=transform, source=str(folder), unlabelled=unlabelled)
+    raise CnnlensError(f"data: no labels for {folder}: use class subfolders, MNIST IDX files, or a labels CSV (labels=)", param="data")

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
@@ -15,8 +16,8 @@ import torch
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
-    from .fgsm import AttackResult
-    from .robustness import RobustnessResult
+    from .adversarial import AttackResult
+    from .curves import RobustnessResult
 
 __all__ = ["format_eps", "plot_attack", "plot_robustness"]
 
@@ -45,28 +46,35 @@ def plot_attack(result: AttackResult, index: int = 0, *, title: str | None = Non
     """The panda figure for image ``index`` of ``result``: x, the magnified perturbation, x_adv.
 
     The middle panel is ``sign(∇x J)`` mapped from [-1, 1] to [0, 1] for FGSM, and the whole
-    perturbation divided by ε (same mapping) for iterative attacks.
+    perturbation divided by ε (same mapping) for iterative attacks. The title names the model and
+    its weights ("random init" when so); the last panel also gives the class of the image rounded
+    to 8 bits, as a saved file holds it.
     """
     from matplotlib.figure import Figure
 
+    if not 0 <= index < result.adversarial.shape[0]:
+        from ..errors import CnnlensError
+
+        raise CnnlensError(f"index {index} out of range: the result holds {result.adversarial.shape[0]} images", param="index")
     x = result.original[index]
     adv = result.adversarial[index]
-    if result.steps == 1:
+    if result.gradient_sign is not None:
         middle = result.gradient_sign[index]
         middle_title = "sign(∇ₓ J(θ, x, y))" if result.target is None else "−sign(∇ₓ J(θ, x, target))"
     else:
         middle = result.perturbation[index] / max(result.eps, 1e-12)
-        kind = "PGD" if result.random_start else "iterative FGSM"
-        middle_title = f"(x_adv − x) / ε, {kind}, {result.steps} steps"
+        middle_title = f"(x_adv − x) / ε, {result.kind}, {result.steps} steps"
     grey = x.shape[0] == 1
-    c, a = int(result.clean_class[index]), int(result.adversarial_class[index])
+    c, a, s = int(result.clean_class[index]), int(result.adversarial_class[index]), int(result.saved_class[index])
+    name = result.info.category
     eps = format_eps(result.eps)
-    fig = Figure(figsize=(12, 4.6), layout="constrained")
+    fig = Figure(figsize=(12, 4.9), layout="constrained")
     axes = fig.subplots(1, 5, width_ratios=[1, 0.14, 1, 0.1, 1])
+    saved = f"8-bit image: “{name(s)}” {100 * float(result.saved_probability[index]):.1f} %"
     panels = [
-        (axes[0], x, f"x\n“{result.category(c)}”\n{100 * float(result.clean_probability[index]):.1f} % confidence"),
+        (axes[0], x, f"x\n“{name(c)}”\n{100 * float(result.clean_probability[index]):.1f} % confidence"),
         (axes[2], (middle + 1) / 2, f"{middle_title}\n(magnified: −1 black, +1 white)"),
-        (axes[4], adv, f"x_adv\n“{result.category(a)}”\n{100 * float(result.adversarial_probability[index]):.1f} % confidence"),
+        (axes[4], adv, f"x_adv\n“{name(a)}”\n{100 * float(result.adversarial_probability[index]):.1f} % confidence\n{saved}"),
     ]
     for ax, img, text in panels:
         small = min(img.shape[-2:]) < 64
@@ -74,17 +82,19 @@ def plot_attack(result: AttackResult, index: int = 0, *, title: str | None = Non
         ax.set_title(text, fontsize=10)
         ax.set_xticks([])
         ax.set_yticks([])
-    for ax, text in ((axes[1], f"+ {eps} ×" if result.steps == 1 else f"+ {eps} ×"), (axes[3], "=")):
+    for ax, text in ((axes[1], f"+ {eps} ×"), (axes[3], "=")):
         ax.axis("off")
         ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=13, transform=ax.transAxes)
     if result.target is not None:
         t = int(result.target[index])
         verdict = "reached" if bool(result.success[index]) else "not reached"
-        head = f"targeted at “{result.category(t)}”: {verdict}"
+        head = f"targeted at “{name(t)}”: {verdict}"
     else:
         head = "label flipped" if bool(result.success[index]) else "label kept"
-    kind = "FGSM" if result.steps == 1 else ("PGD" if result.random_start else "iterative FGSM")
-    fig.suptitle(title or f"{kind} adversarial example, L∞ budget ε = {eps}: {head}", fontsize=12)
+        if result.label_given:
+            head = f"true class “{name(int(result.labels[index]))}”: {head}"
+    default = f"{result.info.label}: {result.kind} adversarial example, L∞ budget ε = {eps}: {head}"
+    fig.suptitle(title or default, fontsize=12)
     return fig
 
 
@@ -103,9 +113,10 @@ def plot_robustness(
     if isinstance(results, Mapping):
         items = list(results.items())
     elif isinstance(results, Sequence):
-        items = [(r.label or f"model {i + 1}", r) for i, r in enumerate(results)]
+        one_name = len({r.info.name for r in results}) == 1
+        items = [(r.info.weights_label if one_name else r.label, r) for r in results]  # one architecture: the weights tell them apart
     else:
-        items = [(results.label, results)]
+        items = [("", results)]
     n_curves = sum(len(r.curves) for _, r in items) * (2 if on_correct else 1)
     fig = Figure(figsize=(8.5, 4.8 + (0.1 * n_curves if n_curves > 4 else 0)), layout="constrained")
     ax = fig.subplots()
@@ -135,5 +146,11 @@ def plot_robustness(
     else:
         ax.legend(fontsize=8, loc="best")
     sizes = sorted({r.n for _, r in items})
-    ax.set_title(f"{title or 'Accuracy against ε'} ({'/'.join(map(str, sizes))} images; dashed: originally correct only)", fontsize=11)
+    if title is None:
+        names = sorted({r.info.name for _, r in items})
+        head = items[0][1].label if len(items) == 1 else (names[0] if len(names) == 1 else ", ".join(names[:3]) + ("..." if len(names) > 3 else ""))
+        source = next((r.data.get("source") for _, r in items if r.data.get("source")), None)
+        where = f" on {Path(source).name}" if source and Path(source).name else ""
+        title = f"{head}: accuracy against ε{where}"
+    ax.set_title(f"{title}\n({'/'.join(map(str, sizes))} images; dashed: originally correct only)", fontsize=11)
     return fig

@@ -56,6 +56,27 @@ class LazyGroup(click.Group):
             raise click.UsageError(f"no command {name!r}{did_you_mean(name, COMMANDS)}", ctx)
         return super().resolve_command(ctx, args)
 
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        """Like click's, but a usage error (a bad option value, a missing argument) is one line too."""
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except click.UsageError as exc:
+            if type(exc).__name__ == "NoArgsIsHelpError" and exc.ctx is not None:  # bare `cnnlens`: the help
+                click.echo(exc.ctx.get_help())
+                sys.exit(0)
+            command = exc.ctx.command_path if exc.ctx is not None else "cnnlens"
+            click.echo(f"Error: {' '.join(exc.format_message().split())} (see {command} --help)", err=True)
+            sys.exit(2)
+        except click.ClickException as exc:
+            click.echo(f"Error: {' '.join(exc.format_message().split())}", err=True)
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
@@ -89,17 +110,25 @@ def cli() -> None:
 
     \b
     Examples:
-      cnnlens report vgg16                      per-layer shapes, params, FLOPs, memory, receptive fields
-      cnnlens report resnet50 --format json     the same as JSON for scripts
-      cnnlens layers googlenet                  layer names to pass to --layer
-      cnnlens filters alexnet -w DEFAULT        first-layer filters and their Gabor fits
-      cnnlens patches alexnet -w DEFAULT --layer features.8 --data photos/ --deconv
-      cnnlens visualize googlenet -w DEFAULT --class flamingo
-      cnnlens dream photo.jpg                   DeepDream with squeezenet1_0's ImageNet weights
-      cnnlens style photo.jpg starry_night.jpg  Gatys style transfer (VGG19 by default)
-      cnnlens fgsm mobilenet_v2 -w DEFAULT photo.jpg --eps 0.007
+      cnnlens report vgg16                       per-layer shapes, params, FLOPs, memory, receptive fields
+      cnnlens report resnet50 --json             the same as JSON for scripts
+      cnnlens models --json                      every model name, its source and input size
+      cnnlens layers googlenet                   layer names for --layer and --unit
+      cnnlens filters alexnet                    first-layer filters and their Gabor fits
+      cnnlens patches alexnet -u features.8 --data photos/ --deconv
+      cnnlens deconv vgg16 cat.jpg -u features.28:42
+      cnnlens visualize googlenet -u logits:flamingo -u inception4c:7
+      cnnlens dream photo.jpg --model googlenet  DeepDream
+      cnnlens style photo.jpg starry_night.jpg   Gatys style transfer (VGG19 by default)
+      cnnlens fgsm mobilenet_v2 photo.jpg --eps 0.007
 
-    Every command has --help with more examples; -w/--weights also takes a .pth file.
+    \b
+    Conventions:
+      MODEL is a name from `cnnlens models`, timm/NAME or path/to/file.py:ClassName; commands about a
+      model take it first, commands about an image (dream, style, invert) take --model.
+      -w/--weights is DEFAULT (pretrained) where weights exist; -w none is a random init; or a file.
+      UNIT is LAYER, LAYER:CHANNEL, LAYER:CHANNEL@Y,X or logits:CLASS.
+      --json prints the numbers on stdout; -o writes the figure (or .json); --seed makes runs repeat.
     """
 
 

@@ -5,8 +5,10 @@
 - ``-w/--weights``: ``DEFAULT`` (the pretrained default) unless the model has none; ``none`` is a
   random initialisation (then every figure and JSON says "random init"); or a weights file.
 - ``--seed`` seeds everything random, the random initialisation included.
-- ``--json`` prints the result's ``to_dict()`` on stdout; ``-o/--output`` and ``--overwrite``,
-  ``--device``, ``--batch-size`` mean the same everywhere.
+- ``--json`` prints the result's ``to_dict()`` on stdout; ``-o/--output`` is always the result's figure
+  (or its numbers, with a ``.json`` suffix); ``--image`` is always the image a command makes (a dream,
+  a stylized image, an adversarial example, a grid of feature visualizations), at full size and
+  without labels; ``--overwrite``, ``--device``, ``--batch-size`` mean the same everywhere.
 
 A command parses, checks its outputs, calls one API function and saves with :func:`finish`.
 """
@@ -70,6 +72,11 @@ def output_option(help: str = "output file") -> Callable[[Any], Any]:
         return click.option("-o", "--output", type=click.Path(path_type=Path), help=help)(f)
 
     return decorate
+
+
+def image_option(help: str) -> Callable[[Any], Any]:
+    """``--image FILE``: the image a command makes, at full size, without labels (``-o`` is the figure)."""
+    return click.option("--image", "image_path", type=click.Path(path_type=Path, dir_okay=False), default=None, help=help)
 
 
 def unit_option(*names: str, help: str = UNIT_HELP, **kwargs: Any) -> Callable[[Any], Any]:
@@ -206,8 +213,14 @@ def check_outputs(paths: Sequence[tuple[str, Path | None, tuple[str, ...]]], ove
             raise CnnlensError(msg) from None
 
 
-def finish(result: Any, *, as_json: bool, output: Path | None, overwrite: bool, text: str | None = None) -> None:
-    """Save the figure (or ``.json``) to ``output``, then print JSON (``--json``) or ``text`` on stdout."""
+def finish(
+    result: Any, *, as_json: bool, output: Path | None, overwrite: bool, text: str | None = None, image: Path | None = None
+) -> None:
+    """Save the image (``--image``: ``result.save_image``) and the figure or ``.json`` (``-o``), then
+    print JSON (``--json``) or ``text`` on stdout."""
+    if image is not None:
+        result.save_image(image, overwrite=overwrite)
+        click.echo(f"wrote {image}", err=True)
     if output is not None:
         result.save(output, overwrite=overwrite)
         click.echo(f"wrote {output}", err=True)

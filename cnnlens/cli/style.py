@@ -1,191 +1,182 @@
-"""``cnnlens style`` (Gatys neural style transfer) and ``cnnlens invert`` (image from activations)."""
+"""``cnnlens style`` (Gatys neural style transfer) and ``cnnlens invert`` (an image from one layer's activations)."""
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
 from ..errors import CnnlensError
-from ._options import device_option, output_option, parse_float, resolve_device, seed_option, weights_option
-
-_ALT = (
-    "--model squeezenet1_0 --weights ../shared/data/imagenet/squeezenet1_0_imagenet_deepcompression.pth"
+from ._options import (
+    check_outputs,
+    device_option,
+    finish,
+    json_option,
+    model_option,
+    model_stem,
+    output_option,
+    safe_name,
+    seed_option,
+    weights_option,
 )
 
+# what -o may be: the figure, or .json for the numbers; --image: the picture alone
+OUTPUT_SUFFIXES = (".png", ".jpg", ".jpeg", ".pdf", ".svg", ".tif", ".tiff", ".webp", ".eps", ".ps", ".json")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+ALTERNATIVE = "--model squeezenet1_0 --weights squeezenet1_0.pth"
 
-def _load(model: str, weights: str, device: str) -> Any:
-    from ..models import load_model, preprocessing
+
+def _open(model: str, weights: str | None, device: str, seed: int) -> Any:
+    """``open_model``, with a hint when the default weights are not on this machine."""
+    from ._options import open_model
 
     try:
-        net = load_model(model, weights, device=resolve_device(device))
+        return open_model(model, weights, device=device, seed=seed)
     except CnnlensError as exc:
-        if "not cached" in str(exc) or "could not be downloaded" in str(exc):
-            raise CnnlensError(f"{exc}; or choose a backbone whose weights you have, e.g. {_ALT}") from None
+        if ("not cached" in str(exc) or "could not be downloaded" in str(exc)) and not ALTERNATIVE.startswith(f"--model {model} "):
+            raise CnnlensError(f"{exc}; or use a model whose weights you have as a file, e.g. {ALTERNATIVE}", param=exc.param) from None
         raise
-    return net, preprocessing(model, weights)
 
 
-def _progress(steps: int, keys: tuple[str, ...]) -> Any:
-    from tqdm import tqdm
+def _size(model: str, size: int | None) -> None:
+    """Refuse a size below the model's minimum (or absurdly large) before anything is loaded."""
+    from ..registry import get_entry
+    from ..style import check_size
 
-    bar = tqdm(total=steps, file=sys.stderr, unit="it", dynamic_ncols=True, disable=None, leave=False)
-
-    def callback(step: Any) -> None:
-        bar.set_postfix({k: f"{step.losses[k]:.4g}" for k in keys if k in step.losses}, refresh=False)
-        bar.update(1)
-
-    return bar, callback
+    check_size(size, get_entry(model).preprocessing)
 
 
-def _floats(text: str | None, name: str) -> list[float] | None:
-    if text is None:
-        return None
-    return [parse_float(t.strip(), name) for t in text.split(",") if t.strip()]
-
-
-def _summary(history: list[dict[str, float]], extra: dict[str, Any]) -> dict[str, Any]:
-    totals = [h["total"] for h in history]
-    monotone = all(b <= a * (1 + 1e-6) for a, b in zip(totals, totals[1:]))
-    return {**extra, "steps": len(history) - 1, "total_never_rose": monotone, "initial": history[0], "final": history[-1]}
+def _image_option(help: str) -> Any:
+    return click.option("--image", "image_out", type=click.Path(path_type=Path, dir_okay=False), default=None, help=help)
 
 
 @click.command("style")
 @click.argument("content", type=click.Path(path_type=Path, dir_okay=False))
 @click.argument("styles", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
+@model_option("vgg19")
+@weights_option
+@click.option("--content-layer", default=None, help="content layer (default from the registry; VGG aliases like relu4_2 work)")
+@click.option("--style-layer", "style_layers", multiple=True, help="style layer, repeat for several (default from the registry)")
 @click.option("--style-blend", default=None, help="one weight per style image, e.g. 0.7,0.3 (default equal)")
-@click.option("--model", "-m", default="vgg19", show_default=True, help="torchvision backbone (vgg19, squeezenet1_0, mobilenet_v2 have defaults)")
-@weights_option("DEFAULT")
-@click.option("--content-layer", default=None, help="content layer (default per backbone; VGG aliases like relu4_2 work)")
-@click.option("--style-layer", "style_layers", multiple=True, help="style layer, repeat for several (default per backbone)")
-@click.option("--content-weight", default=None, help="weight of the content loss (default per backbone)")
-@click.option("--style-weight", default=None, help="weight of the style loss (default per backbone)")
-@click.option("--tv-weight", default=None, help="weight of the total-variation loss (default per backbone)")
-@click.option("--steps", type=click.IntRange(min=0), default=300, show_default=True, help="optimizer iterations")
+@click.option("--content-weight", type=float, default=None, help="weight of the content loss (default per model)")
+@click.option("--style-weight", type=float, default=None, help="weight of the style loss (default per model)")
+@click.option("--tv-weight", type=float, default=None, help="weight of the total-variation loss (default per model)")
+@click.option("--steps", type=int, default=300, show_default=True, help="optimizer iterations")
 @click.option("--optimizer", type=click.Choice(["lbfgs", "adam"]), default="lbfgs", show_default=True)
-@click.option("--lr", default=None, help="step size (L-BFGS default 1, Adam default 0.02)")
-@click.option("--size", type=click.IntRange(min=16), default=256, show_default=True, help="shorter side of the content (and style) images in pixels")
-@click.option("--init", type=click.Choice(["content", "noise"]), default="content", show_default=True)
-@click.option("--preserve-color", is_flag=True, help="keep the content's colours (YIQ chroma), take only luminance from the style")
+@click.option("--lr", type=float, default=None, help="step size (L-BFGS default 1, Adam default 0.02)")
+@click.option("--size", type=int, default=256, show_default=True, help="shorter side of the content (and style) images in pixels")
+@click.option("--init", type=click.Choice(["content", "noise"]), default="content", show_default=True, help="start from the content or from noise (drawn with --seed)")
+@click.option("--preserve-color", is_flag=True, help="keep the content's colours (YIQ chroma), take only luminance from the result")
+@output_option("the figure (content, styles, result), or .json for the numbers (default: CONTENT-STYLE-MODEL.png unless --image or --json)")
+@_image_option("the stylized image alone, full size (default: beside the figure, *-image.png)")
+@json_option
 @seed_option
 @device_option
-@click.option("--json", "as_json", is_flag=True, help="print the initial and final losses as JSON")
-@output_option("output PNG (default CONTENT-STYLE-MODEL.png)")
 def style_command(
-    content: Path, styles: tuple[Path, ...], style_blend: str | None, model: str, weights: str,
-    content_layer: str | None, style_layers: tuple[str, ...], content_weight: str | None, style_weight: str | None,
-    tv_weight: str | None, steps: int, optimizer: str, lr: str | None, size: int, init: str, preserve_color: bool,
-    seed: int, device: str, as_json: bool, output: Path | None, overwrite: bool,
+    content: Path, styles: tuple[Path, ...], model: str, weights: str | None, content_layer: str | None,
+    style_layers: tuple[str, ...], style_blend: str | None, content_weight: float | None, style_weight: float | None,
+    tv_weight: float | None, steps: int, optimizer: str, lr: float | None, size: int, init: str, preserve_color: bool,
+    output: Path | None, overwrite: bool, image_out: Path | None, as_json: bool, seed: int, device: str,
 ) -> None:
     """Render CONTENT in the style of one or more STYLE images (Gatys et al. 2016).
 
-    The image is optimized in [0, 1] pixels with the backbone's normalization inside; the network
-    runs only up to the deepest loss layer. Gram matrices are divided by H*W, so weights do not
-    depend on --size (docs/style.md). VGG19's ImageNet weights must be cached (or given with
-    --weights); offline, use squeezenet1_0 or mobilenet_v2 with the weights in ../shared/data.
+    The image is optimized in [0, 1] pixels with the model's normalization inside; the network runs
+    only up to the deepest loss layer. Gram matrices are divided by H*W, so weights do not depend on
+    --size. Layers and weights default per model (vgg19, vgg16, squeezenet1_0, mobilenet_v2), and
+    by a rule for any other CNN. VGG19's ImageNet weights must be in torch's cache; otherwise give
+    a model and a weights file you have.
 
     \b
     Examples:
       cnnlens style photo.jpg starry_night.jpg -o styled.png
-      cnnlens style ../shared/data/photos/chelsea.png ../shared/data/style/starry_night.jpg \\
-          --model squeezenet1_0 --weights ../shared/data/imagenet/squeezenet1_0_imagenet_deepcompression.pth
-      cnnlens style photo.jpg a.jpg b.jpg --style-blend 0.7,0.3 --preserve-color --steps 200
+      cnnlens style chelsea.png starry_night.jpg -m squeezenet1_0 -w squeezenet1_0.pth --image cat.png
+      cnnlens style photo.jpg a.jpg b.jpg -m mobilenet_v2 -w mobilenet_v2.pth --style-blend 0.7,0.3 --preserve-color
+      cnnlens style photo.jpg a.jpg -m resnet18 -w none --seed 0 --size 64 --steps 20 --json
     """
     import torch
 
-    from ..images import check_writable, load_image, save_image
-    from ..models import check_model_name
-    from ..style import BACKBONES, stylize
+    from ..style import check_style_settings, stylize
+    from ._options import parse_floats
 
-    check_model_name(model)
-    if model not in BACKBONES and (content_layer is None or not style_layers):
-        raise CnnlensError(f"no default style layers for {model!r}; pass --content-layer and --style-layer (`cnnlens layers {model}`)")
-    if output is None:
-        output = Path(f"{content.stem}-{'+'.join(s.stem for s in styles)}-{model}.png")
-    check_writable(output, overwrite)
-    content_img = load_image(content, size)
-    style_imgs = [load_image(s, size) for s in styles]
-    net, pre = _load(model, weights, device)
-    bar, callback = _progress(steps, ("content", "style", "total"))
-    try:
-        result = stylize(
-            net, content_img, style_imgs, backbone=model, content_layer=content_layer,
-            style_layers=list(style_layers) or None, style_blend=_floats(style_blend, "--style-blend"),
-            content_weight=parse_float(content_weight, "--content-weight") if content_weight else None,
-            style_weight=parse_float(style_weight, "--style-weight") if style_weight else None,
-            tv_weight=parse_float(tv_weight, "--tv-weight") if tv_weight else None,
-            steps=steps, optimizer=optimizer, lr=parse_float(lr, "--lr") if lr else None, init=init,
-            preserve_color=preserve_color, generator=torch.Generator().manual_seed(seed),
-            mean=pre.mean, std=pre.std, callback=callback,
-        )
-    finally:
-        bar.close()
-    save_image(result.image, output, overwrite=overwrite)
-    click.echo(f"wrote {output}", err=True)
-    if as_json:
-        extra = {"output": str(output), "model": model, "content_layer": result.content_layer,
-                 "style_layers": result.style_layers, **result.weights, "evaluations": result.evaluations,
-                 "seconds": round(result.seconds, 3), "style_reduction": result.style_reduction}
-        click.echo(json.dumps(_summary(result.history, extra), indent=2))
+    blend = parse_floats(style_blend, "style_blend", low=0.0)
+    check_style_settings(
+        content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight, style_blend=blend,
+        steps=steps, lr=lr, styles=len(styles),
+    )
+    _size(model, size)
+    stem = f"{safe_name(content.stem)}-{'+'.join(safe_name(s.stem) for s in styles)}-{model_stem(model)}"
+    if output is None and image_out is None and not as_json:
+        output = Path(f"{stem}.png")
+    if image_out is None and output is not None and output.suffix.lower() != ".json":
+        image_out = output.with_name(output.stem + "-image.png")
+    check_outputs([("--output", output, OUTPUT_SUFFIXES), ("--image", image_out, IMAGE_SUFFIXES)], overwrite)
+    net = _open(model, weights, device, seed)
+    result = stylize(
+        net, content, list(styles), content_layer=content_layer, style_layers=list(style_layers) or None, style_blend=blend,
+        content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight, size=size, steps=steps,
+        optimizer=optimizer, lr=lr, init=init, preserve_color=preserve_color, generator=torch.Generator().manual_seed(seed),
+        progress=True,
+    )
+    if image_out is not None:
+        result.save_image(image_out, overwrite=overwrite)
+        click.echo(f"wrote {image_out}", err=True)
+    finish(result, as_json=as_json, output=output, overwrite=overwrite, text=repr(result))
 
 
 @click.command("invert")
 @click.argument("image", type=click.Path(path_type=Path, dir_okay=False))
-@click.option("--model", "-m", required=True, help="torchvision model name")
-@click.option("--layer", "-l", required=True, help="layer whose activations are inverted (`cnnlens layers MODEL`)")
-@weights_option("DEFAULT")
-@click.option("--steps", type=click.IntRange(min=0), default=200, show_default=True, help="optimizer iterations")
-@click.option("--tv-weight", default="2", show_default=True, help="weight of the TV^beta prior (pixels in [0, 1])")
-@click.option("--beta", default="2", show_default=True, help="TV exponent: 2 smooth, 1 edge preserving")
-@click.option("--optimizer", type=click.Choice(["lbfgs", "adam"]), default="lbfgs", show_default=True)
-@click.option("--size", type=click.IntRange(min=16), default=224, show_default=True, help="shorter side of IMAGE in pixels")
-@click.option("--init", type=click.Choice(["noise", "gray"]), default="noise", show_default=True)
+@model_option()
+@click.option("--layer", "-l", default=None, help="layer whose activations are inverted (default: the model's middle inversion layer; `cnnlens layers MODEL`)")
+@weights_option
+@click.option("--steps", type=int, default=None, help="optimizer iterations  [default: 300 adam, 200 lbfgs]")
+@click.option("--tv-weight", type=float, default=None, help="weight of the TV^beta prior for pixels in [0, 1]  [default: adam 3 x the layer's stride, lbfgs 2]")
+@click.option("--beta", type=float, default=2.0, show_default=True, help="TV exponent: 2 smooth, 1 edge preserving")
+@click.option("--optimizer", type=click.Choice(["adam", "lbfgs"]), default="adam", show_default=True)
+@click.option("--lr", type=float, default=None, help="step size (Adam default 0.05 with a cosine decay, L-BFGS 1)")
+@click.option("--jitter", type=int, default=None, help="random shift of the image at each Adam step, in pixels  [default: adam the layer's stride // 8, lbfgs 0]")
+@click.option("--size", type=int, default=224, show_default=True, help="shorter side of IMAGE in pixels")
+@click.option("--init", type=click.Choice(["noise", "gray"]), default="noise", show_default=True, help="start image (noise drawn with --seed)")
+@output_option("the figure (original beside the inversion), or .json for the numbers (default: IMAGE-MODEL-LAYER-invert.png unless --image or --json)")
+@_image_option("the inversion alone, full size")
+@json_option
 @seed_option
 @device_option
-@click.option("--json", "as_json", is_flag=True, help="print the initial and final losses as JSON")
-@output_option("output PNG (default IMAGE-MODEL-LAYER-invert.png)")
 def invert_command(
-    image: Path, model: str, layer: str, weights: str, steps: int, tv_weight: str, beta: str, optimizer: str,
-    size: int, init: str, seed: int, device: str, as_json: bool, output: Path | None, overwrite: bool,
+    image: Path, model: str, layer: str | None, weights: str | None, steps: int | None, tv_weight: float | None, beta: float,
+    optimizer: str, lr: float | None, jitter: int | None, size: int, init: str, output: Path | None, overwrite: bool,
+    image_out: Path | None, as_json: bool, seed: int, device: str,
 ) -> None:
     """Reconstruct IMAGE from the activations of one layer (Mahendran & Vedaldi 2015).
 
     Minimizes |phi(x) - phi(IMAGE)|^2 / |phi(IMAGE)|^2 + tv_weight * TV^beta(x) over the pixels x,
-    from noise. Shallow layers give the photo back; deep ones keep only what the network needs.
+    from noise, with Adam and a random jitter of the image at every step (Mahendran & Vedaldi 2016);
+    the prior and the jitter grow with the layer's stride.
+    Shallow layers give the photo back; deep ones keep parts and layout, not exact colour or texture.
+    The figure shows the original beside the inversion; --json also gives the correlation of the
+    inversion with the original, in pixels and in the layer's activations.
 
     \b
     Examples:
-      cnnlens invert ../shared/data/photos/chelsea.png --model squeezenet1_0 --layer features.7 \\
-          --weights ../shared/data/imagenet/squeezenet1_0_imagenet_deepcompression.pth
-      cnnlens invert photo.jpg --model vgg19 --layer relu3_1 --steps 300 -o relu3_1.png
+      cnnlens invert chelsea.png -m squeezenet1_0 -w squeezenet1_0.pth -l features.12 -o deep.png
+      cnnlens invert photo.jpg -m vgg19 -l relu3_1 --steps 500 --image relu3_1.png
+      cnnlens invert digit.png -m mnist-cnn -w mnist_cnn.pt --size 28 --json
     """
     import torch
 
-    from ..images import check_writable, load_image, save_image
-    from ..models import check_model_name
-    from ..style import invert
+    from ..style import check_invert_settings, invert
 
-    check_model_name(model)
-    if output is None:
-        output = Path(f"{image.stem}-{model}-{layer}-invert.png")
-    check_writable(output, overwrite)
-    img = load_image(image, size)
-    net, pre = _load(model, weights, device)
-    bar, callback = _progress(steps, ("reconstruction", "tv", "total"))
-    try:
-        result = invert(
-            net, img, layer, backbone=model, steps=steps, tv_weight=parse_float(tv_weight, "--tv-weight"),
-            beta=parse_float(beta, "--beta"), optimizer=optimizer, init=init,
-            generator=torch.Generator().manual_seed(seed), mean=pre.mean, std=pre.std, callback=callback,
-        )
-    finally:
-        bar.close()
-    save_image(result.image, output, overwrite=overwrite)
-    click.echo(f"wrote {output}", err=True)
-    if as_json:
-        extra = {"output": str(output), "model": model, "layer": result.layer, "evaluations": result.evaluations,
-                 "seconds": round(result.seconds, 3)}
-        click.echo(json.dumps(_summary(result.history, extra), indent=2))
+    check_invert_settings(steps=steps, tv_weight=tv_weight, beta=beta, lr=lr, jitter=jitter, optimizer=optimizer)
+    _size(model, size)
+    if output is None and image_out is None and not as_json:
+        output = Path(f"{safe_name(image.stem)}-{model_stem(model)}-{safe_name(layer or 'default')}-invert.png")
+    check_outputs([("--output", output, OUTPUT_SUFFIXES), ("--image", image_out, IMAGE_SUFFIXES)], overwrite)
+    net = _open(model, weights, device, seed)
+    result = invert(
+        net, image, layer, size=size, steps=steps, tv_weight=tv_weight, beta=beta, optimizer=optimizer, lr=lr, jitter=jitter,
+        init=init, generator=torch.Generator().manual_seed(seed), progress=True,
+    )
+    if image_out is not None:
+        result.save_image(image_out, overwrite=overwrite)
+        click.echo(f"wrote {image_out}", err=True)
+    finish(result, as_json=as_json, output=output, overwrite=overwrite, text=repr(result))

@@ -6,18 +6,16 @@
 from __future__ import annotations
 
 from . import objectives, param, transforms
-from .dream import DEFAULT_DREAM_LAYERS, DreamResult, OctaveStat, default_dream_layer, dream
+from .dream import DreamResult, OctaveStat, dream
 from .objectives import Objective
 from .render import RenderResult, activations, high_frequency_energy, image_grid, redirected_relu, render
 
 __all__ = [
-    "DEFAULT_DREAM_LAYERS",
     "DreamResult",
     "Objective",
     "OctaveStat",
     "RenderResult",
     "activations",
-    "default_dream_layer",
     "dream",
     "high_frequency_energy",
     "image_grid",

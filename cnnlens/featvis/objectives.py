@@ -5,10 +5,11 @@ tensor), so that a batch can optimize a different unit in every image: ``channel
 [3, 7, 11])`` puts channel 3 on image 0, channel 7 on image 1 and channel 11 on image 2. The
 renderer maximizes the sum.
 
-Conventions (landscape pitfalls 1 and 26):
+Conventions (as in Lucid and lucent):
 
 - ``channel`` is the mean over all spatial positions of one channel of the layer's output.
-- ``neuron`` is the centre position (``x = W // 2``, ``y = H // 2``) unless given.
+- ``neuron`` is the centre position (``x = W // 2``, ``y = H // 2``) unless given; a given position
+  is clamped into the output of a transformed image that came out smaller.
 - Activations are the module's output as captured by :func:`cnnlens.hooks.capture` (a clone, so
   a following in-place ReLU cannot change them): a ``Conv2d`` tap is pre-ReLU, a ``ReLU`` or a
   block (``features.9`` of squeezenet, a Fire module) is post-ReLU.
@@ -25,11 +26,14 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from ..address import LOGITS, Unit
+from ..errors import CnnlensError
+
 __all__ = [
     "LOGITS",
     "INPUT",
     "Objective",
-    "as_objective",
+    "for_unit",
     "channel",
     "channels",
     "class_logit",
@@ -40,9 +44,10 @@ __all__ = [
     "neuron",
     "neurons",
     "total_variation",
+    "unit_label",
 ]
 
-LOGITS = "logits"  # key of the model output in the activations mapping
+# LOGITS ("logits", from cnnlens.address) is the key of the model output in the activations mapping
 INPUT = "input"  # key of the image (in [0, 1], after the transforms) in the activations mapping
 
 Acts = Mapping[str, torch.Tensor]
@@ -116,7 +121,7 @@ def _select(values: torch.Tensor, batch: int | None) -> torch.Tensor:
     if batch is None:
         return values
     if batch >= values.shape[0]:
-        raise ValueError(f"objective for batch item {batch} but the batch has {values.shape[0]} images")
+        raise CnnlensError(f"objective for batch item {batch} but the batch has {values.shape[0]} images", param="batch")
     mask = torch.zeros_like(values)
     mask[batch] = 1.0
     return values * mask
@@ -146,8 +151,8 @@ def neuron(layer: str, n: int, *, x: int | None = None, y: int | None = None, ba
         if t.dim() == 2:
             return _select(t[:, n], batch)
         h, w = t.shape[-2:]
-        yy = h // 2 if y is None else y
-        xx = w // 2 if x is None else x
+        yy = h // 2 if y is None else min(y, h - 1)
+        xx = w // 2 if x is None else min(x, w - 1)
         return _select(t[:, n, yy, xx], batch)
 
     return Objective(fn, frozenset([layer]), f"{layer}:{n} neuron" + ("" if batch is None else f"@{batch}"), _need(batch))
@@ -171,7 +176,7 @@ def direction(layer: str, vector: torch.Tensor | Sequence[float], *, batch: int 
     def fn(acts: Acts) -> torch.Tensor:
         t = acts[layer]
         if t.shape[1] != vec.numel():
-            raise ValueError(f"direction has {vec.numel()} values but {layer} has {t.shape[1]} channels")
+            raise CnnlensError(f"direction has {vec.numel()} values but {layer} has {t.shape[1]} channels", param="vector")
         v = vec.to(t.device, t.dtype).view(1, -1, *([1] * (t.dim() - 2)))
         return _select(_spatial_mean(F.cosine_similarity(t, v.expand_as(t), dim=1)), batch)
 
@@ -233,21 +238,36 @@ def class_logits(ks: Sequence[int]) -> Objective:
 
 def _per_item(parts: list[Objective]) -> Objective:
     if not parts:
-        raise ValueError("give at least one channel or class")
+        raise CnnlensError("give at least one channel or class")
     total = parts[0]
     for p in parts[1:]:
         total = total + p
     return Objective(total.fn, total.layers, ", ".join(p.name for p in parts), len(parts))
 
 
-def as_objective(spec: Objective | str) -> Objective:
-    """An objective, or lucent-style text: ``"layer:channel"`` or ``"logits:class"``."""
-    if isinstance(spec, Objective):
-        return spec
-    layer, sep, n = spec.rpartition(":")
-    if not sep or not n.strip().lstrip("-").isdigit():
-        raise ValueError(f"objective {spec!r}: expected 'layer:channel' such as 'features.9:12'")
-    return class_logit(int(n)) if layer == LOGITS else channel(layer, int(n))
+def for_unit(unit: Unit, *, batch: int | None = None) -> Objective:
+    """The objective of a resolved unit address (:func:`cnnlens.address.resolve_unit`).
+
+    ``logits:CLASS`` is :func:`class_logit`, ``LAYER:CHANNEL`` :func:`channel`, ``LAYER:CHANNEL@Y,X``
+    :func:`neuron` at that position, and a bare ``LAYER`` :func:`layer_l2` (the DeepDream objective).
+    The objective is named by the address (with the class name for logits).
+    """
+    if unit.is_logits:
+        if unit.channel is None:
+            raise CnnlensError(f"unit {unit}: resolve the class name first (cnnlens.resolve_unit)", param="unit")
+        obj = class_logit(unit.channel, batch=batch)
+    elif unit.channel is None:
+        obj = layer_l2(unit.layer, batch=batch)
+    elif unit.position is not None:
+        obj = neuron(unit.layer, unit.channel, y=unit.position[0], x=unit.position[1], batch=batch)
+    else:
+        obj = channel(unit.layer, unit.channel, batch=batch)
+    return Objective(obj.fn, obj.layers, unit_label(unit), obj.batch_size)
+
+
+def unit_label(unit: Unit) -> str:
+    """``features.9:3``, ``logits:130 (flamingo)`` (``logits:3`` where the class name is the index, as for digits)."""
+    return f"{unit} ({unit.name})" if unit.is_logits and unit.name and unit.name != str(unit.channel) else str(unit)
 
 
 def _need(batch: int | None) -> int | None:
@@ -257,6 +277,4 @@ def _need(batch: int | None) -> int | None:
 def _check_channel(t: torch.Tensor, n: int, layer: str) -> None:
     if t.dim() < 2 or not -t.shape[1] <= n < t.shape[1]:
         size = t.shape[1] if t.dim() >= 2 else 0
-        from ..errors import CnnlensError
-
         raise CnnlensError(f"channel {n} is out of range: {layer} has {size} channels (0..{size - 1})")

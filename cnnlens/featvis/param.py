@@ -1,7 +1,8 @@
 """Image parameterizations: what the optimizer actually changes.
 
-Every parameterization maps a few leaf tensors (``ImageParam.params``) to a batch of RGB images
-``(B, 3, H, W)`` with pixels in [0, 1] (a sigmoid squashes the last step, as in Lucid). Two bases:
+Every parameterization maps a few leaf tensors (``ImageParam.params``) to a batch of images
+``(B, C, H, W)`` with pixels in [0, 1] (a sigmoid squashes the last step, as in Lucid); ``C`` is 3
+(RGB) or 1 (grey, for models such as ``lenet5``). Two bases:
 
 - ``pixel``: one value per pixel. Adam on raw pixels finds high-frequency patterns first.
 - ``fft``: the image's 2-D Fourier spectrum, each frequency scaled by ``1 / f**decay_power``, so
@@ -9,7 +10,8 @@ Every parameterization maps a few leaf tensors (``ImageParam.params``) to a batc
   (Olah et al. 2017, Mordvintsev et al. 2018 "Differentiable image parameterizations").
 
 Colour decorrelation (``decorrelate=True``) optimizes in a colour basis whose axes are
-uncorrelated over natural images (Lucid's ``color_correlation_svd_sqrt``), then maps back to RGB.
+uncorrelated over natural images (Lucid's ``color_correlation_svd_sqrt``), then maps back to RGB
+(grey images have no colour basis: it is ignored there).
 """
 
 from __future__ import annotations
@@ -49,8 +51,9 @@ def _color_matrix(device: torch.device | None, dtype: torch.dtype) -> torch.Tens
 
 
 def to_valid_rgb(t: torch.Tensor, *, decorrelate: bool = True) -> torch.Tensor:
-    """Map an unconstrained ``(B, 3, H, W)`` tensor to RGB in [0, 1] (optional decorrelation, then sigmoid)."""
-    if decorrelate:
+    """Map an unconstrained ``(B, C, H, W)`` tensor to pixels in [0, 1] (optional decorrelation of 3
+    colour channels, then sigmoid)."""
+    if decorrelate and t.shape[1] == 3:
         m = _color_matrix(t.device, t.dtype)
         t = torch.einsum("bchw,dc->bdhw", t, m)
     return torch.sigmoid(t)
@@ -70,12 +73,14 @@ def fft_image(
     sd: float = 0.01,
     decay_power: float = 1.0,
     decorrelate: bool = True,
+    channels: int = 3,
     generator: torch.Generator | None = None,
     device: torch.device | str | None = None,
 ) -> ImageParam:
     """Fourier parameterization with ``1/f**decay_power`` scaling (Lucid/lucent ``fft_image``)."""
     h, w = (size, size) if isinstance(size, int) else size
-    spectrum = torch.randn(batch, 3, h, w // 2 + 1, 2, generator=generator) * sd
+    decorrelate = decorrelate and channels == 3
+    spectrum = torch.randn(batch, channels, h, w // 2 + 1, 2, generator=generator) * sd
     spectrum = spectrum.to(device).requires_grad_(True)
     scale = _fft_scale(h, w, decay_power, spectrum.device)
 
@@ -93,6 +98,7 @@ def pixel_image(
     batch: int = 1,
     sd: float = 0.01,
     decorrelate: bool = False,
+    channels: int = 3,
     init: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
     device: torch.device | str | None = None,
@@ -102,11 +108,13 @@ def pixel_image(
     if init is not None:
         x = init if init.dim() == 4 else init.unsqueeze(0)
         x = torch.logit(x.detach().float().clamp(1e-3, 1 - 1e-3))
+        decorrelate = decorrelate and x.shape[1] == 3
         if decorrelate:
             x = torch.einsum("bchw,dc->bdhw", x, torch.linalg.inv(_color_matrix(x.device, x.dtype)))
         raw = x.clone()
     else:
-        raw = torch.randn(batch, 3, h, w, generator=generator) * sd
+        decorrelate = decorrelate and channels == 3
+        raw = torch.randn(batch, channels, h, w, generator=generator) * sd
     raw = raw.to(device).requires_grad_(True)
 
     def fn() -> torch.Tensor:
@@ -122,10 +130,11 @@ def image(
     fft: bool = True,
     decorrelate: bool = True,
     sd: float = 0.01,
+    channels: int = 3,
     generator: torch.Generator | None = None,
     device: torch.device | str | None = None,
 ) -> ImageParam:
-    """The Lucid default (``fft=True, decorrelate=True``) or plain pixels (``fft=False, decorrelate=False``)."""
-    if fft:
-        return fft_image(size, batch=batch, sd=sd, decorrelate=decorrelate, generator=generator, device=device)
-    return pixel_image(size, batch=batch, sd=sd, decorrelate=decorrelate, generator=generator, device=device)
+    """The Lucid default (``fft=True, decorrelate=True``) or plain pixels (``fft=False, decorrelate=False``);
+    ``channels=1`` for grey models."""
+    kw = dict(batch=batch, sd=sd, decorrelate=decorrelate, channels=channels, generator=generator, device=device)
+    return fft_image(size, **kw) if fft else pixel_image(size, **kw)  # type: ignore[arg-type]

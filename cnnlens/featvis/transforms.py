@@ -1,6 +1,6 @@
 """Transformation robustness: random pad/jitter/scale/rotation applied before every step.
 
-Each transform is a callable ``t(x, generator) -> x`` on a ``(B, 3, H, W)`` batch; all randomness
+Each transform is a callable ``t(x, generator) -> x`` on a ``(B, C, H, W)`` batch; all randomness
 comes from the ``torch.Generator`` passed in, so a seed repeats a render exactly. One random draw
 is shared by the whole batch (as in Lucid), which keeps a batched render of N units identical
 in cost to one render of N images. Scale and rotation are one ``affine_grid`` + ``grid_sample``.
@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
-__all__ = ["Transform", "compose", "jitter", "pad", "random_rotate", "random_scale", "standard_transforms"]
+__all__ = ["Transform", "compose", "jitter", "pad", "random_rotate", "random_scale", "resize", "standard_transforms"]
 
 Transform = Callable[[torch.Tensor, "torch.Generator | None"], torch.Tensor]
 
@@ -87,6 +87,19 @@ def random_rotate(angles: Sequence[float]) -> Transform:
 
     def t(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         return _affine(x, 1.0, _choice(angles, generator))
+
+    return t
+
+
+def resize(size: tuple[int, int]) -> Transform:
+    """Resize to exactly ``(H, W)`` (bilinear, antialiased when shrinking): for models that take one
+    input size only (a ``Linear`` after the last convolution, as in LeNet-5), after the random transforms."""
+
+    def t(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        if tuple(x.shape[-2:]) == tuple(size):
+            return x
+        shrink = x.shape[-2] > size[0] or x.shape[-1] > size[1]
+        return F.interpolate(x, size=tuple(size), mode="bilinear", align_corners=False, antialias=shrink)
 
     return t
 

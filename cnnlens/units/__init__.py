@@ -1,29 +1,34 @@
 """What units respond to: filter plots with Gabor statistics, maximal dataset patches cropped by the
 exact receptive field, and deconvnet / guided backprop projections that are right on the whole
-torchvision zoo (functional, in-place and reused ReLUs).
+torchvision zoo (functional, in-place and reused ReLUs, ReLU6).
 
 Example:
-    >>> import cnnlens, cnnlens.units as units
-    >>> model = cnnlens.load_model("alexnet")
-    >>> f = units.conv_filters(model)                      # first conv, pixel-space, Gabor stats
-    >>> fig = units.plot_filters(f)
+    >>> import cnnlens, torch
+    >>> model = cnnlens.create_model("squeezenet1_0", seed=0)        # random init; "DEFAULT" or a file for weights
+    >>> f = cnnlens.conv_filters(model)                             # first conv, pixel space, Gabor stats
+    >>> p = cnnlens.project(model, torch.rand(3, 96, 96), "features.4", size=96)
+    >>> sorted(p.projections), p.box is not None
+    (['deconvnet', 'gradient', 'guided'], True)
 """
 
 from __future__ import annotations
 
-from .deconv import METHODS, Projection, ReLUGradientMode, project, relu_rule
+from .common import image_preprocessing, layer_geometry, parse_units
+from .deconv import METHODS, Projection, ReLUGradientMode, UnitGradient, check_methods, project, relu_rule, unit_gradients
 from .filters import FilterInfo, Filters, conv_filters, first_conv, input_scale, strongest
 from .gabor import GaborFit, fit_gabor, separability
 from .patches import (
+    MIN_INSIDE,
     Patch,
     PatchResult,
     add_projections,
+    border_mask,
     crop_box,
     extract_crops,
+    iter_batches,
     load_index,
     paste_box,
     prepare_image,
-    receptive_field_of,
     replay,
     select_images,
     top_patches,
@@ -32,6 +37,7 @@ from .plots import filter_grid, plot_filters, plot_patches, plot_projection, sig
 
 __all__ = [
     "METHODS",
+    "MIN_INSIDE",
     "FilterInfo",
     "Filters",
     "GaborFit",
@@ -39,22 +45,28 @@ __all__ = [
     "PatchResult",
     "Projection",
     "ReLUGradientMode",
+    "UnitGradient",
     "add_projections",
+    "border_mask",
+    "check_methods",
     "conv_filters",
     "crop_box",
     "extract_crops",
     "filter_grid",
     "first_conv",
     "fit_gabor",
+    "image_preprocessing",
     "input_scale",
+    "iter_batches",
+    "layer_geometry",
     "load_index",
+    "parse_units",
     "paste_box",
     "plot_filters",
     "plot_patches",
     "plot_projection",
     "prepare_image",
     "project",
-    "receptive_field_of",
     "relu_rule",
     "replay",
     "select_images",
@@ -62,4 +74,5 @@ __all__ = [
     "signed_to_rgb",
     "strongest",
     "top_patches",
+    "unit_gradients",
 ]

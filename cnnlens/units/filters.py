@@ -1,10 +1,10 @@
 """Convolution filters as pictures and numbers: pixel-space first-layer filters, Gabor statistics.
 
-The first convolution of a torchvision model does not see pixels: it sees ``(pixel - mean) / std``
-(pitfall 7), and googlenet / inception_v3 with ``transform_input=True`` rescale that again to
-``2 * pixel - 1`` before ``conv1`` (pitfall 8). A filter ``W`` on normalized input responds to a
-pixel change ``dp_c`` with ``W_c / s_c * dp_c``, so the picture that shows what the filter looks
-for in *pixels* is ``W_c / s_c`` (``s_c = std_c``, or 0.5 under ``transform_input``). Only the ratio
+The first convolution of a torchvision model does not see pixels: it sees ``(pixel - mean) / std``,
+and googlenet / inception_v3 with ``transform_input=True`` rescale that again to ``2 * pixel - 1``
+before ``conv1``. A filter ``W`` on normalized input responds to a pixel change ``dp_c`` with
+``W_c / s_c * dp_c``, so the picture that shows what the filter looks for in *pixels* is ``W_c / s_c``
+(``s_c = std_c`` of the model's preprocessing, or 0.5 under ``transform_input``). Only the ratio
 between the channels matters for the colours, since every filter is contrast-normalized on its own.
 """
 
@@ -20,41 +20,41 @@ import torch.nn as nn
 
 from ..errors import CnnlensError
 from ..layers import get_layer, layer_name
+from ..pixels import Preprocessing
+from ..registry import ModelInfo, model_info
+from ..results import Result
+from .common import network
 
 __all__ = ["FilterInfo", "Filters", "conv_filters", "first_conv", "input_scale", "strongest"]
 
 COLOR_THRESHOLD = 0.5  # share of energy off the grey axis above which a 3-channel filter counts as colour
 
 
-def _unwrap(model: nn.Module) -> tuple[nn.Module, tuple[float, ...] | None]:
-    """The network inside a :class:`cnnlens.Normalized` wrapper, and that wrapper's std."""
-    from ..pixels import Normalized
-
-    if isinstance(model, Normalized):
-        return model.model, tuple(float(v) for v in model.preprocessing.std)
-    return model, None
-
-
 def first_conv(model: nn.Module) -> str:
-    """Dotted name of the first ``nn.Conv2d`` in definition order (``features.0``, ``conv1.conv``...)."""
-    for name, module in model.named_modules():
+    """Dotted name of the first ``nn.Conv2d`` in definition order (``features.0``, ``conv1.conv``...).
+
+    Raises:
+        CnnlensError: the model has no ``nn.Conv2d``.
+    """
+    net, _ = network(model)
+    for name, module in net.named_modules():
         if isinstance(module, nn.Conv2d):
             return name
-    raise CnnlensError(f"{type(model).__name__} has no Conv2d layer")
+    raise CnnlensError(f"{model_info(model).name} has no Conv2d layer: filters show the weights of a convolution")
 
 
-def input_scale(model: nn.Module, std: tuple[float, ...] | None = None) -> tuple[float, ...]:
+def input_scale(model: nn.Module, preprocessing: Preprocessing | None = None) -> tuple[float, ...]:
     """Per-channel factor ``s_c`` with ``conv1 input = (pixel - m_c) / s_c`` for the first conv.
 
     ``transform_input`` (googlenet, inception_v3 with pretrained weights) makes it 0.5 for every
-    channel whatever the ImageNet std; otherwise the model's normalization std (ImageNet's by default).
+    channel whatever the std; otherwise the std of ``preprocessing`` (default: the model's, from
+    :func:`cnnlens.model_info`, or the :class:`cnnlens.Normalized` wrapper's).
     """
-    from ..pixels import IMAGENET_STD
-
-    inner, wrapped_std = _unwrap(model)
-    if getattr(inner, "transform_input", False):
-        return (0.5, 0.5, 0.5)
-    return tuple(std or wrapped_std or IMAGENET_STD)
+    net, wrapped = network(model)
+    prep = preprocessing or wrapped or model_info(model).preprocessing
+    if getattr(net, "transform_input", False):
+        return (0.5,) * len(prep.std)
+    return tuple(float(v) for v in prep.std)
 
 
 @dataclass(frozen=True)
@@ -82,12 +82,12 @@ def _json_number(v: Any) -> Any:
     return v
 
 
-@dataclass
-class Filters:
+@dataclass(repr=False)
+class Filters(Result):
     """The weights of one conv layer and their per-filter statistics.
 
-    ``weight`` is ``(out, in, kh, kw)``; for the first layer it is the pixel-space filter
-    ``W_c / s_c`` (see the module docstring), otherwise the raw weight.
+    ``weight`` is ``(out, in, kh, kw)`` on the CPU; for the first layer it is the pixel-space filter
+    ``W_c / s_c`` (see the module docstring, ``scale`` holds ``s_c``), otherwise the raw weight.
     """
 
     layer: str
@@ -95,50 +95,87 @@ class Filters:
     first_layer: bool
     scale: tuple[float, ...] | None
     filters: list[FilterInfo] = field(default_factory=list)
+    info: ModelInfo | None = None
+
+    @property
+    def mean_gabor_r2(self) -> float | None:
+        r2 = [f.gabor_r2 for f in self.filters if f.gabor_r2 is not None and not math.isnan(f.gabor_r2)]
+        return round(float(np.mean(r2)), 6) if r2 else None
+
+    @property
+    def n_color(self) -> int | None:
+        flags = [f.is_color for f in self.filters]
+        return None if any(v is None for v in flags) else int(sum(bool(v) for v in flags))
 
     def to_dict(self) -> dict[str, Any]:
-        r2 = [f.gabor_r2 for f in self.filters if f.gabor_r2 is not None and not math.isnan(f.gabor_r2)]
         out: dict[str, Any] = {
+            **(self.info.to_dict() if self.info is not None else {}),
             "layer": self.layer,
-            "filters": [f.to_dict() for f in self.filters],
             "shape": list(self.weight.shape),
             "pixel_space": self.first_layer,
+            "input_scale": list(self.scale) if self.scale is not None else None,
+            "mean_gabor_r2": self.mean_gabor_r2,
+            "color_filters": self.n_color,
+            "filters": [f.to_dict() for f in self.filters],
         }
-        if self.scale is not None:
-            out["input_scale"] = list(self.scale)
-        out["mean_gabor_r2"] = round(float(np.mean(r2)), 6) if r2 else None
         return out
 
+    def figure(self, *, max_filters: int | None = None, max_inputs: int = 16, ncols: int | None = None, title: str | None = None) -> Any:
+        """The filter grid (:func:`cnnlens.units.plot_filters`)."""
+        from .plots import plot_filters
 
-def conv_filters(model: nn.Module, layer: str | nn.Module | None = None, *, std: tuple[float, ...] | None = None) -> Filters:
+        return plot_filters(self, max_filters=max_filters, max_inputs=max_inputs, ncols=ncols, title=title)
+
+    def _summary(self) -> dict[str, Any]:
+        info = self.info.to_dict() if self.info is not None else {}
+        return {"model": info.get("model"), "weights": info.get("weights"), "layer": self.layer, "shape": tuple(self.weight.shape), "mean_gabor_r2": self.mean_gabor_r2}
+
+
+def conv_filters(model: nn.Module, layer: str | nn.Module | None = None, *, preprocessing: Preprocessing | None = None) -> Filters:
     """The filters of conv ``layer`` (default: the first conv) with Gabor fit, separability and colour.
 
     Args:
         model: any model (or a :class:`cnnlens.Normalized` wrapper); it is only read.
         layer: a dotted name of an ``nn.Conv2d`` (or any module with a 4-d ``weight``).
-        std: the input normalization std, for the first layer's pixel-space colours (default:
-            the wrapper's, else ImageNet's; ignored under ``transform_input``).
+        preprocessing: the input normalization, whose std gives the first layer's pixel-space colours
+            (default: the model's, :func:`cnnlens.model_info`; ignored under ``transform_input``).
+
+    Raises:
+        CnnlensError: no Conv2d in the model, unknown layer, or a layer that is not a convolution.
 
     Example:
-        >>> import torchvision
-        >>> f = conv_filters(torchvision.models.alexnet())
+        >>> import cnnlens
+        >>> f = conv_filters(cnnlens.create_model("alexnet", seed=0))
         >>> f.layer, tuple(f.weight.shape), len(f.filters)
         ('features.0', (64, 3, 11, 11), 64)
     """
     from .gabor import fit_gabor, separability
 
-    inner, _ = _unwrap(model)
-    first = first_conv(inner)
-    name = first if layer is None else layer_name(inner, layer)
-    module = get_layer(inner, name)
+    net, wrapped = network(model)
+    prep = preprocessing or wrapped or model_info(model).preprocessing
+    if layer is None:
+        name = first_conv(net)
+    else:
+        try:
+            name = layer_name(net, layer)
+        except CnnlensError as exc:
+            raise CnnlensError(f"layer: {exc}", param="layer") from None
+    module = get_layer(net, name)
     weight = getattr(module, "weight", None)
     if not isinstance(weight, torch.Tensor) or weight.dim() != 4:
-        raise CnnlensError(f"layer {name!r} is a {type(module).__name__}, not a 2-d convolution; pick a Conv2d layer")
+        raise CnnlensError(f"layer {name!r} is a {type(module).__name__}, not a 2-d convolution; pick a Conv2d layer", param="layer")
+    if weight.device.type == "meta":
+        raise CnnlensError(f"layer {name!r} has no weights (meta device); create the model with weights", param="layer")
     w = weight.detach().float().cpu().clone()
-    is_first = name == first and w.shape[1] == 3
-    scale = input_scale(model, std) if is_first else None
+    try:
+        first = first_conv(net)
+    except CnnlensError:
+        first = None
+    # pixel space: the first conv of a model whose input is the image itself (grey or colour)
+    is_first = name == first and w.shape[1] == len(prep.std) and w.shape[1] in (1, 3)
+    scale = input_scale(model, prep) if is_first else None
     if scale is not None:
-        w = w / torch.tensor(scale, dtype=w.dtype).view(1, 3, 1, 1)
+        w = w / torch.tensor(scale, dtype=w.dtype).view(1, -1, 1, 1)
     fit = fit_gabor(w)
     sep = separability(w)
     norms = w.flatten(1).norm(dim=1)
@@ -162,7 +199,7 @@ def conv_filters(model: nn.Module, layer: str | nn.Module | None = None, *, std:
                 norm=float(norms[i]),
             )
         )
-    return Filters(layer=name, weight=w, first_layer=is_first, scale=scale, filters=infos)
+    return Filters(layer=name, weight=w, first_layer=is_first, scale=scale, filters=infos, info=model_info(model))
 
 
 def strongest(weight: torch.Tensor, n: int) -> list[int]:

@@ -152,8 +152,8 @@ def separability(kernels: torch.Tensor | np.ndarray) -> np.ndarray:
     """Share of each filter's energy in the first singular value of its ``kh x kw`` kernels.
 
     For a filter ``(C, kh, kw)``: ``sum_c s1(W_c)^2 / sum_c ||W_c||^2``, so 1 means every input
-    channel's kernel is an outer product (a ``kh x 1`` column times a ``1 x kw`` row, the slides'
-    decomposition of 3x3 into 3x1 and 1x3), and ``1/min(kh, kw)`` is what a kernel with a flat
+    channel's kernel is an outer product (a ``kh x 1`` column times a ``1 x kw`` row, as in the
+    factorized 3x3 = 3x1 * 1x3 convolutions of Inception v3), and ``1/min(kh, kw)`` is what a kernel with a flat
     spectrum of singular values scores. 1x1 kernels are trivially separable (1).
     """
     w = torch.as_tensor(kernels).detach().double().cpu()

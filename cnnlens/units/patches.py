@@ -1,6 +1,6 @@
 """Maximal dataset patches: the images (and the exact input region) that excite a unit most.
 
-One streaming pass over a folder of images keeps, per channel, a running top-k of the *unit* value
+One streaming pass over the images keeps, per channel, a running top-k of the *unit* value
 ``max over positions of activation[channel]`` with the image and the position where it occurred;
 activations of a batch are reduced as soon as they are computed, so memory does not grow with the
 number of images. Ties keep the earlier image (a stable sort), so the result equals a brute-force
@@ -12,13 +12,22 @@ box leaves the image with the *neutral colour*: the normalization mean, which no
 therefore exactly what the network's own zero padding of its input shows it. Pasting a crop into an
 image-sized canvas of that colour and running the model again gives back the recorded activation
 (:func:`replay`): the crop holds everything the unit depends on.
+
+**Border units.** Many channels of trained CNNs respond most at the image border, where the zero
+padding makes a strong edge; their best crops would be mostly padding. So by default a position
+counts only when at least half of its receptive field (by area) lies inside the image
+(``min_inside=0.5``); where no position of the layer reaches that share (a field much larger than
+the image), the positions with the largest share count. ``min_inside=0`` ranks every position,
+``min_inside=1`` only fields wholly inside the image.
 """
 
 from __future__ import annotations
 
+import json
 import math
-import sys
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,15 +35,38 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from ..checks import check_int, check_number
 from ..errors import CnnlensError
 from ..hooks import eval_mode, forward_until
-from ..images import list_images, load_image
-from ..layers import layer_name
-from ..pixels import Preprocessing
-from ..registry import model_device
+from ..images import list_images
+from ..pixels import Preprocessing, as_pixels
+from ..progress import progress_bar
 from ..receptive_field import ReceptiveField
+from ..registry import default_layers, model_device, model_info
+from ..results import Result
+from .common import image_preprocessing, info_label, layer_geometry, network, parse_units
 
-__all__ = ["Patch", "PatchResult", "crop_box", "extract_crops", "load_index", "prepare_image", "replay", "top_patches"]
+__all__ = [
+    "Patch",
+    "PatchResult",
+    "add_projections",
+    "border_mask",
+    "crop_box",
+    "extract_crops",
+    "iter_batches",
+    "load_index",
+    "paste_box",
+    "prepare_image",
+    "replay",
+    "select_images",
+    "top_patches",
+]
+
+MIN_INSIDE = 0.5  # default share of a unit's receptive field that must lie inside the image
+BOX_RULE = (
+    "top, left, bottom, right in the resized and centre-cropped image; bottom/right exclusive; "
+    "outside the image the crop is padded with the normalization mean"
+)
 
 
 @dataclass(frozen=True)
@@ -60,9 +92,14 @@ class Patch:
         }
 
 
-@dataclass
-class PatchResult:
-    """Top patches per channel, plus everything needed to cut them again (:func:`load_index`)."""
+@dataclass(repr=False)
+class PatchResult(Result):
+    """Top patches per channel, plus everything needed to cut them again (:func:`load_index`).
+
+    ``crops[c]`` and ``projections[c]`` hold ``(C, h, w)`` tensors on the CPU, in the order of
+    ``patches[c]``. ``info`` is the model's ``model_info(model).to_dict()`` (model, source, weights,
+    random_init). ``dead_channels`` never fired (their best unit is <= 0) on these images.
+    """
 
     layer: str
     channels: list[int]
@@ -71,54 +108,155 @@ class PatchResult:
     preprocessing: Preprocessing
     input_size: tuple[int, int]
     n_images: int
-    mean_activation: dict[int, float]
-    model: str | None = None
-    weights: str | None = None
+    mean_activation: dict[int, float | None]
+    info: dict[str, Any] = field(default_factory=dict)
+    min_inside: float = MIN_INSIDE
     crops: dict[int, list[torch.Tensor]] = field(default_factory=dict)
     projections: dict[int, list[torch.Tensor]] = field(default_factory=dict)
     method: str | None = None
-    interior: bool = False
+    warnings: list[str] = field(default_factory=list)
+    sources: dict[str, Any] = field(default_factory=dict)  # image name -> path or (C, H, W) pixels
+
+    @property
+    def k(self) -> int:
+        return max((len(v) for v in self.patches.values()), default=0)
+
+    @property
+    def dead_channels(self) -> list[int]:
+        return [c for c in self.channels if not self.patches[c] or self.patches[c][0].activation <= 0]
 
     def all_patches(self) -> list[Patch]:
         return [p for c in self.channels for p in self.patches[c]]
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON index: enough to cut every crop again and redraw the figure."""
-        prep = self.preprocessing
+        dead = set(self.dead_channels)
         return {
-            "model": self.model,
-            "weights": self.weights,
+            **self.info,
             "layer": self.layer,
+            "units": [f"{self.layer}:{c}" for c in self.channels],
             "input_size": list(self.input_size),
-            "preprocessing": {
-                "resize_size": prep.resize_size,
-                "crop_size": prep.crop_size,
-                "mean": list(prep.mean),
-                "std": list(prep.std),
-            },
+            "preprocessing": self.preprocessing.to_dict(),
             "receptive_field": self.receptive_field.to_dict(),
             "n_images": self.n_images,
-            "unit": "max over positions of the channel's activation"
-            + (" (positions whose receptive field lies inside the image)" if self.interior else ""),
-            "interior": self.interior,
-            "box": "top, left, bottom, right in the resized and centre-cropped image; bottom/right exclusive; "
-            "outside the image the crop is padded with the normalization mean",
+            "unit_rule": "max over positions of the channel's activation, positions with at least "
+            f"{self.min_inside:g} of the receptive field inside the image (or the largest share any position has)",
+            "min_inside": self.min_inside,
+            "box": BOX_RULE,
             "deconv_method": self.method,
+            "dead_channels": sorted(dead),
+            "warnings": list(self.warnings),
             "channels": [
                 {
                     "channel": c,
                     "mean_activation": self.mean_activation.get(c),
+                    "dead": c in dead,
                     "patches": [p.to_dict() for p in self.patches[c]],
                 }
                 for c in self.channels
             ],
         }
 
+    def figure(self, *, percentile: float = 99.5, title: str | None = None) -> Any:
+        """One row per channel: its crops, strongest first (beside their projections when computed)."""
+        from .plots import plot_patches
 
-def prepare_image(path: str | Path, preprocessing: Preprocessing) -> torch.Tensor:
-    """Load ``path`` and resize its shorter side to ``resize_size``, centre-crop ``crop_size``; pixels in [0, 1]."""
-    image = load_image(path)
-    return preprocessing.resize_and_crop(image).clamp(0, 1).contiguous()
+        return plot_patches(self, percentile=percentile, title=title)
+
+    def _summary(self) -> dict[str, Any]:
+        return {
+            "model": self.info.get("model"),
+            "weights": self.info.get("weights"),
+            "layer": self.layer,
+            "channels": self.channels,
+            "k": self.k,
+            "n_images": self.n_images,
+            "top_activation": {c: round(self.patches[c][0].activation, 4) for c in self.channels if self.patches[c]},
+            **({"warnings": self.warnings} if self.warnings else {}),
+        }
+
+    @property
+    def label(self) -> str:
+        return info_label(self.info)
+
+
+# -- images ------------------------------------------------------------------------------------------
+
+
+def prepare_image(image: Any, preprocessing: Preprocessing) -> torch.Tensor:
+    """One image (path, PIL, array or tensor of pixels in [0, 1]) resized, centre-cropped and
+    converted to the model's channels: ``(C, H, W)`` pixels in [0, 1]."""
+    return as_pixels(image, preprocessing, fit="crop")[0].contiguous()
+
+
+def select_images(images: Any, limit: int | None = None) -> dict[str, Any]:
+    """``{name: source}`` of the images to mine, in order: a folder (flat or class subfolders,
+    sorted), an image file, a list of files, or pixels (an ``(N, C, H, W)`` tensor, or a list of
+    tensors, PIL images or arrays; named ``images[i]``). ``limit`` keeps that many, spread evenly
+    over the list so that every class folder has a chance to appear."""
+    if limit is not None:
+        limit = check_int(limit, "limit", low=1)
+    sources: list[tuple[str, Any]] = []
+    if isinstance(images, (str, Path)):
+        path = Path(images).expanduser()
+        if path.is_dir():
+            sources = [(str(p), p) for p in list_images(path)]
+        elif path.is_file():
+            sources = [(str(path), path)]
+        else:
+            raise CnnlensError(f"images: no such folder or file {path}", param="images")
+    elif isinstance(images, torch.Tensor):
+        batch = as_pixels(images, name="images")
+        sources = [(f"images[{i}]", batch[i]) for i in range(batch.shape[0])]
+    elif isinstance(images, (list, tuple)):
+        for i, item in enumerate(images):
+            if isinstance(item, (str, Path)):
+                sources.append((str(item), Path(item).expanduser()))
+            else:
+                sources.append((f"images[{i}]", as_pixels(item, name="images")[0]))
+    else:
+        raise CnnlensError(f"images must be a folder, image files or pixels, not {type(images).__name__}", param="images")
+    if not sources:
+        raise CnnlensError("images: no images given", param="images")
+    names = [n for n, _ in sources]
+    if len(set(names)) != len(names):
+        raise CnnlensError("images: the same file is given twice", param="images")
+    if limit is not None and limit < len(sources):
+        step = len(sources) / limit
+        sources = [sources[int(i * step)] for i in range(limit)]
+    return dict(sources)
+
+
+def iter_batches(sources: Sequence[Any], preprocessing: Preprocessing, *, batch_size: int = 32, workers: int = 0) -> Iterator[tuple[list[int], torch.Tensor]]:
+    """Batches ``(indices, pixels)`` of prepared images, in the order of ``sources``.
+
+    ``workers`` threads read and resize ahead of the model (image decoding and resizing release
+    the GIL); an unreadable image raises its one-line :class:`CnnlensError` here, in the caller.
+    Threads, not processes: nothing to pickle, no socket in the temp folder, no traceback of
+    another process.
+    """
+    n = len(sources)
+    if workers <= 0:
+        for start in range(0, n, batch_size):
+            idx = list(range(start, min(n, start + batch_size)))
+            yield idx, torch.stack([prepare_image(sources[i], preprocessing) for i in idx])
+        return
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cnnlens-images")
+    pending: deque[Future[torch.Tensor]] = deque()
+    ahead = 2 * batch_size
+    submitted = 0
+    try:
+        for start in range(0, n, batch_size):
+            stop = min(n, start + batch_size)
+            while submitted < min(n, stop + ahead):
+                pending.append(pool.submit(prepare_image, sources[submitted], preprocessing))
+                submitted += 1
+            yield list(range(start, stop)), torch.stack([pending.popleft().result() for _ in range(start, stop)])
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+# -- geometry ----------------------------------------------------------------------------------------
 
 
 def crop_box(image: torch.Tensor, box: Sequence[int], fill: Sequence[float] | float = 0.0) -> torch.Tensor:
@@ -145,155 +283,171 @@ def paste_box(crop: torch.Tensor, box: Sequence[int], size: tuple[int, int], fil
     return canvas
 
 
-class _Images(torch.utils.data.Dataset):
-    def __init__(self, paths: Sequence[Path], preprocessing: Preprocessing) -> None:
-        self.paths = list(paths)
-        self.preprocessing = preprocessing
+def border_mask(rf: ReceptiveField, shape: Sequence[int], size: tuple[int, int], min_inside: float = MIN_INSIDE) -> torch.Tensor:
+    """``(H, W)`` bool: the positions of an ``H x W`` map that count as units (see the module docstring).
 
-    def __len__(self) -> int:
-        return len(self.paths)
+    A position counts when the share of its receptive field's area inside the ``size`` image is at
+    least ``min_inside``, or, when no position reaches that, the largest share any position has.
+    """
 
-    def __getitem__(self, index: int) -> tuple[int, torch.Tensor]:
-        return index, prepare_image(self.paths[index], self.preprocessing)
+    def inside(axis: int, n: int) -> torch.Tensor:
+        extent = rf.size[axis]
+        spans = []
+        for i in range(n):
+            box = rf.box(i, 0) if axis == 0 else rf.box(0, i)
+            lo, hi = box[axis], box[axis + 2]
+            spans.append(max(0, min(hi, size[axis]) - max(lo, 0)) / extent)
+        return torch.tensor(spans, dtype=torch.float64)
 
-
-def image_loader(paths: Sequence[Path], preprocessing: Preprocessing, *, batch_size: int = 32, num_workers: int = 0) -> torch.utils.data.DataLoader:
-    """Batches ``(indices, images)`` of preprocessed pixels in [0, 1], in the order of ``paths``."""
-    return torch.utils.data.DataLoader(
-        _Images(paths, preprocessing), batch_size=batch_size, shuffle=False, num_workers=num_workers
-    )
-
-
-def select_images(folder: str | Path | Sequence[str | Path], limit: int | None = None) -> list[Path]:
-    """Images of a folder (flat or class subfolders, sorted) or a list; ``limit`` keeps that many,
-    spread evenly over the sorted list so that every class folder has a chance to appear."""
-    if isinstance(folder, (str, Path)):
-        paths = list_images(folder)
-    else:
-        paths = [Path(p) for p in folder]
-        if not paths:
-            raise CnnlensError("no images given")
-    if limit is not None:
-        if limit < 1:
-            raise CnnlensError(f"--limit must be positive, not {limit}")
-        if limit < len(paths):
-            step = len(paths) / limit
-            paths = [paths[int(i * step)] for i in range(limit)]
-    return paths
+    share = inside(0, shape[0])[:, None] * inside(1, shape[1])[None, :]
+    threshold = min(float(min_inside), float(share.max()))
+    return share >= threshold - 1e-9
 
 
-def receptive_field_of(model: nn.Module, layer: str, size: tuple[int, int]) -> ReceptiveField:
-    """The receptive field of ``layer`` for a ``(1, 3, *size)`` input (computed on the meta device)."""
-    from ..summary import report
+# -- mining ------------------------------------------------------------------------------------------
 
-    rf = report(model, (1, 3, *size))[layer].receptive_field
-    if not isinstance(rf, ReceptiveField):
-        raise CnnlensError(
-            f"layer {layer!r} has a {rf or 'unknown'} receptive field: its units see the whole image, so there is no patch "
-            "to cut; pick a convolutional layer before the global pooling"
-        )
-    return rf
+
+def _layer_and_channels(model: nn.Module, unit: Any) -> tuple[str, list[int] | None]:
+    from ..address import resolve_unit
+
+    units = [resolve_unit(u, model) for u in parse_units(unit)]
+    layers = {u.layer for u in units}
+    if len(layers) > 1:
+        raise CnnlensError(f"unit: patches rank one layer at a time, not {', '.join(sorted(layers))}", param="unit")
+    (layer,) = layers
+    if any(u.is_logits for u in units):
+        raise CnnlensError("unit: logits have no receptive field to cut; give a spatial layer (LAYER or LAYER:CHANNEL)", param="unit")
+    if any(u.position is not None for u in units):
+        raise CnnlensError("unit: a patch unit is the maximum over positions; give LAYER or LAYER:CHANNEL without @Y,X", param="unit")
+    channels = [u.channel for u in units if u.channel is not None]
+    if channels and len(channels) != len(units):
+        raise CnnlensError(f"unit: give either the layer {layer} or channels of it (LAYER:CHANNEL), not both", param="unit")
+    return layer, (list(dict.fromkeys(channels)) if channels else None)
 
 
 def top_patches(
     model: nn.Module,
-    layer: str | nn.Module,
-    images: str | Path | Sequence[str | Path],
+    unit: Any,
+    images: Any,
     *,
-    channels: Sequence[int] | None = None,
-    n_channels: int = 8,
     k: int = 9,
+    n_channels: int = 8,
     batch_size: int = 32,
     limit: int | None = None,
     preprocessing: Preprocessing | None = None,
-    num_workers: int = 0,
+    size: int | None = None,
+    workers: int = 0,
+    min_inside: float = MIN_INSIDE,
     crops: bool = True,
-    interior: bool = False,
-    progress: bool = False,
+    method: str | None = None,
+    progress: bool = True,
 ) -> PatchResult:
-    """The ``k`` images (and receptive-field crops) that excite each channel of ``layer`` most.
+    """The ``k`` images (and receptive-field crops) that excite each channel of a layer most.
 
     Args:
-        model: a model taking normalized images (``preprocessing.normalize``); left unchanged.
-        layer: a layer with a ``(B, C, H, W)`` output and a local receptive field.
-        images: a folder (flat or class subfolders) or a list of image files.
-        channels: the channels to rank; default: the ``n_channels`` channels with the highest mean
-            unit value over the images (all channels are tracked during the pass, k values each).
+        model: any image model (e.g. from :func:`cnnlens.create_model`); left exactly as it was.
+        unit: ``LAYER`` (rank the ``n_channels`` channels with the highest mean unit value), or
+            ``LAYER:CHANNEL`` / a list of them (those channels); ``None``: the model's last layer
+            with a spatial output. The layer needs a ``(B, C, H, W)`` output and a local receptive
+            field.
+        images: a folder (flat or class subfolders), image files, or pixels in [0, 1] (an
+            ``(N, C, H, W)`` tensor or a list of images). Each is resized and centre-cropped like the
+            model's weights expect (``preprocessing``).
         k: patches per channel.
+        n_channels: channels shown when ``unit`` is a whole layer.
+        batch_size: images per forward pass.
         limit: use this many images, spread evenly over the sorted list.
-        preprocessing: resize/crop sizes and normalization (default: ImageNet, 256 -> 224).
+        preprocessing: resize, crop and normalization (default: ``model_info(model).preprocessing``).
+        size: square side to resize and crop to instead of the preprocessing's.
+        workers: threads that read and resize images ahead of the model.
+        min_inside: the least share of a unit's receptive field that lies inside the image for its
+            position to count (see the module docstring): 0.5 keeps crops mostly image; 0 ranks
+            every position; 1 only fields wholly inside.
         crops: also cut the crops (a second, small pass reading only the winning images).
-        interior: only consider positions whose receptive field lies wholly inside the image (a unit
-            is then the max over those). Many channels of trained CNNs respond most to the image
-            border, where the network's zero padding makes a strong edge; this ignores them.
-        progress: a tqdm bar on stderr.
+        method: also project each patch's unit back to pixels with ``deconvnet``, ``guided`` or
+            ``gradient`` (the Zeiler & Fergus figure).
+        progress: report progress on stderr (a bar on a terminal, a line every 10 s elsewhere).
+
+    Raises:
+        CnnlensError: bad arguments, unknown layer or channel, a layer with a global receptive field,
+            an unreadable image -- all before or instead of a partial result.
 
     Example:
-        >>> import torchvision
-        >>> net = torchvision.models.alexnet().eval()
-        >>> result = top_patches(net, "features.3", "photos/", channels=[0, 5], k=4)  # doctest: +SKIP
+        >>> import cnnlens
+        >>> net = cnnlens.create_model("alexnet", seed=0)
+        >>> result = top_patches(net, ["features.3:0", "features.3:5"], "photos/", k=4)  # doctest: +SKIP
         >>> top = result.patches[5][0]  # doctest: +SKIP
         >>> top.image, top.position, top.box, top.activation  # box: (top, left, bottom, right)  # doctest: +SKIP
     """
-    from tqdm.auto import tqdm
+    from .deconv import check_methods
 
-    if k < 1:
-        raise CnnlensError(f"--top must be positive, not {k}")
-    if batch_size < 1:
-        raise CnnlensError(f"--batch-size must be positive, not {batch_size}")
-    prep = preprocessing or Preprocessing()
-    name = layer_name(model, layer)
-    paths = select_images(images, limit)
-    size = (prep.crop_size, prep.crop_size)
-    rf = receptive_field_of(model, name, size)
-    device = model_device(model)
-    wanted = None if channels is None else torch.as_tensor(list(channels), dtype=torch.long)
+    k = check_int(k, "k", low=1, high=100_000)
+    n_channels = check_int(n_channels, "n_channels", low=1)
+    batch_size = check_int(batch_size, "batch_size", low=1, high=65_536)
+    workers = check_int(workers, "workers", low=0, high=256)
+    min_inside = check_number(min_inside, "min_inside", low=0.0, high=1.0)
+    if method is not None:
+        (method,) = check_methods(method, "method")
+    net, _ = network(model)
+    prep = image_preprocessing(model, preprocessing, size)
+    if unit is None:
+        unit = default_layers(net, "last_spatial")[0]
+    name, wanted_list = _layer_and_channels(net, unit)
+    sources = select_images(images, limit)
+    side = (int(prep.crop_size), int(prep.crop_size))  # type: ignore[arg-type]
+    rf, shape = layer_geometry(net, name, side, prep.channels)
+    if not isinstance(rf, ReceptiveField):
+        raise CnnlensError(
+            f"unit: layer {name!r} has a {rf or 'unknown'} receptive field: its units see the whole image, so there is no patch "
+            "to cut; pick a convolutional layer before the global pooling",
+            param="unit",
+        )
+    if shape is None or len(shape) != 4:
+        raise CnnlensError(f"unit: layer {name!r} outputs {shape}, not a (B, C, H, W) map", param="unit")
+    if wanted_list is not None and max(wanted_list) >= shape[1]:
+        bad = [c for c in wanted_list if c >= shape[1]]
+        raise CnnlensError(f"unit: channel {bad[0]} out of range, {name} has channels 0..{shape[1] - 1}", param="unit")
+    mask = border_mask(rf, shape[2:], side, min_inside)
+    use_mask = not bool(mask.all())
+    device = model_device(net)
+    dtype = next((p.dtype for p in net.parameters() if p.is_floating_point()), torch.float32)
+    wanted = None if wanted_list is None else torch.tensor(wanted_list, dtype=torch.long)
+    paths = list(sources.values())
+    names = list(sources)
     values = indices = positions = sums = None
-    width = 0
-    mask: torch.Tensor | None = None
-    with eval_mode(model), torch.no_grad():
-        bar = tqdm(total=len(paths), desc=f"patches {name}", unit="img", file=sys.stderr, disable=not progress)
-        try:
-            for batch_idx, x in image_loader(paths, prep, batch_size=batch_size, num_workers=num_workers):
-                x = prep.normalize(x.to(device, non_blocking=True))
-                act = forward_until(model, x, name)[name]
-                if act.dim() != 4:
-                    raise CnnlensError(f"layer {name!r} outputs {tuple(act.shape)}, not a (B, C, H, W) map")
-                if wanted is not None:
-                    if int(wanted.max()) >= act.shape[1] or int(wanted.min()) < 0:
-                        raise CnnlensError(f"--channel {wanted.tolist()} out of range: {name!r} has {act.shape[1]} channels")
-                    act = act[:, wanted.to(act.device)]
-                width = act.shape[-1]
-                if interior:
-                    if mask is None:
-                        mask = _interior_mask(rf, act.shape[-2:], size).to(act.device)
-                    act = act.masked_fill(~mask, -math.inf)
-                unit, where = act.flatten(2).max(dim=2)  # (B, C): value and first position of the maximum
-                unit, where = unit.float().T.cpu(), where.T.cpu()  # (C, B)
-                img = batch_idx.view(1, -1).expand_as(unit)
-                if values is None:
-                    n = unit.shape[0]
-                    values = torch.full((n, 0), -math.inf)
-                    indices = torch.zeros((n, 0), dtype=torch.long)
-                    positions = torch.zeros((n, 0), dtype=torch.long)
-                    sums = torch.zeros(n, dtype=torch.float64)
-                sums += unit.double().sum(1)
-                # running entries precede the batch and come from earlier images: a stable sort keeps
-                # earlier images first among equal values, like a brute-force stable top-k
-                cand_v = torch.cat([values, unit], 1)
-                order = torch.sort(cand_v, dim=1, descending=True, stable=True).indices[:, :k]
-                values = cand_v.gather(1, order)
-                indices = torch.cat([indices, img], 1).gather(1, order)
-                positions = torch.cat([positions, where], 1).gather(1, order)
-                bar.update(len(batch_idx))
-        finally:
-            bar.close()
+    width = int(shape[3])
+    with eval_mode(net), torch.no_grad(), progress_bar(len(paths), f"patches {name}", enabled=progress, unit="img") as bar:
+        for batch_idx, x in iter_batches(paths, prep, batch_size=batch_size, workers=workers):
+            x = prep.normalize(x.to(device, dtype=dtype, non_blocking=True))
+            act = forward_until(net, x, name)[name]
+            if wanted is not None:
+                act = act[:, wanted.to(act.device)]
+            if use_mask:
+                act = act.masked_fill(~mask.to(act.device), -math.inf)
+            unit_v, where = act.flatten(2).max(dim=2)  # (B, C): value and first position of the maximum
+            unit_v, where = unit_v.float().T.cpu(), where.T.cpu()  # (C, B)
+            img = torch.tensor(batch_idx).view(1, -1).expand_as(unit_v)
+            if values is None:
+                n = unit_v.shape[0]
+                values = torch.full((n, 0), -math.inf)
+                indices = torch.zeros((n, 0), dtype=torch.long)
+                positions = torch.zeros((n, 0), dtype=torch.long)
+                sums = torch.zeros(n, dtype=torch.float64)
+            sums += unit_v.double().sum(1)
+            # running entries precede the batch and come from earlier images: a stable sort keeps
+            # earlier images first among equal values, like a brute-force stable top-k
+            cand_v = torch.cat([values, unit_v], 1)
+            order = torch.sort(cand_v, dim=1, descending=True, stable=True).indices[:, :k]
+            values = cand_v.gather(1, order)
+            indices = torch.cat([indices, img], 1).gather(1, order)
+            positions = torch.cat([positions, where], 1).gather(1, order)
+            bar.update(len(batch_idx))
     assert values is not None and indices is not None and positions is not None and sums is not None
-    tracked = wanted.tolist() if wanted is not None else list(range(values.shape[0]))
+    tracked = wanted_list if wanted_list is not None else list(range(values.shape[0]))
     means = (sums / len(paths)).tolist()
     mean_of = dict(zip(tracked, means))
-    if channels is None:
-        rank = sorted(range(len(tracked)), key=lambda r: (-means[r], r))[: max(1, n_channels)]
+    if wanted_list is None:
+        rank = sorted(range(len(tracked)), key=lambda r: (-means[r], r))[:n_channels]
     else:
         rank = list(range(len(tracked)))
     patches: dict[int, list[Patch]] = {}
@@ -305,7 +459,7 @@ def top_patches(
             if v == -math.inf:
                 continue
             pi, pj = divmod(int(positions[r, j]), width)
-            row.append(Patch(c, j, str(paths[int(indices[r, j])]), int(indices[r, j]), (pi, pj), rf.box(pi, pj), v))
+            row.append(Patch(c, j, names[int(indices[r, j])], int(indices[r, j]), (pi, pj), rf.box(pi, pj), v))
         patches[c] = row
     result = PatchResult(
         layer=name,
@@ -313,27 +467,37 @@ def top_patches(
         patches=patches,
         receptive_field=rf,
         preprocessing=prep,
-        input_size=size,
+        input_size=side,
         n_images=len(paths),
         mean_activation={c: mean_of[c] for c in patches},
-        interior=interior,
+        info=model_info(model).to_dict(),
+        min_inside=min_inside,
+        sources=sources,
     )
-    if crops:
+    dead = result.dead_channels
+    if dead:
+        result.warnings.append(
+            f"channel{'s' if len(dead) > 1 else ''} {', '.join(map(str, dead))} of {name} never fired on these {len(paths)} images "
+            "(best activation <= 0): their patches are arbitrary ties"
+        )
+    if crops or method is not None:
         extract_crops(result)
+    if method is not None:
+        add_projections(model, result, method=method, batch_size=min(batch_size, 16), progress=progress)
     return result
 
 
-def _interior_mask(rf: ReceptiveField, shape: Sequence[int], size: tuple[int, int]) -> torch.Tensor:
-    """``(H, W)`` bool: positions whose receptive-field box lies inside the ``size`` image."""
-    rows = torch.tensor([rf.box(i, 0)[0] >= 0 and rf.box(i, 0)[2] <= size[0] for i in range(shape[0])])
-    cols = torch.tensor([rf.box(0, j)[1] >= 0 and rf.box(0, j)[3] <= size[1] for j in range(shape[1])])
-    if not rows.any() or not cols.any():
-        raise CnnlensError(f"no position of this layer has its {rf.size[0]}x{rf.size[1]} px receptive field inside a {size[0]}x{size[1]} image; drop --interior")
-    return rows[:, None] & cols[None, :]
-
-
 def _images_of(result: PatchResult) -> dict[str, torch.Tensor]:
-    return {path: prepare_image(path, result.preprocessing) for path in dict.fromkeys(p.image for p in result.all_patches())}
+    wanted = dict.fromkeys(p.image for p in result.all_patches())
+    out = {}
+    for name in wanted:
+        source = result.sources.get(name)
+        if source is None:
+            if name.startswith("images["):
+                raise CnnlensError(f"images: the patches come from in-memory images ({name}); pass them again as images=", param="images")
+            source = Path(name)
+        out[name] = prepare_image(source, result.preprocessing)
+    return out
 
 
 def extract_crops(result: PatchResult, images: dict[str, torch.Tensor] | None = None) -> PatchResult:
@@ -344,35 +508,35 @@ def extract_crops(result: PatchResult, images: dict[str, torch.Tensor] | None = 
     return result
 
 
-def add_projections(
-    model: nn.Module, result: PatchResult, *, method: str = "deconvnet", batch_size: int = 16, progress: bool = False
-) -> PatchResult:
-    """Fill ``result.projections``: each patch's unit projected back to pixels (:func:`~cnnlens.units.deconv.project`)
-    on its whole image, cut by the same box (zero outside the image). This is Zeiler & Fergus' figure."""
-    from tqdm.auto import tqdm
+def add_projections(model: nn.Module, result: PatchResult, *, method: str = "deconvnet", batch_size: int = 16, progress: bool = True) -> PatchResult:
+    """Fill ``result.projections``: each patch's unit projected back to pixels
+    (:func:`~cnnlens.units.unit_gradients`) on its whole image, cut by the same box (zero outside the
+    image). This is Zeiler & Fergus' figure."""
+    from .deconv import check_methods, unit_gradients
 
-    from .deconv import project
-
+    (method,) = check_methods(method, "method")
     images = _images_of(result)
-    prep = result.preprocessing
-    device = model_device(model)
     flat = result.all_patches()
     grads: list[torch.Tensor] = []
-    for start in tqdm(range(0, len(flat), batch_size), desc=method, file=sys.stderr, disable=not progress):
-        chunk = flat[start : start + batch_size]
-        x = prep.normalize(torch.stack([images[p.image] for p in chunk]).to(device))
-        proj = project(
-            model,
-            x,
-            result.layer,
-            channel=[p.channel for p in chunk],
-            position=[p.position for p in chunk],
-            method=method,
-        )
-        grads += [crop_box(g.cpu(), p.box, 0.0) for g, p in zip(proj.gradient, chunk)]
+    with progress_bar(len(flat), f"{method} {result.layer}", enabled=progress, unit="patch") as bar:
+        for start in range(0, len(flat), batch_size):
+            chunk = flat[start : start + batch_size]
+            proj = unit_gradients(
+                model,
+                torch.stack([images[p.image] for p in chunk]),
+                result.layer,
+                channel=[p.channel for p in chunk],
+                position=[p.position for p in chunk],
+                method=method,
+                preprocessing=result.preprocessing,
+            )
+            grads += [crop_box(g, p.box, 0.0) for g, p in zip(proj.gradient, chunk)]
+            bar.update(len(chunk))
     it = iter(grads)
     result.projections = {c: [next(it) for _ in result.patches[c]] for c in result.channels}
     result.method = method
+    if not result.crops:
+        extract_crops(result, images)
     return result
 
 
@@ -387,12 +551,14 @@ def replay(model: nn.Module, result: PatchResult, *, batch_size: int = 16, shrin
     """
     if not result.crops:
         extract_crops(result)
+    net, _ = network(model)
     prep = result.preprocessing
-    device = model_device(model)
+    device = model_device(net)
+    dtype = next((p.dtype for p in net.parameters() if p.is_floating_point()), torch.float32)
     flat = result.all_patches()
     crops = [crop for c in result.channels for crop in result.crops[c]]
     out = []
-    with eval_mode(model), torch.no_grad():
+    with eval_mode(net), torch.no_grad():
         for start in range(0, len(flat), batch_size):
             batch, canv = flat[start : start + batch_size], []
             for p, crop in zip(batch, crops[start : start + batch_size]):
@@ -402,46 +568,80 @@ def replay(model: nn.Module, result: PatchResult, *, batch_size: int = 16, shrin
                     crop = crop[:, s:-s, s:-s]
                     box = (box[0] + s, box[1] + s, box[2] - s, box[3] - s)
                 canv.append(paste_box(crop, box, result.input_size, prep.mean))
-            x = prep.normalize(torch.stack(canv).to(device))
-            act = forward_until(model, x, result.layer)[result.layer]
+            x = prep.normalize(torch.stack(canv).to(device, dtype=dtype))
+            act = forward_until(net, x, result.layer)[result.layer]
             for b, p in enumerate(batch):
                 out.append(float(act[b, p.channel, p.position[0], p.position[1]]))
     return torch.tensor(out)
 
 
-def load_index(index: dict[str, Any], *, crops: bool = True) -> PatchResult:
-    """Rebuild a :class:`PatchResult` (and its crops, from the image files) from :meth:`PatchResult.to_dict`."""
+def load_index(
+    index: dict[str, Any] | str | Path,
+    *,
+    model: nn.Module | None = None,
+    method: str | None = None,
+    images: Any = None,
+    crops: bool = True,
+    progress: bool = True,
+) -> PatchResult:
+    """Rebuild a :class:`PatchResult` from its index (:meth:`PatchResult.to_dict`, or the JSON file
+    holding it), cutting the crops again from the image files.
+
+    Args:
+        model: needed for projections: with ``method`` (or the index's ``deconv_method``) each
+            patch is projected again.
+        images: the in-memory images when the index was made from pixels (names ``images[i]``).
+    """
+    if isinstance(index, (str, Path)):
+        path = Path(index).expanduser()
+        try:
+            index = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise CnnlensError(f"index: cannot read {path}: {exc}".splitlines()[0], param="index") from None
+    if not isinstance(index, dict):
+        raise CnnlensError("index: not a cnnlens patches index (a JSON object)", param="index")
     try:
         prep_d = index["preprocessing"]
+        size = int(prep_d["crop_size"])
         prep = Preprocessing(
-            mean=tuple(prep_d["mean"]), std=tuple(prep_d["std"]), crop_size=int(prep_d["crop_size"]), resize_size=int(prep_d["resize_size"])
+            mean=tuple(float(v) for v in prep_d["mean"]),
+            std=tuple(float(v) for v in prep_d["std"]),
+            crop_size=size,
+            resize_size=int(prep_d["resize_size"]) if prep_d.get("resize_size") is not None else None,
+            channels=int(prep_d.get("channels", len(prep_d["mean"]))),
+            min_size=tuple(int(v) for v in prep_d.get("min_size", (1, 1))),  # type: ignore[arg-type]
+            source=str(prep_d.get("source", "patches index")),
         )
         rf_d = index["receptive_field"]
         rf = ReceptiveField(tuple(rf_d["size"]), tuple(rf_d["stride"]), tuple(rf_d["padding"]), rf_d.get("aligned", True))
         channels = [int(c["channel"]) for c in index["channels"]]
         patches = {
             int(c["channel"]): [
-                Patch(int(c["channel"]), int(p["rank"]), p["image"], int(p["image_index"]), tuple(p["position"]), tuple(p["box"]), float(p["activation"]))
+                Patch(int(c["channel"]), int(p["rank"]), str(p["image"]), int(p["image_index"]), tuple(p["position"]), tuple(p["box"]), float(p["activation"]))
                 for p in c["patches"]
             ]
             for c in index["channels"]
         }
         result = PatchResult(
-            layer=index["layer"],
+            layer=str(index["layer"]),
             channels=channels,
             patches=patches,  # type: ignore[arg-type]
-            receptive_field=rf,
+            receptive_field=rf,  # type: ignore[arg-type]
             preprocessing=prep,
             input_size=tuple(index["input_size"]),  # type: ignore[arg-type]
             n_images=int(index["n_images"]),
             mean_activation={int(c["channel"]): c.get("mean_activation") for c in index["channels"]},
-            model=index.get("model"),
-            weights=index.get("weights"),
-            method=index.get("deconv_method"),
-            interior=bool(index.get("interior", False)),
+            info={key: index.get(key) for key in ("model", "source", "weights", "random_init")},
+            min_inside=float(index.get("min_inside", 0.0)),
+            warnings=[str(w) for w in index.get("warnings", [])],
         )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise CnnlensError(f"not a cnnlens patches index: missing or bad {exc}") from None
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise CnnlensError(f"index: not a cnnlens patches index (missing or bad {exc})", param="index") from None
+    if images is not None:
+        result.sources = select_images(images)
+    method = method or index.get("deconv_method")
+    if method is not None and model is not None:
+        return add_projections(model, result, method=method, progress=progress)
     if crops:
         extract_crops(result)
     return result

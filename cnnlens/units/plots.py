@@ -7,7 +7,6 @@ neighbour interpolation, so 7x7 filters and 59x59 patches stay crisp at any size
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -94,12 +93,13 @@ def filter_grid(filters: Filters, *, max_filters: int | None = None, max_inputs:
     return _compose(rows), order, inputs
 
 
-def plot_filters(
-    filters: Filters, *, max_filters: int | None = None, max_inputs: int = 16, ncols: int | None = None, title: str | None = None, label: str | None = None
-) -> Figure:
-    """First layer: every filter as an RGB patch (pixel-space colours, each filter contrast-normalized
-    with 0 at grey). Deeper layers: the strongest filters by norm as rows, their input channels as
-    grayscale columns (the input channels with the most energy in the shown filters)."""
+def plot_filters(filters: Filters, *, max_filters: int | None = None, max_inputs: int = 16, ncols: int | None = None, title: str | None = None) -> Figure:
+    """First layer: every filter as an RGB (or grey) patch in pixel space, each filter
+    contrast-normalized with 0 at grey. Deeper layers: the strongest filters by norm as rows, their
+    input channels as grayscale columns (the input channels with the most energy in the shown
+    filters). The title names model, weights (or "random init") and layer."""
+    from .common import info_label
+
     grid, order, inputs = filter_grid(filters, max_filters=max_filters, max_inputs=max_inputs, ncols=ncols)
     deep = inputs is not None
     fig, _ = _figure(grid, min_width=700, max_width=1400, extra_h=1.2 if deep else 0.8, extra_w=0.7 if deep else 0.0)
@@ -109,10 +109,11 @@ def plot_filters(
     ax.set_yticks([])
     for side in ax.spines.values():
         side.set_visible(False)
-    r2 = [f.gabor_r2 for f in filters.filters if f.gabor_r2 is not None]
-    stats = f", mean Gabor R\u00b2 {np.mean(r2):.2f}" if r2 else ""
+    r2 = filters.mean_gabor_r2
+    stats = f", mean Gabor R\u00b2 {r2:.2f}" if r2 is not None else ""
     if inputs is None:
-        head = f"{filters.layer}: {len(order)} filters {tuple(filters.weight.shape[1:])} in pixel space{stats}"
+        space = "pixel space" if filters.first_layer else "raw weights"
+        head = f"layer {filters.layer}: {len(order)} filters {tuple(filters.weight.shape[1:])} in {space}{stats}"
     else:
         kh, kw = filters.weight.shape[-2:]
         cell_h = (grid.shape[0] - 1) / len(order)
@@ -122,22 +123,24 @@ def plot_filters(
         ax.tick_params(length=0)
         ax.set_ylabel("filter (output channel)", fontsize=8)
         ax.set_xlabel("input channel", fontsize=8)
-        head = f"{filters.layer}: strongest {len(order)} filters (rows) x {len(inputs)} input channels, {kh}x{kw}{stats}"
+        head = f"layer {filters.layer}: strongest {len(order)} filters (rows) x {len(inputs)} input channels, {kh}x{kw}{stats}"
+    label = info_label(filters.info) if filters.info is not None else None
     fig.suptitle(title or (f"{label}\n{head}" if label else head), fontsize=10)
     return fig
 
 
 def plot_patches(result: PatchResult, *, title: str | None = None, percentile: float = 99.5) -> Figure:
     """One row per channel: its top-k receptive-field crops, strongest first; with projections
-    (:func:`~cnnlens.units.patches.add_projections`) the row shows the k projections, then the k crops
-    (Zeiler & Fergus 2014, fig. 2)."""
+    (:func:`~cnnlens.units.add_projections`) the row shows the k projections, then the k crops
+    (Zeiler & Fergus 2014, fig. 2). The title names model, weights (or "random init"), layer and
+    the rule for border units; rows are labelled with their unit (``LAYER:CHANNEL``)."""
     if not result.crops:
         from .patches import extract_crops
 
         extract_crops(result)
     rows = []
     with_proj = bool(result.projections)
-    k = max(len(result.patches[c]) for c in result.channels)
+    k = max(1, result.k)
     for c in result.channels:
         crops = [_hwc(t) for t in result.crops[c]]
         crops += [None] * (k - len(crops))  # type: ignore[list-item]
@@ -148,60 +151,80 @@ def plot_patches(result: PatchResult, *, title: str | None = None, percentile: f
         else:
             rows.append(crops)
     grid = _compose(rows, gutter=max(1, result.receptive_field.size[0] // 16))
-    fig, _ = _figure(grid, min_width=700, max_width=1600, extra_h=0.55, extra_w=0.5)
-    ax = fig.add_axes((0.05, 0.01, 0.94, 0.9))
+    rf = result.receptive_field
+    what = f"{result.method} projections | crops" if with_proj else "crops"
+    border = (
+        "every position counts" if result.min_inside <= 0 else
+        "only fields wholly inside the image count" if result.min_inside >= 1 else
+        f"only fields at least {result.min_inside:.0%} inside the image count"
+    )  # fmt: skip
+    lines = [
+        result.label,
+        f"layer {result.layer}: top {k} of {result.n_images} images per channel; {what} of the {rf.size[0]}x{rf.size[1]} px receptive field",
+        f"units: {border}; grey = beyond the image border",
+    ]
+    probe, _ = _figure(grid, min_width=700, max_width=1600)
+    text = title or _wrapped(lines, probe.get_figwidth() + 0.9, 9)
+    n_lines = text.count("\n") + 1
+    fig, _ = _figure(grid, min_width=700, max_width=1600, extra_h=0.25 + 0.18 * n_lines, extra_w=0.9)
+    top = 1 - (0.12 + 0.18 * n_lines) / fig.get_figheight()
+    ax = fig.add_axes((0.09, 0.01, 0.9, top - 0.01))
     ax.imshow(grid, interpolation="nearest")
     cell_h = grid.shape[0] / len(result.channels)
-    ax.set_yticks([cell_h * (r + 0.5) for r in range(len(result.channels))], [f"ch {c}" for c in result.channels], fontsize=8)
+    dead = set(result.dead_channels)
+    labels = [f"{result.layer}:{c}" + (" (dead)" if c in dead else "") for c in result.channels]
+    ax.set_yticks([cell_h * (r + 0.5) for r in range(len(result.channels))], labels, fontsize=7)
     ax.set_xticks([])
     ax.tick_params(length=0)
     for side in ax.spines.values():
         side.set_visible(False)
-    rf = result.receptive_field
-    what = f"{result.method} projections | crops" if with_proj else "crops"
-    head = (
-        f"{result.model + ' ' if result.model else ''}{result.layer}: top {k} of {result.n_images} images per channel, "
-        f"{what} of the {rf.size[0]}x{rf.size[1]} px receptive field"
-    )
-    fig.suptitle(title or head, fontsize=9)
+    fig.suptitle(text, fontsize=9)
     return fig
 
 
-def plot_projection(
-    image: torch.Tensor,
-    projections: Projection | Sequence[Projection],
-    *,
-    index: int = 0,
-    box: Sequence[int] | None = None,
-    percentile: float = 99.5,
-    title: str | None = None,
-) -> Figure:
-    """The image beside each projection (signed, 0 = grey, each scaled by its own ``percentile`` of
-    ``|g|``), with the unit's receptive-field box drawn on every panel."""
+def _wrapped(lines: list[str], width_in: float, fontsize: float) -> str:
+    """``lines`` joined by newlines, each wrapped to a figure ``width_in`` inches wide."""
+    import textwrap
+
+    chars = max(40, int(width_in * 72 / (0.55 * fontsize)))
+    return "\n".join(part for line in lines for part in textwrap.wrap(line, chars))
+
+
+def plot_projection(projection: Projection, *, percentile: float = 99.5, title: str | None = None) -> Figure:
+    """The image beside each method's projection (signed, 0 = grey, each scaled by its own
+    ``percentile`` of ``|g|``), with the unit's receptive-field box drawn on every panel. The title
+    names model, weights, unit and activation, and says when the unit is dead or when the methods
+    equal the gradient (no ReLU-family nonlinearity)."""
     from matplotlib.figure import Figure
     from matplotlib.patches import Rectangle
 
-    from .deconv import Projection
+    from .common import info_label
 
-    projs = [projections] if isinstance(projections, Projection) else list(projections)
-    panels = [("image", _hwc(image.clamp(0, 1)))]
-    panels += [(p.method, _hwc(signed_to_rgb(p.gradient[index], percentile=percentile))) for p in projs]
-    h, w = image.shape[-2:]
-    fig = Figure(figsize=(3.6 * len(panels), 3.6 * h / w + 0.7), dpi=100)
+    p = projection
+    panels = [("image", _hwc(p.image.clamp(0, 1)))]
+    for method, g in p.projections.items():
+        diff = p.relative_difference.get(method)
+        sub = "" if method == "gradient" or diff is None else f"\nrelative difference from gradient {diff:.2f}"
+        panels.append((method + sub, _hwc(signed_to_rgb(g, percentile=percentile))))
+    h, w = p.image.shape[-2:]
+    notes = list(p.warnings)
+    unit = f"logits:{p.unit.name or p.unit.channel}" if p.unit.is_logits else str(p.unit)
+    rf = f", {p.box[2] - p.box[0]}x{p.box[3] - p.box[1]} px field (cyan)" if p.box is not None else ""
+    head = f"{info_label(p.info)}: unit {unit}, activation {p.activation:.4g}{rf}"
+    width = 3.6 * len(panels)
+    text = title or _wrapped([head, *notes], width, 9)
+    fig = Figure(figsize=(width, 3.6 * h / w + 0.75 + 0.17 * (text.count("\n") + 1)), dpi=100)
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     for ax, (name, arr) in zip(axes, panels):
         ax.imshow(arr, interpolation="nearest")
-        if box is not None:
-            top, left, bottom, right = box
+        if p.box is not None:
+            top, left, bottom, right = p.box
             ax.add_patch(Rectangle((left - 0.5, top - 0.5), right - left, bottom - top, fill=False, edgecolor="cyan", linewidth=1.2))
         ax.set_xlim(-0.5, w - 0.5)
         ax.set_ylim(h - 0.5, -0.5)
         ax.set_title(name, fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
-    p = projs[0]
-    c = int(p.channel[index])
-    where = "" if p.position is None else f" at {tuple(int(v) for v in p.position[index])}"
-    fig.suptitle(title or f"{p.layer} channel {c}{where}: activation {float(p.activation[index]):.4g}", fontsize=10)
+    fig.suptitle(text, fontsize=9)
     fig.tight_layout()
     return fig

@@ -1,4 +1,6 @@
-"""The numbers printed on the lecture slides (../shared/seeds), checked against cnnlens.report."""
+"""Classic networks as their papers describe them, and the per-layer tables often printed for them
+(VGG16's memory table after Simonyan & Zisserman 2015, AlexNet after Krizhevsky et al. 2012, LeNet-5
+after LeCun et al. 1998), checked against cnnlens.report."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import cnnlens
 from cnnlens.receptive_field import ReceptiveField
 from cnnlens.zoo import one_7x7, three_3x3
 
-# The slides' VGG16 table (conv layers: output H, W, C and weights without bias), in network order.
+# The usual VGG16 memory table (conv layers: output H, W, C and weights without bias), in network order.
 VGG16_TABLE = [
     ("features.0", (224, 224, 64), 1_728), ("features.2", (224, 224, 64), 36_864),
     ("features.4", (112, 112, 64), 0),
@@ -25,9 +27,9 @@ VGG16_TABLE = [
 VGG16_FC = [("classifier.0", 4096, 102_760_448), ("classifier.3", 4096, 16_777_216), ("classifier.6", 1000, 4_096_000)]
 
 
-def test_vgg16_total_parameters_match_the_slide() -> None:
+def test_vgg16_total_parameters() -> None:
     r = cnnlens.report("vgg16", (1, 3, 224, 224))
-    assert r.totals.params == 138_357_544  # "TOTAL params: 138M parameters"
+    assert r.totals.params == 138_357_544  # "138M parameters" (Simonyan & Zisserman 2015, Table 2)
 
 
 def test_vgg16_memory_table_per_layer() -> None:
@@ -36,15 +38,16 @@ def test_vgg16_memory_table_per_layer() -> None:
         row = r[name]
         assert row.output_shape == [1, c, h, w], name
         bias = c if weights else 0
-        assert row.params == weights + bias, name  # the slide counts weights only, torchvision adds a bias
+        assert row.params == weights + bias, name  # the table counts weights only, torchvision adds a bias
         assert row.output_bytes == h * w * c * 4, name
     for name, units, weights in VGG16_FC:
         assert r[name].output_shape == [1, units]
         assert r[name].params == weights + units
 
 
-def test_vgg16_total_memory_line_of_the_slide_is_off() -> None:
-    """The slide says 'TOTAL memory: 24M * 4 bytes ~= 96MB / image'; its own rows add up to 15.2M values."""
+def test_vgg16_total_memory_is_15_2m_values_not_24m() -> None:
+    """The table's rows add up to 15,237,608 values (61 MB in float32), not the "24M values, ~96 MB / image"
+    often printed beneath it."""
     table_values = 224 * 224 * 3 + sum(h * w * c for _, (h, w, c), _ in VGG16_TABLE) + 4096 + 4096 + 1000
     assert table_values == 15_237_608
     r = cnnlens.report("vgg16", (1, 3, 224, 224))
@@ -52,9 +55,9 @@ def test_vgg16_total_memory_line_of_the_slide_is_off() -> None:
     assert r.totals.activation_bytes == (table_values - 224 * 224 * 3 + 7 * 7 * 512) * 4
 
 
-def test_alexnet_first_layers_as_on_the_slides() -> None:
-    slides = nn.Sequential(nn.Conv2d(3, 96, 11, stride=4, padding=0), nn.ReLU(), nn.MaxPool2d(3, 2))
-    r = cnnlens.report(slides, (1, 3, 227, 227))
+def test_alexnet_first_layers_as_in_the_paper() -> None:
+    paper = nn.Sequential(nn.Conv2d(3, 96, 11, stride=4, padding=0), nn.ReLU(), nn.MaxPool2d(3, 2))
+    r = cnnlens.report(paper, (1, 3, 227, 227))
     assert r["0"].output_shape == [1, 96, 55, 55]  # (227 - 11 + 0) / 4 + 1 = 55
     assert r["0"].params == 34_944  # 11*11*3*96 + 96
     assert r["2"].output_shape == [1, 96, 27, 27]  # (55 - 3) / 2 + 1 = 27
@@ -65,7 +68,7 @@ def test_alexnet_paper_model() -> None:
     assert r.input_size == (1, 3, 227, 227)
     assert r["0"].output_shape == [1, 96, 55, 55] and r["0"].params == 34_944
     assert r["12"].output_shape == [1, 256, 6, 6]
-    assert r.totals.params == 60_965_224  # the slides' "60M parameters"
+    assert r.totals.params == 60_965_224  # the paper's "60 million parameters"
     tv = cnnlens.report("alexnet", (1, 3, 224, 224))
     assert tv["features.0"].output_shape == [1, 64, 55, 55] and tv["features.0"].params == 23_296
     assert tv.totals.params == 61_100_840

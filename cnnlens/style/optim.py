@@ -1,15 +1,21 @@
-"""Pixel optimization shared by style transfer and inversion: L-BFGS (strong Wolfe line search) or Adam."""
+"""What style transfer and inversion share: reading their images, and optimizing pixels with L-BFGS
+(strong-Wolfe line search) or Adam."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
+from ..checks import check_int
 from ..errors import CnnlensError
+from ..pixels import Preprocessing, as_pixels
 
-__all__ = ["Step", "optimize_pixels"]
+__all__ = ["MAX_SIZE", "Step", "check_size", "model_dtype", "optimize_pixels", "read_image"]
+
+MAX_SIZE = 4096  # largest --size: a 4096 px style transfer already needs tens of GB on VGG
 
 Objective = Callable[[torch.Tensor], tuple[torch.Tensor, dict[str, torch.Tensor]]]
 
@@ -54,7 +60,9 @@ class _CachedObjective:
         entry = (x.detach().clone(), total.detach(), grad.detach(), parts)
         self.entries = [entry, *self.entries[: self.keep - 1]]
         if not torch.isfinite(total):
-            raise CnnlensError("the loss became NaN/inf; lower --style-weight or --lr, or use --optimizer lbfgs")
+            raise CnnlensError(
+                f"the loss became {float(total.detach())} at evaluation {self.evaluations}; lower the weights or lr, or use the lbfgs optimizer"
+            )
         return entry[1], entry[2], parts
 
 
@@ -71,6 +79,7 @@ def optimize_pixels(
     optimizer: str = "lbfgs",
     lr: float | None = None,
     history_size: int = 100,
+    decay: bool = False,
     callback: Callable[[Step], None] | None = None,
 ) -> tuple[torch.Tensor, list[dict[str, float]], int]:
     """Minimize ``objective(x)`` over the pixels ``x`` starting from ``x0``; return the image, the loss history and
@@ -79,12 +88,15 @@ def optimize_pixels(
     ``history[0]`` holds the losses at ``x0``, ``history[i]`` those after iteration ``i``. With
     ``"lbfgs"`` each iteration is one L-BFGS update with a strong-Wolfe line search, so the total
     loss never rises; the image is clamped to [0, 1] at the end only (clamping in between would
-    break the quasi-Newton model). With ``"adam"`` the image is clamped after each step.
+    break the quasi-Newton model). With ``"adam"`` the image is clamped after each step, and with
+    ``decay`` its learning rate falls from ``lr`` to 0 along a half cosine.
     """
-    if steps < 0:
-        raise CnnlensError(f"steps must be >= 0, not {steps}")
-    cached = _CachedObjective(objective)
-    param = x0.detach().clone().requires_grad_(True)
+    steps = check_int(steps, "steps", low=0)
+    # half-precision pixels would underflow Adam's and L-BFGS' state: keep them in float32 at least,
+    # and run the network in the model's dtype
+    low = x0.dtype in (torch.float16, torch.bfloat16)
+    cached = _CachedObjective(objective, dtype=x0.dtype if low else None)
+    param = (x0.detach().float() if low else x0.detach().clone()).requires_grad_(True)
     _, grad0, parts = cached(param)
     if optimizer == "lbfgs" and x0.dtype in (torch.float32, torch.float16, torch.bfloat16) and _overflows(grad0):
         # the strong-Wolfe line search squares directional derivatives (~|g|²) in the pixels' dtype:
@@ -112,8 +124,11 @@ def optimize_pixels(
             if callback is not None:
                 callback(Step(i, parts, cached.evaluations))
     elif optimizer == "adam":
-        opt = torch.optim.Adam([param], lr=0.02 if lr is None else lr)
+        base = 0.02 if lr is None else lr
+        opt = torch.optim.Adam([param], lr=base)
         for i in range(1, steps + 1):
+            if decay:
+                opt.param_groups[0]["lr"] = base * 0.5 * (1 + math.cos(math.pi * (i - 1) / steps))
             _, grad, _ = cached(param)
             param.grad = grad.clone()
             opt.step()
@@ -124,5 +139,30 @@ def optimize_pixels(
             if callback is not None:
                 callback(Step(i, parts, cached.evaluations))
     else:
-        raise CnnlensError(f"unknown optimizer {optimizer!r}; use lbfgs or adam")
+        raise CnnlensError(f"optimizer must be lbfgs or adam, not {optimizer!r}", param="optimizer")
     return param.detach().clamp(0, 1).to(x0.dtype), history, cached.evaluations
+
+
+def model_dtype(model: torch.nn.Module) -> torch.dtype:
+    """The dtype of the model's first floating-point parameter (float32 when it has none)."""
+    return next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
+
+
+def check_size(size: object, preprocessing: Preprocessing, name: str = "size") -> int | None:
+    """``size`` (the shorter side in pixels) checked against the model's minimum and :data:`MAX_SIZE`."""
+    if size is None:
+        return None
+    return check_int(size, name, low=max(8, *preprocessing.min_size), high=MAX_SIZE)
+
+
+def read_image(image: object, name: str, size: int | None = None) -> torch.Tensor:
+    """One image (tensor, path, PIL image or array; pixels in [0, 1]) as ``(1, C, H, W)``, its shorter
+    side resized to ``size`` when given. Channels are left as they are (the model's are set later)."""
+    from ..images import resize
+
+    x = as_pixels(image, name=name)
+    if x.shape[0] != 1:
+        raise CnnlensError(f"{name} must be one image, not a batch of {x.shape[0]}", param=name)
+    if x.shape[1] not in (1, 3):
+        raise CnnlensError(f"{name} must have 1 or 3 channels, not {x.shape[1]}", param=name)
+    return resize(x, size) if size is not None else x

@@ -1,0 +1,83 @@
+"""The public API, recorded: a public name or signature that changes fails here until the record is updated
+on purpose (``python tests/test_api_surface.py --update``), as kornia keeps its surface."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+RECORD = Path(__file__).with_name("api_surface.json")
+MODULES = (
+    "cnnlens", "cnnlens.address", "cnnlens.attacks", "cnnlens.checks", "cnnlens.errors", "cnnlens.featvis",
+    "cnnlens.hooks", "cnnlens.images", "cnnlens.layers", "cnnlens.pixels", "cnnlens.progress",
+    "cnnlens.receptive_field", "cnnlens.registry", "cnnlens.report", "cnnlens.results", "cnnlens.speed",
+    "cnnlens.style", "cnnlens.testing", "cnnlens.units", "cnnlens.zoo",
+)
+
+
+def _describe(obj: Any) -> Any:
+    if inspect.isclass(obj):
+        methods = {
+            name: _signature(member)
+            for name, member in sorted(vars(obj).items())
+            if not name.startswith("_") and (inspect.isfunction(member) or isinstance(member, (property, classmethod, staticmethod)))
+        }
+        return {"class": _signature(obj), "methods": methods}
+    if callable(obj):
+        return _signature(obj)
+    return type(obj).__name__
+
+
+def _signature(obj: Any) -> str:
+    if isinstance(obj, property):
+        return "property"
+    if isinstance(obj, (classmethod, staticmethod)):
+        obj = obj.__func__
+    try:
+        return str(inspect.signature(obj))
+    except (TypeError, ValueError):
+        return "(...)"
+
+
+def surface() -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for module_name in MODULES:
+        module = importlib.import_module(module_name)
+        names = getattr(module, "__all__", None)
+        assert names is not None, f"{module_name} has no __all__"
+        out[module_name] = {name: _describe(getattr(module, name)) for name in sorted(names)}
+    return out
+
+
+def test_public_api_is_as_recorded() -> None:
+    recorded = json.loads(RECORD.read_text())
+    current = surface()
+    for module_name in MODULES:
+        assert module_name in recorded, f"{module_name} is not recorded"
+        gone = sorted(set(recorded[module_name]) - set(current[module_name]))
+        added = sorted(set(current[module_name]) - set(recorded[module_name]))
+        assert not gone, f"{module_name} lost public names {gone}"
+        assert not added, f"{module_name} has new public names {added}: record them"
+        for name, described in current[module_name].items():
+            assert described == recorded[module_name][name], f"{module_name}.{name} changed: {described} != {recorded[module_name][name]}"
+
+
+def test_every_public_name_has_a_docstring() -> None:
+    missing = []
+    for module_name in MODULES:
+        module = importlib.import_module(module_name)
+        for name in module.__all__:
+            obj = getattr(module, name)
+            if (inspect.isclass(obj) or inspect.isfunction(obj)) and not inspect.getdoc(obj):
+                missing.append(f"{module_name}.{name}")
+    assert missing == []
+
+
+if __name__ == "__main__":
+    if "--update" in sys.argv:
+        RECORD.write_text(json.dumps(surface(), indent=1, sort_keys=True) + "\n")
+        print(f"wrote {RECORD}")

@@ -1,0 +1,141 @@
+"""The layout: no import cycle between cnnlens modules (lazy imports inside functions count too), no private
+name imported across modules, and every submodule reachable after ``import cnnlens``."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import pkgutil
+import subprocess
+import sys
+from pathlib import Path
+
+import cnnlens
+
+PACKAGE = Path(cnnlens.__file__).parent
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def _modules() -> dict[str, Path]:
+    return {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+
+
+def _imports(name: str, path: Path) -> list[tuple[str, list[str]]]:
+    """(imported module, names) for every import statement outside ``if TYPE_CHECKING:`` blocks."""
+    tree = ast.parse(path.read_text())
+    is_package = path.name == "__init__.py"
+    out: list[tuple[str, list[str]]] = []
+
+    def visit(node: ast.AST) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
+                continue
+            if isinstance(child, ast.Import):
+                out.extend((a.name, []) for a in child.names)
+            elif isinstance(child, ast.ImportFrom):
+                if child.level:
+                    base = name.split(".") if is_package else name.split(".")[:-1]
+                    base = base[: len(base) - (child.level - 1)]
+                    target = ".".join(base + ([child.module] if child.module else []))
+                else:
+                    target = child.module or ""
+                out.append((target, [a.name for a in child.names]))
+            visit(child)
+
+    visit(tree)
+    return out
+
+
+def _graph() -> dict[str, set[str]]:
+    modules = _modules()
+    graph: dict[str, set[str]] = {m: set() for m in modules}
+    for name, path in modules.items():
+        if name == "cnnlens":
+            continue  # the lazy top-level namespace re-exports everything by design
+        for target, names in _imports(name, path):
+            if not target.startswith("cnnlens"):
+                continue
+            for n in names:
+                if f"{target}.{n}" in modules:
+                    graph[name].add(f"{target}.{n}")
+            if target in modules and target != "cnnlens" and not (target != name and name.startswith(target + ".") and all(f"{target}.{n}" in modules for n in names)):
+                graph[name].add(target)
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on: set[str] = set()
+    found: list[list[str]] = []
+    counter = [0]
+
+    def strong(v: str) -> None:
+        index[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        on.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                strong(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                found.append(sorted(comp))
+
+    for v in graph:
+        if v not in index:
+            strong(v)
+    return found
+
+
+def test_no_import_cycle_between_cnnlens_modules() -> None:
+    assert _cycles(_graph()) == []
+
+
+def test_the_cycle_detector_finds_a_cycle() -> None:
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_no_private_name_is_imported_across_modules() -> None:
+    offenders = []
+    for name, path in _modules().items():
+        for target, names in _imports(name, path):
+            if target.startswith("cnnlens"):
+                offenders += [f"{name} imports {target}.{n}" for n in names if n.startswith("_") and n != "__version__" and f"{target}.{n}" not in _modules()]
+    assert offenders == []
+
+
+def test_every_submodule_is_reachable_after_import_cnnlens() -> None:
+    code = (
+        "import cnnlens, pkgutil, importlib\n"
+        "for info in pkgutil.iter_modules(cnnlens.__path__):\n"
+        "    if info.name.startswith('_') or info.name == 'cli':\n"
+        "        continue\n"
+        "    assert getattr(cnnlens, info.name).__name__ == 'cnnlens.' + info.name, info.name\n"
+        "print('ok')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.strip() == "ok", result.stderr
+
+
+def test_import_cnnlens_does_not_import_torch() -> None:
+    code = "import sys, cnnlens; print('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.strip() == "False", result.stderr
