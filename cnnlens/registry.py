@@ -315,7 +315,7 @@ def _file_entry(spec: str) -> ModelEntry:
     c, h, w = tuple(getattr(cls, "input_size", (3, 224, 224)))
     mean = tuple(getattr(cls, "mean", (0.0,) * c))
     std = tuple(getattr(cls, "std", (1.0,) * c))
-    prep = Preprocessing(mean=mean, std=std, resize_size=int(min(h, w)), crop_size=int(h), channels=int(c), min_size=tuple(getattr(cls, "min_size", (1, 1))), source=f"{cls.__name__} class attributes")
+    prep = Preprocessing(mean=mean, std=std, resize_size=int(min(h, w)), crop_size=int(h), channels=int(c), min_size=tuple(getattr(cls, "min_size", (h, w))), source=f"{cls.__name__} class attributes")
     categories = getattr(cls, "categories", None)
 
     def build() -> nn.Module:

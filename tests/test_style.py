@@ -260,7 +260,7 @@ def test_real_transfer_is_monotone_and_reduces_style_10x_quickly(squeezenet_trai
 @pytest.mark.slow
 @pytest.mark.data
 def test_style_loss_drops_100x_from_content_init(squeezenet_trained: nn.Module, data) -> None:
-    """The issue's claim, on the gallery's cat photo with the CLI's default 300 iterations, 64 px.
+    """The 100x style drop of docs/style.md, on the gallery's cat photo with the CLI's default 300 iterations, 64 px.
 
     Measured 122x (109x after 250 iterations); float32 rounding (a channels-last input, the order of
     a sum) moves the L-BFGS path, and has given 97x to 137x after 250 iterations.

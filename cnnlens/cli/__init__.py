@@ -4,6 +4,7 @@ so ``cnnlens --help`` answers at once."""
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from typing import Any
 
@@ -86,6 +87,14 @@ class LazyGroup(click.Group):
         except OSError as exc:  # disk full, permission denied while writing: one line, no traceback
             where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
             click.echo(f"Error:{where} {exc.strerror or exc}".strip(), err=True)
+            ctx.exit(2)
+        except (click.exceptions.Exit, click.ClickException, click.Abort, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # the model failed on this input (shapes, dtypes): one line unless asked
+            if os.environ.get("CNNLENS_TRACEBACK"):
+                raise
+            message = " ".join(str(exc).split("\n")[0].split()) or type(exc).__name__
+            click.echo(f"Error: {type(exc).__name__}: {message} (CNNLENS_TRACEBACK=1 shows where)", err=True)
             ctx.exit(2)
 
 

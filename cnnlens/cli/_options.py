@@ -38,9 +38,9 @@ model_argument = click.argument("model", metavar="MODEL")
 
 def model_option(default: str | None = None) -> Callable[[Any], Any]:
     """``-m/--model`` for commands about an image."""
-    return click.option(
-        "--model", "-m", "model", default=default, show_default=default is not None, required=default is None, help=MODEL_HELP
-    )
+    if default is None:  # no default given at all: click then requires the option (default=None counts as one)
+        return click.option("--model", "-m", "model", required=True, help=MODEL_HELP)
+    return click.option("--model", "-m", "model", default=default, show_default=True, help=MODEL_HELP)
 
 
 def weights_option(f: Any) -> Any:

@@ -11,6 +11,7 @@ from ..errors import CnnlensError
 from ._options import (
     check_outputs,
     device_option,
+    image_option,
     finish,
     json_option,
     model_option,
@@ -47,10 +48,6 @@ def _size(model: str, size: int | None) -> None:
     check_size(size, get_entry(model).preprocessing)
 
 
-def _image_option(help: str) -> Any:
-    return click.option("--image", "image_out", type=click.Path(path_type=Path, dir_okay=False), default=None, help=help)
-
-
 @click.command("style")
 @click.argument("content", type=click.Path(path_type=Path, dir_okay=False))
 @click.argument("styles", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
@@ -69,7 +66,7 @@ def _image_option(help: str) -> Any:
 @click.option("--init", type=click.Choice(["content", "noise"]), default="content", show_default=True, help="start from the content or from noise (drawn with --seed)")
 @click.option("--preserve-color", is_flag=True, help="keep the content's colours (YIQ chroma), take only luminance from the result")
 @output_option("the figure (content, styles, result), or .json for the numbers (default: CONTENT-STYLE-MODEL.png unless --image or --json)")
-@_image_option("the stylized image alone, full size (default: beside the figure, *-image.png)")
+@image_option("the stylized image alone, full size (default: beside the figure, *-image.png)")
 @json_option
 @seed_option
 @device_option
@@ -77,7 +74,7 @@ def style_command(
     content: Path, styles: tuple[Path, ...], model: str, weights: str | None, content_layer: str | None,
     style_layers: tuple[str, ...], style_blend: str | None, content_weight: float | None, style_weight: float | None,
     tv_weight: float | None, steps: int, optimizer: str, lr: float | None, size: int, init: str, preserve_color: bool,
-    output: Path | None, overwrite: bool, image_out: Path | None, as_json: bool, seed: int, device: str,
+    output: Path | None, overwrite: bool, image_path: Path | None, as_json: bool, seed: int, device: str,
 ) -> None:
     """Render CONTENT in the style of one or more STYLE images (Gatys et al. 2016).
 
@@ -106,11 +103,11 @@ def style_command(
     )
     _size(model, size)
     stem = f"{safe_name(content.stem)}-{'+'.join(safe_name(s.stem) for s in styles)}-{model_stem(model)}"
-    if output is None and image_out is None and not as_json:
+    if output is None and image_path is None and not as_json:
         output = Path(f"{stem}.png")
-    if image_out is None and output is not None and output.suffix.lower() != ".json":
-        image_out = output.with_name(output.stem + "-image.png")
-    check_outputs([("--output", output, OUTPUT_SUFFIXES), ("--image", image_out, IMAGE_SUFFIXES)], overwrite)
+    if image_path is None and output is not None and output.suffix.lower() != ".json":
+        image_path = output.with_name(output.stem + "-image.png")
+    check_outputs([("--output", output, OUTPUT_SUFFIXES), ("--image", image_path, IMAGE_SUFFIXES)], overwrite)
     net = _open(model, weights, device, seed)
     result = stylize(
         net, content, list(styles), content_layer=content_layer, style_layers=list(style_layers) or None, style_blend=blend,
@@ -118,9 +115,9 @@ def style_command(
         optimizer=optimizer, lr=lr, init=init, preserve_color=preserve_color, generator=torch.Generator().manual_seed(seed),
         progress=True,
     )
-    if image_out is not None:
-        result.save_image(image_out, overwrite=overwrite)
-        click.echo(f"wrote {image_out}", err=True)
+    if image_path is not None:
+        result.save_image(image_path, overwrite=overwrite)
+        click.echo(f"wrote {image_path}", err=True)
     finish(result, as_json=as_json, output=output, overwrite=overwrite, text=repr(result))
 
 
@@ -138,14 +135,14 @@ def style_command(
 @click.option("--size", type=int, default=224, show_default=True, help="shorter side of IMAGE in pixels")
 @click.option("--init", type=click.Choice(["noise", "gray"]), default="noise", show_default=True, help="start image (noise drawn with --seed)")
 @output_option("the figure (original beside the inversion), or .json for the numbers (default: IMAGE-MODEL-LAYER-invert.png unless --image or --json)")
-@_image_option("the inversion alone, full size")
+@image_option("the inversion alone, full size")
 @json_option
 @seed_option
 @device_option
 def invert_command(
     image: Path, model: str, layer: str | None, weights: str | None, steps: int | None, tv_weight: float | None, beta: float,
     optimizer: str, lr: float | None, jitter: int | None, size: int, init: str, output: Path | None, overwrite: bool,
-    image_out: Path | None, as_json: bool, seed: int, device: str,
+    image_path: Path | None, as_json: bool, seed: int, device: str,
 ) -> None:
     """Reconstruct IMAGE from the activations of one layer (Mahendran & Vedaldi 2015).
 
@@ -168,15 +165,18 @@ def invert_command(
 
     check_invert_settings(steps=steps, tv_weight=tv_weight, beta=beta, lr=lr, jitter=jitter, optimizer=optimizer)
     _size(model, size)
-    if output is None and image_out is None and not as_json:
-        output = Path(f"{safe_name(image.stem)}-{model_stem(model)}-{safe_name(layer or 'default')}-invert.png")
-    check_outputs([("--output", output, OUTPUT_SUFFIXES), ("--image", image_out, IMAGE_SUFFIXES)], overwrite)
+    if output is None and image_path is None and not as_json:
+        from ..registry import known_layers
+
+        table = known_layers(model).get("invert") or ("default",)
+        output = Path(f"{safe_name(image.stem)}-{model_stem(model)}-{safe_name(layer or table[len(table) // 2])}-invert.png")
+    check_outputs([("--output", output, OUTPUT_SUFFIXES), ("--image", image_path, IMAGE_SUFFIXES)], overwrite)
     net = _open(model, weights, device, seed)
     result = invert(
         net, image, layer, size=size, steps=steps, tv_weight=tv_weight, beta=beta, optimizer=optimizer, lr=lr, jitter=jitter,
         init=init, generator=torch.Generator().manual_seed(seed), progress=True,
     )
-    if image_out is not None:
-        result.save_image(image_out, overwrite=overwrite)
-        click.echo(f"wrote {image_out}", err=True)
+    if image_path is not None:
+        result.save_image(image_path, overwrite=overwrite)
+        click.echo(f"wrote {image_path}", err=True)
     finish(result, as_json=as_json, output=output, overwrite=overwrite, text=repr(result))

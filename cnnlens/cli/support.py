@@ -41,8 +41,8 @@ def support(entry: Any, has_conv: bool, spatial: bool, known_layers: set[str]) -
     row["deconv"] = YES if images and spatial else NO
     row["visualize"] = YES if images else NO
     row["dream"] = (YES if has_conv else LAYERS) if images and spatial else NO
-    row["style"] = (YES if {"style", "content"} <= known_layers else LAYERS) if images and spatial else NO
-    row["invert"] = YES if images else NO
+    row["style"] = (YES if has_conv else LAYERS) if images and spatial else NO
+    row["invert"] = (YES if has_conv else LAYERS) if images else NO
     row["fgsm"] = YES if classifier else NO
     row["robustness"] = YES if classifier else NO
     return row
@@ -88,8 +88,10 @@ def support_table() -> str:
     styled = [n for n in list_models(source="torchvision") if {"style", "content"} <= set(known_layers(n))]
     lines += [
         "",
-        f"Among the torchvision models, {', '.join(f'`{n}`' for n in styled)} have default style and content layers",
-        "(the others take them given); every model with a convolution has a default DeepDream layer.",
+        f"The default layers of DeepDream, style transfer and inversion are hand-picked for {', '.join(f'`{n}`' for n in styled)}",
+        "(Gatys et al.'s VGG layers, and measured choices for the others); any other model with a convolution takes a",
+        "rule (`cnnlens.default_layers`): DeepDream the convolution two thirds of the way down, style up to five",
+        "convolutions spread from the first to the last, content the one half way down.",
         "`cnnlens models --json` lists every name with its source, input size and whether pretrained weights exist.",
         "",
     ]

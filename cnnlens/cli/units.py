@@ -44,12 +44,14 @@ def _warn(result: object) -> None:
 @click.option("--layer", "-l", default=None, help="a Conv2d layer (default: the first convolution)")
 @weights_option
 @seed_option
+@device_option
 @click.option("--max-filters", type=click.IntRange(min=1), default=None, help="first layer: only the N strongest filters (default all); deeper layers: rows (default 16)")
 @click.option("--max-inputs", type=click.IntRange(min=1), default=16, show_default=True, help="deeper layers: input channels shown as columns")
 @json_option
 @output_option("figure (.png, .pdf, .svg ...) or .json; default MODEL-LAYER-filters.png unless --json")
 def filters_command(
-    model: str, layer: str | None, weights: str | None, seed: int, max_filters: int | None, max_inputs: int, as_json: bool, output: Path | None, overwrite: bool
+    model: str, layer: str | None, weights: str | None, seed: int, device: str, max_filters: int | None, max_inputs: int,
+    as_json: bool, output: Path | None, overwrite: bool,
 ) -> None:
     """Plot the filters of a conv layer of MODEL and fit each with a Gabor.
 
@@ -74,7 +76,7 @@ def filters_command(
         name = layer or first_conv(build_empty(model))
         output = Path(f"{model_stem(model)}-{safe_name(name)}-filters.png")
     check_outputs([("-o/--output", output, _output_suffixes())], overwrite)
-    net = open_model(model, weights, device="cpu", seed=seed)
+    net = open_model(model, weights, device=device, seed=seed)
     result = conv_filters(net, layer)
     if output is not None and output.suffix.lower() != ".json":
         result.save(output, overwrite=overwrite, max_filters=max_filters, max_inputs=max_inputs)

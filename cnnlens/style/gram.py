@@ -3,7 +3,7 @@
 cnnlens uses ``normalization="positions"``: ``G = F Fᵀ / (H·W)`` for a ``(C, H, W)`` feature map
 reshaped to ``F`` of shape ``(C, H·W)``. Each entry is the *average* over positions of a product of
 two channels, so the Gram of a texture does not change when the image is resized, and the style
-image may have another size than the content image (pitfall #28 of the landscape notes).
+image may have another size than the content image.
 """
 
 from __future__ import annotations

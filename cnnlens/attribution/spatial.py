@@ -1,0 +1,228 @@
+"""The layer a class-activation map reads: its output as a ``(N, C, h, w)`` grid, and its gradient.
+
+Grad-CAM (Selvaraju et al. 2017) weighs a layer's channels by the gradient of the class score. The
+layer's output is read as a grid of positions:
+
+- ``(N, C, h, w)``: a convolutional layer, as it is;
+- ``(N, h, w, C)``: channels last, as the stages of torchvision's Swin Transformer output (told
+  apart from the first by the input's aspect ratio: ``h / w`` is the image's, ``w / C`` is not);
+- ``(N, T, C)``: tokens of a vision transformer; ``T = k + h * w`` with ``k`` leading class or
+  distillation tokens, which are dropped, and the rest reshaped to the grid of the image's aspect.
+
+:func:`attribution_layer` picks the default: the model's last layer with a spatial output
+(:func:`cnnlens.default_layers` ``"last_spatial"``), unless token layers whose positions still reach
+the class score come after it. In a ViT the patch tokens leave the last block unused (only the class
+token reaches the head), so the default there is the last token layer with a non-zero gradient at
+its patch positions: the input norm of the last block (``encoder.layers.encoder_layer_11.ln_1`` of
+``vit_b_16``, where pytorch-grad-cam's documentation puts it too).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from ..errors import CnnlensError
+from ..hooks import capture, eval_mode
+from ..layers import get_layer, layer_name
+from ..pixels import Preprocessing
+from ..registry import default_layers, model_device, model_info
+
+__all__ = ["Grid", "LayerGradients", "attribution_layer", "grid_of", "layer_gradients"]
+
+MAX_EXTRA_TOKENS = 8  # class, distillation and register tokens before the patch tokens
+
+
+@dataclass(frozen=True)
+class Grid:
+    """How a layer's output maps to a ``(N, C, h, w)`` grid: ``layout`` is ``"nchw"``, ``"nhwc"`` or
+    ``"tokens"`` (with ``skip`` leading tokens dropped)."""
+
+    layout: str
+    height: int
+    width: int
+    skip: int = 0
+
+    def apply(self, t: torch.Tensor) -> torch.Tensor:
+        """``t`` (the layer's output, or its gradient) as ``(N, C, h, w)``."""
+        if self.layout == "nchw":
+            return t
+        if self.layout == "nhwc":
+            return t.permute(0, 3, 1, 2)
+        patches = t[:, self.skip :, :]
+        return patches.transpose(1, 2).reshape(t.shape[0], t.shape[2], self.height, self.width)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"layout": self.layout, "grid": [self.height, self.width], "skipped_tokens": self.skip}
+
+
+def _aspect_close(a: float, b: float) -> bool:
+    return abs(math.log(a / b)) < math.log(1.5)
+
+
+def _token_grid(tokens: int, size: tuple[int, int]) -> tuple[int, int, int] | None:
+    """``(skip, h, w)`` for ``tokens`` tokens of an image of ``size``, or None."""
+    aspect = size[0] / size[1]
+    for skip in range(0, MAX_EXTRA_TOKENS + 1):
+        n = tokens - skip
+        if n < 1:
+            break
+        w = max(1, round(math.sqrt(n / aspect)))
+        for cand in (w - 1, w, w + 1):
+            if cand >= 1 and n % cand == 0 and _aspect_close(n / cand / cand, aspect):
+                return skip, n // cand, cand
+    return None
+
+
+def grid_of(shape: tuple[int, ...] | torch.Size, size: tuple[int, int]) -> Grid | None:
+    """The :class:`Grid` of a layer output of ``shape`` for an input image of ``size`` ``(H, W)``;
+    None when the output has no spatial positions (``(N, C)``, a 1x1 map, one token)."""
+    aspect = size[0] / size[1]
+    if len(shape) == 4:
+        _, a, b, c = shape
+        if b * c > 1 and _aspect_close(b / c, aspect):
+            return Grid("nchw", b, c)
+        if a * b > 1 and _aspect_close(a / b, aspect):
+            return Grid("nhwc", a, b)
+        return Grid("nchw", b, c) if b * c > 1 else None
+    if len(shape) == 3 and shape[1] > 1:
+        found = _token_grid(shape[1], size)
+        if found is not None and found[1] * found[2] > 1:
+            return Grid("tokens", found[1], found[2], found[0])
+    return None
+
+
+@dataclass
+class LayerGradients:
+    """One forward and backward pass: the layer's output and the gradient of each image's target
+    score with respect to it, both ``(N, C, h, w)``; the logits; the targets used."""
+
+    activations: torch.Tensor
+    gradients: torch.Tensor
+    logits: torch.Tensor
+    targets: torch.Tensor
+    grid: Grid
+
+
+def _check_logits(out: Any) -> torch.Tensor:
+    if not isinstance(out, torch.Tensor) or out.dim() != 2:
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise CnnlensError(f"model must return (batch, classes) logits, not {shape}", param="model")
+    return out
+
+
+def layer_gradients(net: nn.Module, pixnet: nn.Module, x: torch.Tensor, layer: str, targets: torch.Tensor | None) -> LayerGradients:
+    """Run ``pixnet(x)`` once and differentiate each image's target logit with respect to the output
+    of ``layer`` (a layer of ``net``, the network inside ``pixnet``).
+
+    The layer's output is made a leaf of the graph (a forward hook returns a copy of it to the rest
+    of the network), so the backward pass stops there: it costs only the layers above, and an
+    in-place ReLU after the layer cannot overwrite the values read. ``targets`` None: each image's
+    top class. The model runs in eval mode with frozen parameters; nothing is left on it.
+    """
+    module = get_layer(net, layer)
+    seen: list[torch.Tensor] = []
+
+    def hook(mod: nn.Module, args: Any, output: Any) -> Any:
+        if not isinstance(output, torch.Tensor):
+            raise CnnlensError(f"layer {layer} outputs {type(output).__name__}, not a tensor; pick another layer", param="layer")
+        leaf = output.detach().requires_grad_(True)
+        seen.append(leaf)
+        return leaf.clone()  # the rest of the network may change it in place; the leaf stays as computed
+
+    with eval_mode(net), torch.enable_grad():
+        handle = module.register_forward_hook(hook)
+        try:
+            logits = _check_logits(pixnet(x))
+        finally:
+            handle.remove()
+        if not seen:
+            raise CnnlensError(f"layer {layer} did not run in the forward pass; pick a layer the model uses", param="layer")
+        if len(seen) > 1:
+            raise CnnlensError(f"layer {layer} runs {len(seen)} times in one forward pass (a reused module); pick a layer that runs once", param="layer")
+        act = seen[0]
+        grid = grid_of(act.shape, tuple(x.shape[-2:]))
+        if grid is None:
+            raise CnnlensError(
+                f"layer {layer} outputs {tuple(act.shape)}, which has no spatial positions; "
+                "class-activation maps need a convolutional or token layer",
+                param="layer",
+            )
+        t = logits.detach().argmax(1) if targets is None else targets.to(logits.device)
+        if int(t.max()) >= logits.shape[1] or int(t.min()) < 0:
+            bad = int(t.max()) if int(t.max()) >= logits.shape[1] else int(t.min())
+            raise CnnlensError(f"target: class {bad} out of range, the model has classes 0..{logits.shape[1] - 1}", param="target")
+        score = logits.gather(1, t.view(-1, 1)).sum()
+        if score.requires_grad:
+            (grad,) = torch.autograd.grad(score, act, allow_unused=True)
+        else:
+            grad = None
+        if grad is None:
+            grad = torch.zeros_like(act)
+    return LayerGradients(grid.apply(act.detach()), grid.apply(grad.detach()), logits.detach(), t, grid)
+
+
+def _spatial_outputs(net: nn.Module, pixnet: nn.Module, x: torch.Tensor) -> tuple[list[str], dict[str, tuple[int, ...]]]:
+    """Layers in execution order (first call) and their output shapes for input ``x``."""
+    order: list[str] = []
+    shapes: dict[str, tuple[int, ...]] = {}
+
+    def record(name: str) -> Any:
+        def hook(mod: nn.Module, args: Any, output: Any) -> None:
+            if name not in shapes and isinstance(output, torch.Tensor):
+                order.append(name)
+                shapes[name] = tuple(output.shape)
+
+        return hook
+
+    modules = [(n, m) for n, m in net.named_modules() if n and not isinstance(m, (nn.Dropout, nn.Identity))]
+    handles = [m.register_forward_hook(record(n)) for n, m in modules]
+    try:
+        with torch.no_grad(), eval_mode(net):
+            pixnet(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return order, shapes
+
+
+def attribution_layer(net: nn.Module, pixnet: nn.Module, prep: Preprocessing, layer: str | nn.Module | None = None) -> str:
+    """The layer class-activation maps read: ``layer`` checked (a dotted name of ``net``), or the default
+    (module docstring). Raises a one-line :class:`CnnlensError` for an unknown layer, with the closest names."""
+    if layer is not None:
+        try:
+            return layer_name(net, layer)
+        except CnnlensError as exc:
+            raise CnnlensError(f"layer: {exc}", param="layer") from None
+    try:
+        base = default_layers(net, "last_spatial")[0]
+    except CnnlensError:
+        base = None
+    c, h, w = prep.input_size
+    dtype = next((p.dtype for p in net.parameters() if p.is_floating_point()), torch.float32)
+    x = torch.rand(1, c, h, w, generator=torch.Generator().manual_seed(0)).to(model_device(net), dtype)
+    order, shapes = _spatial_outputs(net, pixnet, x)
+    after = order[order.index(base) + 1 :] if base in order else order
+    grids = {n: grid_of(shapes[n], (h, w)) for n in after if len(shapes[n]) == 3}
+    tokens = [n for n, g in grids.items() if g is not None and g.layout == "tokens"]
+    if not tokens:
+        if base is None:
+            raise CnnlensError(
+                f"{model_info(net).name} has no layer with a spatial output; use saliency, integrated-gradients, smoothgrad or occlusion",
+                param="layer",
+            )
+        return base
+    # the last token layer whose patch positions reach the class score: one pass, every token layer's gradient
+    with eval_mode(net), capture(net, tokens, grads=True) as record, torch.enable_grad():
+        x.requires_grad_(True)
+        logits = _check_logits(pixnet(x))
+        torch.autograd.grad(logits[0, int(logits[0].argmax())], x)
+    for name in reversed(tokens):
+        g = record.grads.get(name)
+        if g is not None and float(grids[name].apply(g).abs().amax()) > 0:  # type: ignore[union-attr]
+            return name
+    return base if base is not None else tokens[-1]
