@@ -71,26 +71,28 @@ _EXPORTS = {
     "robustness": "attacks",
 }
 
-# every submodule, reachable as an attribute (``cnnlens.units.fit_gabor``, ``cnnlens.images``)
-_SUBMODULES = {
-    "address", "attacks", "checks", "errors", "featvis", "hooks", "images", "layers", "pixels", "progress", "receptive_field",
-    "registry", "report", "results", "speed", "style", "testing", "units", "zoo",
-}
-
 __all__ = sorted(_EXPORTS)
 
 
+def _submodules() -> set[str]:
+    """Every public submodule and subpackage (``cnnlens.images``, ``cnnlens.units`` ...), except the CLI."""
+    import pkgutil
+
+    return {m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_") and m.name != "cli"}
+
+
 def __getattr__(name: str) -> Any:
-    if name in _SUBMODULES:
+    if name in _submodules():  # every submodule is reachable after `import cnnlens`
+        # (`cnnlens.report` is the module, which is callable as its `report()` function)
         return importlib.import_module(f".{name}", __name__)
     module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'cnnlens' has no attribute {name!r}")
-    return getattr(importlib.import_module(f".{module}", __name__), name)
+    if module is not None:
+        return getattr(importlib.import_module(f".{module}", __name__), name)
+    raise AttributeError(f"module 'cnnlens' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS) | _SUBMODULES)
+    return sorted(set(globals()) | set(_EXPORTS) | _submodules())
 
 
 if TYPE_CHECKING:  # pragma: no cover

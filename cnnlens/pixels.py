@@ -148,6 +148,19 @@ class Preprocessing:
             "source": self.source,
         }
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Preprocessing:
+        """The preprocessing written by :meth:`to_dict`."""
+        return cls(
+            mean=tuple(float(v) for v in data["mean"]),
+            std=tuple(float(v) for v in data["std"]),
+            resize_size=int(data["resize_size"]) if data.get("resize_size") is not None else None,
+            crop_size=int(data["crop_size"]) if data.get("crop_size") is not None else None,
+            channels=int(data.get("channels", len(data["mean"]))),
+            min_size=tuple(int(v) for v in data.get("min_size", (1, 1))),  # type: ignore[arg-type]
+            source=str(data.get("source", "")),
+        )
+
 
 class Normalized(nn.Module):
     """``model(preprocessing.normalize(x))``: a model that takes pixels in [0, 1].

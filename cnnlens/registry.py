@@ -7,7 +7,8 @@ Every command and API function that takes a model name goes through here. A name
 - a teaching model of :mod:`cnnlens.zoo` (``alexnet-paper``, ``lenet5``, ``mlp-mnist``,
   ``three-3x3``, ``one-7x7``) or the MNIST CNN of the robustness tutorials (``mnist-cnn``);
 - ``path/to/file.py:ClassName``: a class built with no arguments; it may set the class attributes
-  ``input_size = (C, H, W)``, ``mean``, ``std`` and ``categories``;
+  ``input_size = (C, H, W)`` (then taken as the only size it accepts, unless ``min_size = (H, W)`` says
+  less), ``mean``, ``std`` and ``categories``;
 - ``timm/NAME`` when the optional extra ``cnnlens[timm]`` is installed.
 
 Each entry knows its builder, its weights choices, its :class:`~cnnlens.pixels.Preprocessing`
@@ -315,7 +316,7 @@ def _file_entry(spec: str) -> ModelEntry:
     c, h, w = tuple(getattr(cls, "input_size", (3, 224, 224)))
     mean = tuple(getattr(cls, "mean", (0.0,) * c))
     std = tuple(getattr(cls, "std", (1.0,) * c))
-    prep = Preprocessing(mean=mean, std=std, resize_size=int(min(h, w)), crop_size=int(h), channels=int(c), min_size=tuple(getattr(cls, "min_size", (h, w))), source=f"{cls.__name__} class attributes")
+    prep = Preprocessing(mean=mean, std=std, resize_size=int(min(h, w)), crop_size=int(h), channels=int(c), min_size=tuple(getattr(cls, "min_size", (h, w) if hasattr(cls, "input_size") else (1, 1))), source=f"{cls.__name__} class attributes")
     categories = getattr(cls, "categories", None)
 
     def build() -> nn.Module:
@@ -358,7 +359,7 @@ def list_models(pattern: str | None = None, *, source: str | None = None, pretra
     are accepted everywhere but cannot be listed.
     """
     if source is not None and source not in SOURCES:
-        raise CnnlensError(f"unknown source {source!r}{did_you_mean(str(source), SOURCES)}; one of {', '.join(SOURCES)}", param="source")
+        raise CnnlensError(f"source {source!r} unknown{did_you_mean(str(source), SOURCES)}; one of {', '.join(SOURCES)}", param="source")
     names: list[str] = []
     if source in (None, "torchvision"):
         names += _torchvision_names()
@@ -618,7 +619,9 @@ def load_state_file(model: nn.Module, path: Path, *, name: str | None = None) ->
 
             obj: Any = load_file(str(path))
         else:
-            obj = torch.load(path, map_location="cpu", weights_only=True)
+            with warnings.catch_warnings():  # torch warns about pickle protocols it then refuses anyway
+                warnings.simplefilter("ignore")
+                obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise CnnlensError(f"weights: cannot read {path}: {type(exc).__name__}: {exc}".splitlines()[0], param="weights") from None
     if isinstance(obj, nn.Module):

@@ -145,21 +145,25 @@ def pgd_steps(
     targeted: bool = False,
     generator: torch.Generator | None = None,
     on_step: Callable[[], None] | None = None,
+    noise: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Projected sign-gradient steps in the L-infinity ball of radius ``eps`` around ``x`` and in [0, 1].
 
     The projection ``clamp(x_adv, max(x - eps, 0), min(x + eps, 1))`` is the same set as torchattacks'
     ``clamp(x + clamp(x_adv - x, -eps, eps), 0, 1)``. The random start is uniform in the ball, drawn
     on ``generator``'s device (the CPU by default) so that a seed gives the same start on every device.
-    ``on_step`` is called after each step (progress).
+    ``on_step`` is called after each step (progress). ``noise``: the uniform draws in [0, 1) of the
+    random start, shaped like ``x`` (drawn per image by :func:`cnnlens.attacks.robustness`), instead
+    of drawing them with ``generator``.
     """
     if eps == 0:
         return x.clone()
     adv = x.clone()
     if random_start:
-        device = generator.device if generator is not None else torch.device("cpu")
-        noise = torch.rand(x.shape, generator=generator, device=device, dtype=x.dtype).to(x.device)
-        adv = (adv + (noise * 2 - 1) * eps).clamp_(0, 1)
+        if noise is None:
+            device = generator.device if generator is not None else torch.device("cpu")
+            noise = torch.rand(x.shape, generator=generator, device=device, dtype=x.dtype)
+        adv = (adv + (noise.to(x.device, x.dtype) * 2 - 1) * eps).clamp_(0, 1)
     lower, upper = (x - eps).clamp_(min=0), (x + eps).clamp_(max=1)
     for _ in range(steps):
         grad = loss_gradient(net, adv, y, targeted=targeted)

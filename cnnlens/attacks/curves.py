@@ -7,9 +7,11 @@ iterative attacks run their steps for each ε. Labels are the true labels (no la
 
 from __future__ import annotations
 
+import json
 import math
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,16 +20,25 @@ import torch
 import torch.nn as nn
 
 from ..checks import check_int
+from ..distributed import Checkpoint, Partial, Shard, fingerprint, is_main, item_generator, model_fingerprint, model_info_from_json, model_info_to_json, run
 from ..errors import CnnlensError
 from ..hooks import eval_mode
 from ..pixels import Preprocessing
-from ..progress import progress_bar
 from ..registry import ModelInfo, model_device, model_info
 from ..results import Result
 from .core import check_attacks, check_eps, check_step_size, class_logits, loss_gradient, pgd_steps, pixel_net
 from .datasets import LabelledImages, batches, labelled_folder
 
-__all__ = ["DEFAULT_EPS", "Curve", "RobustnessComparison", "RobustnessResult", "compare_robustness", "robustness"]
+__all__ = [
+    "DEFAULT_EPS",
+    "Curve",
+    "RobustnessComparison",
+    "RobustnessResult",
+    "RobustnessSetup",
+    "RobustnessState",
+    "compare_robustness",
+    "robustness",
+]
 
 DEFAULT_EPS = (0.0, 1 / 255, 2 / 255, 4 / 255, 8 / 255)
 
@@ -161,31 +172,22 @@ class RobustnessComparison(Result):
         return plot_robustness(self.results, on_correct=on_correct, title=title)
 
 
-def _dataset(
-    data: Any, prep: Preprocessing, *, labels: str | Path | None, limit: int | None, batch_size: int
-) -> tuple[Iterable[tuple[torch.Tensor, torch.Tensor]], int | None, dict[str, Any]]:
-    """``data`` as batches, their number (if known) and a description with the notes on left-out files."""
-
-    def fit(image: torch.Tensor) -> torch.Tensor:
-        return prep.prepare(image.unsqueeze(0), fit="crop")[0]
-
+def _dataset(data: Any, *, labels: str | Path | None, limit: int | None) -> tuple[Any, int | None, dict[str, Any]]:
+    """``data`` as a :class:`LabelledImages` (or an iterable of batches, a stream), its number of
+    images (None for a stream) and a description with the notes on left-out files."""
     if isinstance(data, (str, Path)):
         data = labelled_folder(data, labels=labels, limit=limit)
     elif labels is not None:
         raise CnnlensError("labels is for a folder given as data, not for images already labelled", param="labels")
     if isinstance(data, LabelledImages):
-        if limit is not None and data is not None and len(data) > limit:
+        if limit is not None and len(data) > limit:
             data = data.subset(slice(0, limit))
-        if data.transform is None:
-            data = data.with_transform(fit)
-        info = {**data.to_dict(), "notes": data.notes()}
-        return batches(data, batch_size), math.ceil(len(data) / batch_size), info
+        return data, len(data), {**data.to_dict(), "notes": data.notes()}
     if isinstance(data, torch.Tensor) or not isinstance(data, Iterable):
         raise CnnlensError(
             f"data must be a folder, a LabelledImages or an iterable of (images, labels) batches, not {type(data).__name__}", param="data"
         )
-    total = len(data) if hasattr(data, "__len__") else None  # type: ignore[arg-type]
-    return data, total, {"source": type(data).__name__}
+    return data, None, {"source": type(data).__name__}
 
 
 def robustness(
@@ -202,7 +204,10 @@ def robustness(
     preprocessing: Preprocessing | None = None,
     generator: torch.Generator | None = None,
     progress: bool = True,
-) -> RobustnessResult:
+    distributed: bool | None = None,
+    shard: str | Shard | None = None,
+    checkpoint: str | Path | Checkpoint | None = None,
+) -> RobustnessResult | Partial:
     """Accuracy of ``model`` against ε for each attack, on all images and on the originally correct ones.
 
     Args:
@@ -211,28 +216,251 @@ def robustness(
         data: a labelled folder (class subfolders, a flat folder with a labels CSV, or MNIST IDX files:
             see :func:`cnnlens.attacks.labelled_folder`; images are prepared as the model's weights
             expect), a :class:`~cnnlens.attacks.LabelledImages`, or an iterable of ``(images, labels)``
-            batches of pixels in [0, 1] at the model's input size (a ``DataLoader``).
+            batches of pixels in [0, 1] at the model's input size (a ``DataLoader``; evaluated as
+            given, in this process).
         eps: the ε grid in pixel units (each in [0, 1]).
         attacks: any of ``fgsm``, ``ifgsm`` (iterative FGSM / BIM, no random start) and ``pgd``
-            (uniform random start drawn with ``generator``).
+            (uniform random start; image i of the list draws it from a seed made of one draw of
+            ``generator`` and i, so it does not depend on batches or processes).
         steps, step_size: of the iterative attacks; ``step_size`` defaults to ``2.5 * eps / steps``.
         labels: a labels CSV for a folder (default ``DIR/labels.csv``); ``limit``: the first N images.
         batch_size: images per batch for a folder.
         progress: a bar on a terminal, a line every 10 s elsewhere (stderr).
+        distributed: under torchrun (``None``, the default, or ``True``) each process evaluates its
+            share of the images and every process gets the summed counts; ``False``: this process
+            evaluates them all. See :mod:`cnnlens.distributed`.
+        shard: ``"I/N"``: evaluate share I of N only and return its
+            :class:`~cnnlens.distributed.Partial` state (:func:`cnnlens.distributed.merge` sums the parts).
+        checkpoint: a ``.json`` file (or :class:`~cnnlens.distributed.Checkpoint`) where the counts
+            are saved at intervals; a run given the same file continues from it.
 
     Returns:
         A :class:`RobustnessResult`; ``result["fgsm"].accuracy[i]`` is the accuracy at ``eps[i]``.
         With ``progress``, labelled files absent from a folder and images without a label are also
         reported on stderr before the work starts.
     """
-    return _evaluate(model, data, eps=eps, attacks=attacks, steps=steps, step_size=step_size, labels=labels, limit=limit,
-                     batch_size=batch_size, preprocessing=preprocessing, generator=generator, progress=progress, say_notes=progress)
+    return _evaluate([model], data, compare=False, eps=eps, attacks=attacks, steps=steps, step_size=step_size, labels=labels,
+                     limit=limit, batch_size=batch_size, preprocessing=preprocessing, generator=generator, progress=progress,
+                     distributed=distributed, shard=shard, checkpoint=checkpoint)  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class RobustnessSetup:
+    """What a robustness run needs to turn its counts into results; as JSON, part of the settings
+    every share of the run must agree on."""
+
+    infos: list[ModelInfo]
+    eps: list[float]
+    attacks: list[str]
+    steps: int
+    step_size: float | None
+    data: dict[str, Any]
+    compare: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "models": [model_info_to_json(i) for i in self.infos], "eps": self.eps, "attacks": self.attacks, "steps": self.steps,
+            "step_size": self.step_size, "data": self.data, "compare": self.compare,
+        }  # fmt: skip
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RobustnessSetup:
+        return cls(
+            infos=[model_info_from_json(i) for i in data["models"]], eps=[float(e) for e in data["eps"]],
+            attacks=[str(a) for a in data["attacks"]], steps=int(data["steps"]),
+            step_size=None if data["step_size"] is None else float(data["step_size"]), data=dict(data["data"]),
+            compare=bool(data["compare"]),
+        )  # fmt: skip
+
+    def result(self, state: RobustnessState) -> RobustnessResult | RobustnessComparison:
+        results = []
+        for m, info in enumerate(self.infos):
+            n, n_correct = state.n[m], state.n_correct[m]
+            if n == 0:
+                raise CnnlensError("data holds no images to evaluate", param="data")
+            curves = {
+                a: Curve(
+                    a,
+                    accuracy=[c / n for c in state.still[m][a]],
+                    accuracy_on_correct=[c / n_correct if n_correct else math.nan for c in state.still_on_correct[m][a]],
+                    correct=list(state.still[m][a]),
+                )
+                for a in self.attacks
+            }
+            results.append(RobustnessResult(info, list(self.eps), n, n_correct, curves, steps=self.steps, step_size=self.step_size, data=dict(self.data)))
+        return RobustnessComparison(results) if self.compare else results[0]
+
+
+class RobustnessState:
+    """The mergeable state of a robustness run (:mod:`cnnlens.distributed`): per model the images,
+    the clean correct ones, and per attack and ε those still correct (of all, of the clean correct)."""
+
+    def __init__(self, models: int, attacks: Sequence[str], n_eps: int) -> None:
+        self.n = [0] * models
+        self.n_correct = [0] * models
+        self.still = [{a: [0] * n_eps for a in attacks} for _ in range(models)]
+        self.still_on_correct = [{a: [0] * n_eps for a in attacks} for _ in range(models)]
+
+    def merge(self, other: RobustnessState) -> None:
+        if len(other.n) != len(self.n):
+            raise CnnlensError(f"cannot merge counts of {len(other.n)} models into {len(self.n)}")
+        for m in range(len(self.n)):
+            self.n[m] += other.n[m]
+            self.n_correct[m] += other.n_correct[m]
+            for mine, theirs in ((self.still[m], other.still[m]), (self.still_on_correct[m], other.still_on_correct[m])):
+                for a in mine:
+                    mine[a] = [x + y for x, y in zip(mine[a], theirs[a])]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"n": self.n, "n_correct": self.n_correct, "still": self.still, "still_on_correct": self.still_on_correct}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RobustnessState:
+        out = cls(0, (), 0)
+        out.n, out.n_correct = [int(v) for v in data["n"]], [int(v) for v in data["n_correct"]]
+        out.still = [{str(a): [int(v) for v in c] for a, c in d.items()} for d in data["still"]]
+        out.still_on_correct = [{str(a): [int(v) for v in c] for a, c in d.items()} for d in data["still_on_correct"]]
+        return out
+
+    @classmethod
+    def result(cls, settings: dict[str, Any], state: RobustnessState) -> RobustnessResult | RobustnessComparison:
+        return RobustnessSetup.from_json(settings["setup"]).result(state)
+
+
+class _RobustnessJob:
+    """The evaluation of :func:`robustness` as a :class:`cnnlens.distributed.Job`: each batch is
+    prepared once per preprocessing and evaluated by every model."""
+
+    kind = "robustness"
+    unit = "gradient steps"
+    desc = "robustness"
+
+    def __init__(self, models: Sequence[nn.Module], setup: RobustnessSetup, data: Any, n_items: int | None, batch_size: int, seed: int | None) -> None:
+        self.models, self.setup, self.data, self.n_items, self.batch_size, self.seed = list(models), setup, data, n_items, batch_size, seed
+        grid, steps = setup.eps, setup.steps
+        # progress counts gradient steps (FGSM: one per batch; ifgsm/pgd: steps per nonzero eps): a PGD batch can take a minute
+        self.per_batch = ("fgsm" in setup.attacks and any(grid)) + sum(steps * sum(1 for e in grid if e) for a in setup.attacks if a != "fgsm")
+
+    def settings(self) -> dict[str, Any]:
+        data = self.data
+        images = fingerprint([str(p) for p in data.paths] if data.paths is not None else data.tensors, data.labels)
+        return {"setup": self.setup.to_json(), "images_sha256": images, "models_sha256": [model_fingerprint(m) for m in self.models],
+                "pgd_seed": self.seed}  # fmt: skip
+
+    def empty(self) -> RobustnessState:
+        return RobustnessState(len(self.models), self.setup.attacks, len(self.setup.eps))
+
+    def work(self, n_items: int, n_batches: int) -> int | None:
+        if self.n_items is None:
+            batches_ = len(self.data) if hasattr(self.data, "__len__") else None
+            return None if batches_ is None else batches_ * self.per_batch * len(self.models)
+        return n_batches * self.per_batch * len(self.models)
+
+    def _batches(self, items: Sequence[int] | None) -> Iterator[tuple[list[int], list[tuple[torch.Tensor, torch.Tensor]]]]:
+        """``(global indices, [(x, y) for each model])`` per batch."""
+        preps = [info.preprocessing for info in self.setup.infos]
+        if items is None:  # a stream: the position in it is the global index
+            start = 0
+            for x, y in self.data:
+                x = torch.as_tensor(x).detach().float()
+                if x.numel() and (float(x.min()) < -1e-3 or float(x.max()) > 1 + 1e-3):
+                    raise CnnlensError("data must be pixels in [0, 1]; cnnlens normalizes for the model itself", param="data")
+                y = torch.as_tensor(y).long().reshape(-1)
+                yield list(range(start, start + len(y))), [(p.convert_channels(x.clamp(0, 1)), y) for p in preps]
+                start += len(y)
+            return
+        data = self.data.subset(items)
+        groups: dict[str, Any] = {}  # one reading per distinct preprocessing
+        for p in preps:
+            key = json.dumps(p.to_dict(), sort_keys=True)
+            if key not in groups:
+                groups[key] = batches(data if data.transform is not None else data.with_transform(_fit(p)), self.batch_size)
+        keys = [json.dumps(p.to_dict(), sort_keys=True) for p in preps]
+        done = 0
+        while done < len(items):
+            read = {key: next(it) for key, it in groups.items()}
+            count = len(next(iter(read.values()))[1])
+            yield list(items[done : done + count]), [(p.convert_channels(read[key][0].float().clamp(0, 1)), read[key][1]) for p, key in zip(preps, keys)]
+            done += count
+
+    def steps(self, state: RobustnessState, items: Sequence[int] | None, bar: Any) -> Iterator[None]:
+        setup = self.setup
+        grid, names, n_steps, alpha = setup.eps, setup.attacks, setup.steps, setup.step_size
+        random_start = "pgd" in names and any(grid)
+        with ExitStack() as stack:
+            for m in self.models:
+                stack.enter_context(eval_mode(m))
+            # the same function, faster: each model with its BatchNorms folded, once for every batch and attack
+            nets = [pixel_net(m, info.preprocessing, fold=True) for m, info in zip(self.models, setup.infos)]
+            devices = [model_device(m) for m in self.models]
+            for index, pairs in self._batches(items):
+                starts: dict[tuple[int, ...], torch.Tensor] = {}  # random starts per input shape (models of other sizes)
+                for m, (net, device, (x, y)) in enumerate(zip(nets, devices, pairs)):
+                    x, y = x.to(device), y.to(device)
+                    noise = None
+                    if random_start and self.seed is not None:
+                        shape = tuple(x.shape[1:])
+                        if shape not in starts:
+                            starts[shape] = _start_noise(self.seed, index, shape)
+                        noise = starts[shape]
+                    self._evaluate_batch(state, m, net, x, y, grid, names, n_steps, alpha, noise, bar)
+                yield
+
+    @staticmethod
+    def _evaluate_batch(state: RobustnessState, m: int, net: nn.Module, x: torch.Tensor, y: torch.Tensor, grid: list[float], names: list[str],
+                        steps: int, alpha: float | None, noise: torch.Tensor | None, bar: Any) -> None:  # fmt: skip
+        with torch.no_grad():
+            logits = class_logits(net, x)
+        if y.numel() and (int(y.min()) < 0 or int(y.max()) >= logits.shape[1]):
+            raise CnnlensError(f"data: labels {int(y.min())}..{int(y.max())} outside the model's {logits.shape[1]} classes", param="data")
+        clean_ok = logits.argmax(1) == y
+        state.n[m] += y.numel()
+        state.n_correct[m] += int(clean_ok.sum())
+
+        def tick() -> None:
+            bar.update(1, images=state.n[m], clean_accuracy=state.n_correct[m] / max(state.n[m], 1))
+
+        sign = None
+        for name in names:
+            for i, e in enumerate(grid):
+                if e == 0:
+                    ok = clean_ok
+                elif name == "fgsm":
+                    if sign is None:
+                        sign = loss_gradient(net, x, y).sign_()
+                        tick()
+                    with torch.no_grad():
+                        ok = class_logits(net, (x + e * sign).clamp_(0, 1)).argmax(1) == y
+                else:
+                    a = 2.5 * e / steps if alpha is None else alpha
+                    adv = pgd_steps(net, x, y, eps=e, step_size=a, steps=steps, random_start=name == "pgd", noise=noise, on_step=tick)
+                    with torch.no_grad():
+                        ok = class_logits(net, adv).argmax(1) == y
+                state.still[m][name][i] += int(ok.sum())
+                state.still_on_correct[m][name][i] += int((ok & clean_ok).sum())
+
+
+def _fit(prep: Preprocessing) -> Any:
+    """The transform that prepares one image as ``prep``'s weights expect (resize, centre crop, channels)."""
+
+    def fit(image: torch.Tensor) -> torch.Tensor:
+        return prep.prepare(image.unsqueeze(0), fit="crop")[0]
+
+    return fit
+
+
+def _start_noise(seed: int, index: Sequence[int], shape: tuple[int, ...]) -> torch.Tensor:
+    """PGD's uniform random-start draws for the images ``index`` of the global list: image i draws
+    from its own generator (:func:`cnnlens.distributed.item_generator`), so its start is the same in
+    any batch, process or resumed run."""
+    return torch.stack([torch.rand(shape, generator=item_generator(seed, i)) for i in index]) if index else torch.empty(0, *shape)
 
 
 def _evaluate(
-    model: nn.Module,
+    models: Sequence[nn.Module],
     data: Any,
     *,
+    compare: bool,
     eps: Sequence[float],
     attacks: str | Sequence[str],
     steps: int,
@@ -243,8 +471,10 @@ def _evaluate(
     preprocessing: Preprocessing | None,
     generator: torch.Generator | None,
     progress: bool,
-    say_notes: bool,
-) -> RobustnessResult:
+    distributed: bool | None,
+    shard: str | Shard | None,
+    checkpoint: str | Path | Checkpoint | None,
+) -> RobustnessResult | RobustnessComparison | Partial:
     grid = [check_eps(e) for e in ([eps] if isinstance(eps, (int, float)) else list(eps))]
     if not grid:
         raise CnnlensError("eps is empty; give at least one value such as 0 or 8/255", param="eps")
@@ -254,88 +484,39 @@ def _evaluate(
     batch_size = check_int(batch_size, "batch_size", low=1)
     if limit is not None:
         limit = check_int(limit, "limit", low=1)
-    info = model_info(model, preprocessing=preprocessing)
-    batches_, total, description = _dataset(data, info.preprocessing, labels=labels, limit=limit, batch_size=batch_size)
-    if say_notes:
+    infos = [model_info(m, preprocessing=preprocessing) for m in models]
+    items, n_items, description = _dataset(data, labels=labels, limit=limit)
+    if progress and is_main():
         for note in description.get("notes", []):
             print(f"robustness: {note}", file=sys.stderr, flush=True)
-    device = model_device(model)
-    n = n_correct = 0
-    still = {a: [0] * len(grid) for a in names}
-    still_on_correct = {a: [0] * len(grid) for a in names}
-    # progress counts gradient steps (FGSM: one per batch; ifgsm/pgd: steps per nonzero eps): a PGD batch can take a minute
-    per_batch = ("fgsm" in names and any(grid)) + sum(steps * sum(1 for e in grid if e) for a in names if a != "fgsm")
-    with eval_mode(model), progress_bar(None if total is None else total * per_batch, "robustness", enabled=progress, unit="gradient steps") as bar:
-        net = pixel_net(model, info.preprocessing, fold=True)  # the same function, faster; folded once for every batch and attack
-        for x, y in batches_:
-            x = torch.as_tensor(x).detach().to(device).float()
-            if x.numel() and (float(x.min()) < -1e-3 or float(x.max()) > 1 + 1e-3):
-                raise CnnlensError("data must be pixels in [0, 1]; cnnlens normalizes for the model itself", param="data")
-            x = info.preprocessing.convert_channels(x.clamp(0, 1))
-            y = torch.as_tensor(y, device=device).long().reshape(-1)
-            with torch.no_grad():
-                logits = class_logits(net, x)
-            if y.numel() and (int(y.min()) < 0 or int(y.max()) >= logits.shape[1]):
-                raise CnnlensError(f"data: labels {int(y.min())}..{int(y.max())} outside the model's {logits.shape[1]} classes", param="data")
-            clean_ok = logits.argmax(1) == y
-            n += y.numel()
-            n_correct += int(clean_ok.sum())
-            sign = None
-            for name in names:
-                for i, e in enumerate(grid):
-                    if e == 0:
-                        ok = clean_ok
-                    elif name == "fgsm":
-                        if sign is None:
-                            sign = loss_gradient(net, x, y).sign_()
-                            bar.update(1, images=n, clean_accuracy=n_correct / max(n, 1))
-                        with torch.no_grad():
-                            ok = class_logits(net, (x + e * sign).clamp_(0, 1)).argmax(1) == y
-                    else:
-                        a = 2.5 * e / steps if alpha is None else alpha
-                        adv = pgd_steps(net, x, y, eps=e, step_size=a, steps=steps, random_start=name == "pgd", generator=generator,
-                                        on_step=lambda: bar.update(1, images=n, clean_accuracy=n_correct / max(n, 1)))
-                        with torch.no_grad():
-                            ok = class_logits(net, adv).argmax(1) == y
-                    still[name][i] += int(ok.sum())
-                    still_on_correct[name][i] += int((ok & clean_ok).sum())
-    if n == 0:
-        raise CnnlensError("data holds no images to evaluate", param="data")
-    curves = {
-        a: Curve(
-            a,
-            accuracy=[c / n for c in still[a]],
-            accuracy_on_correct=[c / n_correct if n_correct else math.nan for c in still_on_correct[a]],
-            correct=still[a],
-        )
-        for a in names
-    }
-    return RobustnessResult(info, grid, n, n_correct, curves, steps=steps, step_size=alpha, data=description)
+    seed = None
+    if "pgd" in names and any(grid):  # one draw: every image's random start comes from it and the image's index
+        seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device if generator is not None else "cpu"))
+    setup = RobustnessSetup(infos, grid, names, steps, alpha, description, compare)
+    job = _RobustnessJob(models, setup, items, n_items, batch_size, seed)
+    part = run(job, distributed=distributed, shard=shard, checkpoint=checkpoint, progress=progress)
+    return part if shard is not None else setup.result(part.state)
 
 
 def compare_robustness(
     models: Sequence[nn.Module] | Mapping[str, nn.Module],
     data: Any,
     **kwargs: Any,
-) -> RobustnessComparison:
+) -> RobustnessComparison | Partial:
     """:func:`robustness` of several models (a normally and an adversarially trained one) on the same
-    images and settings, one plot. ``kwargs`` are those of :func:`robustness`; a ``generator`` is
-    re-seeded from one draw so that every model gets the same PGD random starts."""
+    images and settings, one plot. ``kwargs`` are those of :func:`robustness`; every model gets the
+    same PGD random starts (drawn per image from one draw of ``generator``). Each batch of images is
+    read once and evaluated by every model."""
     items = list(models.values()) if isinstance(models, Mapping) else list(models)
     if not items or not all(isinstance(m, nn.Module) for m in items):
         raise CnnlensError("models must be a non-empty list of models", param="models")
-    generator = kwargs.pop("generator", None)
-    seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device)) if generator is not None else None
     options: dict[str, Any] = {
         "eps": DEFAULT_EPS, "attacks": ("fgsm",), "steps": 10, "step_size": None, "labels": None, "limit": None,
-        "batch_size": 64, "preprocessing": None, "progress": True,
-    }
+        "batch_size": 64, "preprocessing": None, "generator": None, "progress": True, "distributed": None, "shard": None,
+        "checkpoint": None,
+    }  # fmt: skip
     unknown = set(kwargs) - set(options)
     if unknown:
         raise TypeError(f"compare_robustness() got unexpected keyword arguments {sorted(unknown)}")
     options.update(kwargs)
-    results = []
-    for i, m in enumerate(items):
-        g = torch.Generator().manual_seed(seed) if seed is not None else None
-        results.append(_evaluate(m, data, generator=g, say_notes=bool(options["progress"]) and i == 0, **options))
-    return RobustnessComparison(results)
+    return _evaluate(items, data, compare=True, **options)  # type: ignore[return-value]

@@ -13,8 +13,9 @@ layer's output is read as a grid of positions:
 (:func:`cnnlens.default_layers` ``"last_spatial"``), unless token layers whose positions still reach
 the class score come after it. In a ViT the patch tokens leave the last block unused (only the class
 token reaches the head), so the default there is the last token layer with a non-zero gradient at
-its patch positions: the input norm of the last block (``encoder.layers.encoder_layer_11.ln_1`` of
-``vit_b_16``, where pytorch-grad-cam's documentation puts it too).
+its patch positions and the width of the residual stream: the input norm of the last block
+(``encoder.layers.encoder_layer_11.ln_1`` of ``vit_b_16``, ``blocks.11.norm1`` of timm's ViTs, where
+pytorch-grad-cam's documentation puts it too).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from ..layers import get_layer, layer_name
 from ..pixels import Preprocessing
 from ..registry import default_layers, model_device, model_info
 
-__all__ = ["Grid", "LayerGradients", "attribution_layer", "grid_of", "layer_gradients"]
+__all__ = ["Grid", "LayerGradients", "attribution_layer", "fill_targets", "grid_of", "layer_gradients"]
 
 MAX_EXTRA_TOKENS = 8  # class, distillation and register tokens before the patch tokens
 
@@ -115,14 +116,26 @@ def _check_logits(out: Any) -> torch.Tensor:
     return out
 
 
+def fill_targets(logits: torch.Tensor, targets: torch.Tensor | None) -> torch.Tensor:
+    """Each image's target class: ``targets`` where given (>= 0), else its top class; classes
+    outside the logits are refused in one line."""
+    top = logits.argmax(1)
+    if targets is None:
+        return top
+    t = targets.to(top.device)
+    if int(t.max()) >= logits.shape[1]:
+        raise CnnlensError(f"target: class {int(t.max())} out of range, the model has classes 0..{logits.shape[1] - 1}", param="target")
+    return torch.where(t >= 0, t, top)
+
+
 def layer_gradients(net: nn.Module, pixnet: nn.Module, x: torch.Tensor, layer: str, targets: torch.Tensor | None) -> LayerGradients:
     """Run ``pixnet(x)`` once and differentiate each image's target logit with respect to the output
-    of ``layer`` (a layer of ``net``, the network inside ``pixnet``).
+    of ``layer`` (a layer of ``net``, the network inside ``pixnet``); ``targets`` ``(N,)`` with -1
+    (or None for all) where an image takes its top class.
 
     The layer's output is made a leaf of the graph (a forward hook returns a copy of it to the rest
     of the network), so the backward pass stops there: it costs only the layers above, and an
-    in-place ReLU after the layer cannot overwrite the values read. ``targets`` None: each image's
-    top class. The model runs in eval mode with frozen parameters; nothing is left on it.
+    in-place ReLU after the layer cannot overwrite the values read. The model runs in eval mode with frozen parameters; nothing is left on it.
     """
     module = get_layer(net, layer)
     seen: list[torch.Tensor] = []
@@ -152,10 +165,7 @@ def layer_gradients(net: nn.Module, pixnet: nn.Module, x: torch.Tensor, layer: s
                 "class-activation maps need a convolutional or token layer",
                 param="layer",
             )
-        t = logits.detach().argmax(1) if targets is None else targets.to(logits.device)
-        if int(t.max()) >= logits.shape[1] or int(t.min()) < 0:
-            bad = int(t.max()) if int(t.max()) >= logits.shape[1] else int(t.min())
-            raise CnnlensError(f"target: class {bad} out of range, the model has classes 0..{logits.shape[1] - 1}", param="target")
+        t = fill_targets(logits.detach(), targets)
         score = logits.gather(1, t.view(-1, 1)).sum()
         if score.requires_grad:
             (grad,) = torch.autograd.grad(score, act, allow_unused=True)
@@ -216,13 +226,30 @@ def attribution_layer(net: nn.Module, pixnet: nn.Module, prep: Preprocessing, la
                 param="layer",
             )
         return base
-    # the last token layer whose patch positions reach the class score: one pass, every token layer's gradient
-    with eval_mode(net), capture(net, tokens, grads=True) as record, torch.enable_grad():
-        x.requires_grad_(True)
-        logits = _check_logits(pixnet(x))
-        torch.autograd.grad(logits[0, int(logits[0].argmax())], x)
+    # the last token layer whose patch positions reach the classifier. The score differentiated is a
+    # fixed random projection of the classifier's input, not a logit: a random-init ViT's head is all
+    # zeros (torchvision's init), which would leave every gradient 0.
+    after_tokens = order[order.index(tokens[-1]) + 1 :]
+    head = next((n for n in after_tokens if len(shapes[n]) == 2), None)
+    taken: list[torch.Tensor] = []
+    handle = get_layer(net, head).register_forward_pre_hook(lambda mod, args: taken.append(args[0])) if head else None
+    try:
+        with eval_mode(net), capture(net, tokens, grads=True) as record, torch.enable_grad():
+            x.requires_grad_(True)
+            out = pixnet(x)
+            feats = taken[0] if taken and isinstance(taken[0], torch.Tensor) else out
+            weights = torch.randn(feats.shape, generator=torch.Generator().manual_seed(0)).to(feats.device, feats.dtype)
+            torch.autograd.grad((feats * weights).sum(), x)
+    finally:
+        if handle is not None:
+            handle.remove()
+    # the residual stream's width (not a qkv projection's three times that)
+    widths = [shapes[n][-1] for n in tokens]
+    width = max(set(widths), key=widths.count)
     for name in reversed(tokens):
         g = record.grads.get(name)
+        if shapes[name][-1] != width:
+            continue
         if g is not None and float(grids[name].apply(g).abs().amax()) > 0:  # type: ignore[union-attr]
             return name
     return base if base is not None else tokens[-1]

@@ -22,6 +22,7 @@ def rgb_to_yiq(image: torch.Tensor) -> torch.Tensor:
 
 
 def yiq_to_rgb(image: torch.Tensor) -> torch.Tensor:
+    """The inverse of :func:`rgb_to_yiq`: ``(..., 3, H, W)`` YIQ back to RGB."""
     m = torch.linalg.inv(_YIQ).to(image.device, image.dtype)
     return torch.einsum("ij,...jhw->...ihw", m, image)
 

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from .common import image_preprocessing, layer_geometry, parse_units
 from .deconv import METHODS, Projection, ReLUGradientMode, UnitGradient, check_methods, project, relu_rule, unit_gradients
-from .filters import FilterInfo, Filters, conv_filters, first_conv, input_scale, strongest
+from .common import strongest
+from .filters import FilterInfo, Filters, conv_filters, first_conv, input_scale
 from .gabor import GaborFit, fit_gabor, separability
 from .patches import (
     MIN_INSIDE,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 import torch.nn as nn
 
 from ..address import Unit, parse_unit
@@ -14,7 +15,7 @@ from ..pixels import Normalized, Preprocessing
 from ..receptive_field import ReceptiveField
 from ..registry import ModelInfo, model_info
 
-__all__ = ["check_one_input", "image_preprocessing", "info_label", "layer_geometry", "network", "parse_units"]
+__all__ = ["check_one_input", "image_preprocessing", "info_label", "layer_geometry", "network", "parse_units", "strongest"]
 
 
 def network(model: nn.Module) -> tuple[nn.Module, Preprocessing | None]:
@@ -96,3 +97,9 @@ def info_label(info: ModelInfo | dict[str, Any]) -> str:
     if isinstance(info, ModelInfo):
         return info.label
     return f"{info.get('model') or 'model'} ({info.get('weights') or 'weights unknown'})"
+
+
+def strongest(weight: torch.Tensor, n: int) -> list[int]:
+    """Indices of the ``n`` output filters with the largest L2 norm, strongest first."""
+    norms = weight.flatten(1).norm(dim=1)
+    return torch.argsort(norms, descending=True, stable=True)[:n].tolist()

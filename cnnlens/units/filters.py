@@ -25,7 +25,7 @@ from ..registry import ModelInfo, model_info
 from ..results import Result
 from .common import network
 
-__all__ = ["FilterInfo", "Filters", "conv_filters", "first_conv", "input_scale", "strongest"]
+__all__ = ["FilterInfo", "Filters", "conv_filters", "first_conv", "input_scale"]
 
 COLOR_THRESHOLD = 0.5  # share of energy off the grey axis above which a 3-channel filter counts as colour
 
@@ -201,8 +201,3 @@ def conv_filters(model: nn.Module, layer: str | nn.Module | None = None, *, prep
         )
     return Filters(layer=name, weight=w, first_layer=is_first, scale=scale, filters=infos, info=model_info(model))
 
-
-def strongest(weight: torch.Tensor, n: int) -> list[int]:
-    """Indices of the ``n`` output filters with the largest L2 norm, strongest first."""
-    norms = weight.flatten(1).norm(dim=1)
-    return torch.argsort(norms, descending=True, stable=True)[:n].tolist()

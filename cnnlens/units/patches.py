@@ -23,6 +23,7 @@ the image), the positions with the largest share count. ``min_inside=0`` ranks e
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from collections import deque
@@ -36,6 +37,7 @@ import torch
 import torch.nn as nn
 
 from ..checks import check_int, check_number
+from ..distributed import Checkpoint, ExactSum, Partial, Shard, TopK, fingerprint, is_main, model_fingerprint, run
 from ..errors import CnnlensError
 from ..hooks import eval_mode, forward_until
 from ..images import list_images
@@ -49,6 +51,8 @@ from .common import image_preprocessing, info_label, layer_geometry, network, pa
 __all__ = [
     "Patch",
     "PatchResult",
+    "PatchSetup",
+    "PatchState",
     "add_projections",
     "border_mask",
     "crop_box",
@@ -57,6 +61,7 @@ __all__ = [
     "load_index",
     "paste_box",
     "prepare_image",
+    "receptive_field_from_dict",
     "replay",
     "select_images",
     "top_patches",
@@ -161,6 +166,8 @@ class PatchResult(Result):
         """One row per channel: its crops, strongest first (beside their projections when computed)."""
         from .plots import plot_patches
 
+        if not self.crops:
+            extract_crops(self)
         return plot_patches(self, percentile=percentile, title=title)
 
     def _summary(self) -> dict[str, Any]:
@@ -341,7 +348,10 @@ def top_patches(
     crops: bool = True,
     method: str | None = None,
     progress: bool = True,
-) -> PatchResult:
+    distributed: bool | None = None,
+    shard: str | Shard | None = None,
+    checkpoint: str | Path | Checkpoint | None = None,
+) -> PatchResult | Partial:
     """The ``k`` images (and receptive-field crops) that excite each channel of a layer most.
 
     Args:
@@ -367,6 +377,17 @@ def top_patches(
         method: also project each patch's unit back to pixels with ``deconvnet``, ``guided`` or
             ``gradient`` (the Zeiler & Fergus figure).
         progress: report progress on stderr (a bar on a terminal, a line every 10 s elsewhere).
+        distributed: under torchrun (``None``, the default, or ``True``) each process mines its
+            share of the images and every process gets the merged result; ``False``: this process
+            mines them all. See :mod:`cnnlens.distributed`.
+        shard: ``"I/N"``: mine share I of N only and return its :class:`~cnnlens.distributed.Partial`
+            state (save it as JSON; :func:`cnnlens.distributed.merge` turns the parts into the result).
+        checkpoint: a ``.json`` file (or :class:`~cnnlens.distributed.Checkpoint`) where the partial
+            state is saved at intervals; a run given the same file continues from it.
+
+    The result is the same, byte for byte, however the images were shared among processes, shards
+    or resumed runs: the top-k are re-ranked by value, ties by global image index, and the mean
+    unit values are exact sums rounded once.
 
     Raises:
         CnnlensError: bad arguments, unknown layer or channel, a layer with a global receptive field,
@@ -388,6 +409,10 @@ def top_patches(
     min_inside = check_number(min_inside, "min_inside", low=0.0, high=1.0)
     if method is not None:
         (method,) = check_methods(method, "method")
+        if shard is not None:
+            raise CnnlensError(
+                "method: projections need the merged result; merge the shares, then load_index(merged, model=..., method=...)", param="method"
+            )
     net, _ = network(model)
     prep = image_preprocessing(model, preprocessing, size)
     if unit is None:
@@ -407,84 +432,207 @@ def top_patches(
     if wanted_list is not None and max(wanted_list) >= shape[1]:
         bad = [c for c in wanted_list if c >= shape[1]]
         raise CnnlensError(f"unit: channel {bad[0]} out of range, {name} has channels 0..{shape[1] - 1}", param="unit")
-    mask = border_mask(rf, shape[2:], side, min_inside)
-    use_mask = not bool(mask.all())
-    device = model_device(net)
-    dtype = next((p.dtype for p in net.parameters() if p.is_floating_point()), torch.float32)
-    wanted = None if wanted_list is None else torch.tensor(wanted_list, dtype=torch.long)
-    paths = list(sources.values())
-    names = list(sources)
-    values = indices = positions = sums = None
-    width = int(shape[3])
-    with eval_mode(net), torch.no_grad(), progress_bar(len(paths), f"patches {name}", enabled=progress, unit="img") as bar:
-        for batch_idx, x in iter_batches(paths, prep, batch_size=batch_size, workers=workers):
-            x = prep.normalize(x.to(device, dtype=dtype, non_blocking=True))
-            act = forward_until(net, x, name)[name]
-            if wanted is not None:
-                act = act[:, wanted.to(act.device)]
-            if use_mask:
-                act = act.masked_fill(~mask.to(act.device), -math.inf)
-            unit_v, where = act.flatten(2).max(dim=2)  # (B, C): value and first position of the maximum
-            unit_v, where = unit_v.float().T.cpu(), where.T.cpu()  # (C, B)
-            img = torch.tensor(batch_idx).view(1, -1).expand_as(unit_v)
-            if values is None:
-                n = unit_v.shape[0]
-                values = torch.full((n, 0), -math.inf)
-                indices = torch.zeros((n, 0), dtype=torch.long)
-                positions = torch.zeros((n, 0), dtype=torch.long)
-                sums = torch.zeros(n, dtype=torch.float64)
-            sums += unit_v.double().sum(1)
-            # running entries precede the batch and come from earlier images: a stable sort keeps
-            # earlier images first among equal values, like a brute-force stable top-k
-            cand_v = torch.cat([values, unit_v], 1)
-            order = torch.sort(cand_v, dim=1, descending=True, stable=True).indices[:, :k]
-            values = cand_v.gather(1, order)
-            indices = torch.cat([indices, img], 1).gather(1, order)
-            positions = torch.cat([positions, where], 1).gather(1, order)
-            bar.update(len(batch_idx))
-    assert values is not None and indices is not None and positions is not None and sums is not None
-    tracked = wanted_list if wanted_list is not None else list(range(values.shape[0]))
-    means = (sums / len(paths)).tolist()
-    mean_of = dict(zip(tracked, means))
-    if wanted_list is None:
-        rank = sorted(range(len(tracked)), key=lambda r: (-means[r], r))[:n_channels]
-    else:
-        rank = list(range(len(tracked)))
-    patches: dict[int, list[Patch]] = {}
-    for r in rank:
-        c = tracked[r]
-        row = []
-        for j in range(values.shape[1]):
-            v = float(values[r, j])
-            if v == -math.inf:
-                continue
-            pi, pj = divmod(int(positions[r, j]), width)
-            row.append(Patch(c, j, names[int(indices[r, j])], int(indices[r, j]), (pi, pj), rf.box(pi, pj), v))
-        patches[c] = row
-    result = PatchResult(
+    setup = PatchSetup(
         layer=name,
-        channels=[tracked[r] for r in rank],
-        patches=patches,
+        tracked=wanted_list if wanted_list is not None else list(range(int(shape[1]))),
+        given=wanted_list is not None,
+        n_channels=n_channels,
+        k=k,
         receptive_field=rf,
         preprocessing=prep,
         input_size=side,
-        n_images=len(paths),
-        mean_activation={c: mean_of[c] for c in patches},
+        width=int(shape[3]),
+        n_images=len(sources),
         info=model_info(model).to_dict(),
         min_inside=min_inside,
-        sources=sources,
     )
-    dead = result.dead_channels
-    if dead:
-        result.warnings.append(
-            f"channel{'s' if len(dead) > 1 else ''} {', '.join(map(str, dead))} of {name} never fired on these {len(paths)} images "
-            "(best activation <= 0): their patches are arbitrary ties"
-        )
+    job = _PatchJob(net, setup, sources, border_mask(rf, shape[2:], side, min_inside), batch_size, workers)
+    part = run(job, distributed=distributed, shard=shard, checkpoint=checkpoint, progress=progress)
+    if shard is not None:
+        return part
+    result = setup.result(part.state, sources)
     if crops or method is not None:
         extract_crops(result)
     if method is not None:
-        add_projections(model, result, method=method, batch_size=min(batch_size, 16), progress=progress)
+        add_projections(model, result, method=method, batch_size=min(batch_size, 16), progress=progress and is_main())
     return result
+
+
+@dataclass(frozen=True)
+class PatchSetup:
+    """What a patches run needs to turn its state into a :class:`PatchResult`; as JSON, it is part
+    of the settings every share of the run must agree on."""
+
+    layer: str
+    tracked: list[int]  # the channels whose units are ranked: those given, or all of the layer
+    given: bool  # channels given (shown as given) rather than the n_channels strongest by mean
+    n_channels: int
+    k: int
+    receptive_field: ReceptiveField
+    preprocessing: Preprocessing
+    input_size: tuple[int, int]
+    width: int  # of the layer's output: positions are row * width + col
+    n_images: int
+    info: dict[str, Any]
+    min_inside: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "layer": self.layer, "tracked": list(self.tracked), "given": self.given, "n_channels": self.n_channels, "k": self.k,
+            "receptive_field": self.receptive_field.to_dict(), "preprocessing": self.preprocessing.to_dict(),
+            "input_size": list(self.input_size), "width": self.width, "n_images": self.n_images, "info": self.info,
+            "min_inside": self.min_inside,
+        }  # fmt: skip
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> PatchSetup:
+        return cls(
+            layer=str(data["layer"]), tracked=[int(c) for c in data["tracked"]], given=bool(data["given"]),
+            n_channels=int(data["n_channels"]), k=int(data["k"]), receptive_field=receptive_field_from_dict(data["receptive_field"]),
+            preprocessing=Preprocessing.from_dict(data["preprocessing"]), input_size=tuple(data["input_size"]),  # type: ignore[arg-type]
+            width=int(data["width"]), n_images=int(data["n_images"]), info=dict(data["info"]), min_inside=float(data["min_inside"]),
+        )  # fmt: skip
+
+    def result(self, state: PatchState, sources: dict[str, Any] | None = None) -> PatchResult:
+        """The result of a run from its merged state (``sources``: name -> image, for the crops)."""
+        tracked = self.tracked
+        means = state.sums.means(self.n_images)
+        mean_of = dict(zip(tracked, means))
+        if self.given:
+            rank = list(range(len(tracked)))
+        else:
+            rank = sorted(range(len(tracked)), key=lambda r: (-means[r], r))[: self.n_channels]
+        values, indices, positions = state.top.values, state.top.index, state.top.payload
+        patches: dict[int, list[Patch]] = {}
+        for r in rank:
+            c = tracked[r]
+            row = []
+            for j in range(values.shape[1]):
+                v = float(values[r, j])
+                if v == -math.inf:
+                    continue
+                pi, pj = divmod(int(positions[r, j]), self.width)
+                i = int(indices[r, j])
+                row.append(Patch(c, j, state.name(i), i, (pi, pj), self.receptive_field.box(pi, pj), v))
+            patches[c] = row
+        result = PatchResult(
+            layer=self.layer,
+            channels=[tracked[r] for r in rank],
+            patches=patches,
+            receptive_field=self.receptive_field,
+            preprocessing=self.preprocessing,
+            input_size=self.input_size,
+            n_images=self.n_images,
+            mean_activation={c: mean_of[c] for c in patches},
+            info=dict(self.info),
+            min_inside=self.min_inside,
+            sources=dict(sources or {}),
+        )
+        dead = result.dead_channels
+        if dead:
+            result.warnings.append(
+                f"channel{'s' if len(dead) > 1 else ''} {', '.join(map(str, dead))} of {self.layer} never fired on these "
+                f"{self.n_images} images (best activation <= 0): their patches are arbitrary ties"
+            )
+        return result
+
+
+class PatchState:
+    """The mergeable state of a patches run (:mod:`cnnlens.distributed`): per tracked channel the
+    top-k units (value, global image index, position) and the exact sum of its unit values, with the
+    names of the images the top-k hold."""
+
+    def __init__(self, rows: int, k: int, names: Sequence[str] | None = None) -> None:
+        self.top = TopK(rows, k)
+        self.sums = ExactSum(rows)
+        self.names = names  # the global list, when this process has it
+        self.known: dict[int, str] = {}  # names read from a file
+
+    def has(self, index: int) -> bool:
+        return index in self.known or (self.names is not None and 0 <= index < len(self.names))
+
+    def name(self, index: int) -> str:
+        return self.known[index] if index in self.known else self.names[index]  # type: ignore[index]
+
+    def merge(self, other: PatchState) -> None:
+        self.top.merge(other.top)
+        self.sums.merge(other.sums)
+        held = set(self.top.index.flatten().tolist())
+        self.known = {i: self.name(i) if self.has(i) else other.name(i) for i in held if not (self.names is not None and i < len(self.names))}
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> PatchState:
+        out = PatchState(self.top.rows, self.top.k, self.names)  # the global list is shared, not copied
+        out.top, out.sums, out.known = copy.deepcopy(self.top, memo), copy.deepcopy(self.sums, memo), dict(self.known)
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        held = sorted(set(self.top.index.flatten().tolist()))
+        return {"top": self.top.to_json(), "sums": self.sums.to_json(), "names": {str(i): self.name(i) for i in held}}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> PatchState:
+        top = TopK.from_json(data["top"])
+        out = cls(top.rows, top.k)
+        out.top, out.sums = top, ExactSum.from_json(data["sums"])
+        out.known = {int(i): str(n) for i, n in data["names"].items()}
+        return out
+
+    @classmethod
+    def result(cls, settings: dict[str, Any], state: PatchState) -> PatchResult:
+        """The :class:`PatchResult` of merged parts (crops are cut when the figure is drawn)."""
+        return PatchSetup.from_json(settings["setup"]).result(state)
+
+
+class _PatchJob:
+    """The streaming pass of :func:`top_patches` as a :class:`cnnlens.distributed.Job`."""
+
+    kind = "patches"
+    unit = "img"
+
+    def __init__(self, net: nn.Module, setup: PatchSetup, sources: dict[str, Any], mask: torch.Tensor, batch_size: int, workers: int) -> None:
+        self.net, self.setup, self.mask = net, setup, mask
+        self.names = list(sources)
+        self.paths = list(sources.values())
+        self.n_items = len(self.paths)
+        self.batch_size, self.workers = batch_size, workers
+        self.desc = f"patches {setup.layer}"
+
+    def settings(self) -> dict[str, Any]:
+        pixels = [p for p in self.paths if isinstance(p, torch.Tensor)]  # in-memory images: their content counts
+        return {"setup": self.setup.to_json(), "images_sha256": fingerprint(self.names, *pixels), "model_sha256": model_fingerprint(self.net)}
+
+    def empty(self) -> PatchState:
+        return PatchState(len(self.setup.tracked), self.setup.k, self.names)
+
+    def work(self, n_items: int, n_batches: int) -> int:
+        return n_items
+
+    def steps(self, state: PatchState, items: Sequence[int] | None, bar: Any) -> Iterator[None]:
+        assert items is not None
+        net, setup, prep = self.net, self.setup, self.setup.preprocessing
+        device = model_device(net)
+        dtype = next((p.dtype for p in net.parameters() if p.is_floating_point()), torch.float32)
+        wanted = torch.tensor(setup.tracked, dtype=torch.long) if setup.given else None
+        use_mask = not bool(self.mask.all())
+        with eval_mode(net), torch.no_grad():
+            for batch_idx, x in iter_batches([self.paths[i] for i in items], prep, batch_size=self.batch_size, workers=self.workers):
+                x = prep.normalize(x.to(device, dtype=dtype, non_blocking=True))
+                act = forward_until(net, x, setup.layer)[setup.layer]
+                if wanted is not None:
+                    act = act[:, wanted.to(act.device)]
+                if use_mask:
+                    act = act.masked_fill(~self.mask.to(act.device), -math.inf)
+                unit_v, where = act.flatten(2).max(dim=2)  # (B, C): value and first position of the maximum
+                unit_v, where = unit_v.float().T.cpu(), where.T.cpu()  # (C, B)
+                state.sums.add(unit_v)
+                state.top.add(unit_v, [items[i] for i in batch_idx], where)  # ties: the earlier image first
+                bar.update(len(batch_idx))
+                yield
+
+
+def receptive_field_from_dict(data: dict[str, Any]) -> ReceptiveField:
+    """The :class:`ReceptiveField` written by its ``to_dict()``."""
+    return ReceptiveField(tuple(data["size"]), tuple(data["stride"]), tuple(data["padding"]), data.get("aligned", True))  # type: ignore[arg-type]
 
 
 def _images_of(result: PatchResult) -> dict[str, torch.Tensor]:
@@ -602,18 +750,9 @@ def load_index(
         raise CnnlensError("index: not a cnnlens patches index (a JSON object)", param="index")
     try:
         prep_d = index["preprocessing"]
-        size = int(prep_d["crop_size"])
-        prep = Preprocessing(
-            mean=tuple(float(v) for v in prep_d["mean"]),
-            std=tuple(float(v) for v in prep_d["std"]),
-            crop_size=size,
-            resize_size=int(prep_d["resize_size"]) if prep_d.get("resize_size") is not None else None,
-            channels=int(prep_d.get("channels", len(prep_d["mean"]))),
-            min_size=tuple(int(v) for v in prep_d.get("min_size", (1, 1))),  # type: ignore[arg-type]
-            source=str(prep_d.get("source", "patches index")),
-        )
-        rf_d = index["receptive_field"]
-        rf = ReceptiveField(tuple(rf_d["size"]), tuple(rf_d["stride"]), tuple(rf_d["padding"]), rf_d.get("aligned", True))
+        int(prep_d["crop_size"])
+        prep = Preprocessing.from_dict({"source": "patches index", **prep_d})
+        rf = receptive_field_from_dict(index["receptive_field"])
         channels = [int(c["channel"]) for c in index["channels"]]
         patches = {
             int(c["channel"]): [

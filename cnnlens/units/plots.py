@@ -74,7 +74,7 @@ def _figure(array: np.ndarray, *, min_width: int = 900, max_width: int = 1800, e
 def filter_grid(filters: Filters, *, max_filters: int | None = None, max_inputs: int = 16, ncols: int | None = None) -> tuple[np.ndarray, list[int], list[int] | None]:
     """The grid image of :func:`plot_filters` as an ``(H, W, 3)`` array, the filter indices shown
     (row-major) and, for deeper layers, the input channels shown as columns."""
-    from .filters import strongest
+    from .common import strongest
 
     w = filters.weight
     if filters.first_layer:
@@ -135,9 +135,7 @@ def plot_patches(result: PatchResult, *, title: str | None = None, percentile: f
     (Zeiler & Fergus 2014, fig. 2). The title names model, weights (or "random init"), layer and
     the rule for border units; rows are labelled with their unit (``LAYER:CHANNEL``)."""
     if not result.crops:
-        from .patches import extract_crops
-
-        extract_crops(result)
+        raise ValueError("plot_patches needs the crops: use result.figure(), which cuts them")
     rows = []
     with_proj = bool(result.projections)
     k = max(1, result.k)

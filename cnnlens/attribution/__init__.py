@@ -1,0 +1,57 @@
+"""Attribution maps: where in the image the network found the evidence for a class.
+
+Grad-CAM, Grad-CAM++, guided Grad-CAM, occlusion, saliency, integrated gradients and SmoothGrad, on
+pixels in [0, 1], with two checks beside the maps: deletion and insertion curves against a random
+map (Petsiuk et al. 2018), and the cascading model-randomization test (Adebayo et al. 2018). Guided
+Grad-CAM uses cnnlens' guided backprop, which routes functional ReLUs too (googlenet, inception_v3,
+densenet), where captum's ``GuidedGradCam`` sees only ``nn.ReLU`` modules.
+
+Example:
+    >>> import cnnlens, torch
+    >>> from cnnlens.attribution import attribute
+    >>> model = cnnlens.create_model("resnet18", seed=0)
+    >>> r = attribute(model, torch.rand(1, 3, 64, 64), ["gradcam", "saliency"], progress=False)
+    >>> tuple(r.maps.shape), r.methods, r.layer
+    ((1, 64, 64), ('gradcam', 'saliency'), 'layer4')
+"""
+
+from __future__ import annotations
+
+from .faithfulness import CURVES, RANDOM, Faithfulness, area, deletion_insertion, pixel_order
+from .maps import Attribution, attribute, figure_names, resolve_targets
+from .methods import CAM_METHODS, DEFAULT_METHODS, METHODS, Settings, check_methods, gradcam, reduce_channels
+from .plots import plot_attribution, plot_faithfulness, plot_overview, plot_randomization
+from .sanity import RandomizationTest, cascade_blocks, randomization_test, reinitialize, spearman
+from .spatial import Grid, attribution_layer, grid_of
+
+__all__ = [
+    "CAM_METHODS",
+    "CURVES",
+    "DEFAULT_METHODS",
+    "METHODS",
+    "RANDOM",
+    "Attribution",
+    "Faithfulness",
+    "Grid",
+    "RandomizationTest",
+    "Settings",
+    "area",
+    "attribute",
+    "attribution_layer",
+    "cascade_blocks",
+    "check_methods",
+    "deletion_insertion",
+    "figure_names",
+    "grid_of",
+    "gradcam",
+    "pixel_order",
+    "plot_attribution",
+    "plot_faithfulness",
+    "plot_overview",
+    "plot_randomization",
+    "randomization_test",
+    "reduce_channels",
+    "reinitialize",
+    "resolve_targets",
+    "spearman",
+]

@@ -1,0 +1,271 @@
+"""Faithfulness of attribution maps: the deletion and insertion curves of Petsiuk et al. 2018 (RISE).
+
+**Deletion** removes pixels in the order of the map, most important first, replacing them with the
+normalization mean (Petsiuk et al. set them to 0 in the normalized input, which is the same); the
+target class's softmax probability is recorded after each step. A map that finds the evidence makes
+the probability fall fast: a *small* area under the curve is good. **Insertion** starts from a
+blurred copy of the image (Gaussian, sigma 5 pixels at 224 px as in Petsiuk et al., scaled with the
+image) and reveals the original pixels in the same order: a *large* area is good.
+
+Every method is compared with a **random map** (uniform noise, the same curves): a map that knows
+nothing about the image. Pixels the map ranks equal (Grad-CAM's zeros) are taken in a random order,
+so that ties do not sweep the image from the top. The x axis is the fraction of pixels removed or
+revealed, ``0, 1/steps, ..., 1``; the area is the trapezoid rule on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..attacks.core import pixel_net
+from ..checks import check_int
+from ..errors import CnnlensError
+from ..hooks import eval_mode
+from ..progress import progress_bar
+from ..registry import ModelInfo, model_device
+from ..results import Result
+
+if TYPE_CHECKING:
+    from .maps import Attribution
+
+__all__ = ["CURVES", "RANDOM", "Faithfulness", "area", "deletion_insertion", "pixel_order"]
+
+CURVES = ("deletion", "insertion")
+RANDOM = "random"  # the name of the random-map baseline among the methods
+
+
+def pixel_order(saliency: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Pixel indices of an ``(H, W)`` map, largest value first, ties in a random order."""
+    flat = saliency.reshape(-1).float()
+    perm = torch.randperm(flat.numel(), generator=generator)
+    order = torch.argsort(flat[perm], descending=True, stable=True)
+    return perm[order]
+
+
+def area(curve: torch.Tensor) -> torch.Tensor:
+    """Area under curves ``(..., steps + 1)`` sampled at fractions ``0..1`` (trapezoid rule)."""
+    steps = curve.shape[-1] - 1
+    if steps < 1:
+        return curve[..., 0]
+    return (curve.sum(-1) - (curve[..., 0] + curve[..., -1]) / 2) / steps
+
+
+def blur_sigma(size: tuple[int, int]) -> float:
+    """Petsiuk et al.'s sigma 5 at 224 px, scaled to the image."""
+    return 5.0 * min(size) / 224.0
+
+
+def _blur(x: torch.Tensor) -> torch.Tensor:
+    import torchvision.transforms.v2.functional as TF
+
+    sigma = blur_sigma((x.shape[-2], x.shape[-1]))
+    k = 2 * max(1, round(sigma)) + 1
+    return TF.gaussian_blur(x, kernel_size=[k, k], sigma=[sigma, sigma])
+
+
+@dataclass(repr=False)
+class Faithfulness(Result):
+    """Deletion and insertion curves per method and image (module docstring).
+
+    Attributes:
+        curves: ``curves[curve][method]`` is ``(N, steps + 1)``: the target's probability after each
+            step; ``method`` includes ``"random"``, the baseline.
+        fractions: ``(steps + 1,)`` the fraction of pixels removed (deletion) or revealed (insertion).
+        targets, target_names: the class each curve follows.
+    """
+
+    info: ModelInfo
+    methods: tuple[str, ...]
+    fractions: torch.Tensor
+    curves: dict[str, dict[str, torch.Tensor]]
+    image_names: list[str]
+    targets: torch.Tensor
+    target_names: list[str]
+    blur_sigma: float
+    seed: int | None = None
+    layer: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def steps(self) -> int:
+        return int(self.fractions.numel() - 1)
+
+    def auc(self, curve: str, method: str) -> torch.Tensor:
+        """``(N,)`` areas under ``curve`` of ``method``."""
+        return area(self.curves[curve][method])
+
+    def mean_auc(self) -> dict[str, dict[str, float]]:
+        """``{curve: {method: mean area over the images}}``."""
+        return {c: {m: float(self.auc(c, m).mean()) for m in self.methods} for c in self.curves}
+
+    def better_than_random(self, curve: str, method: str) -> float:
+        """Share of images where ``method`` beats the random map (deletion: smaller area; insertion: larger)."""
+        a, r = self.auc(curve, method), self.auc(curve, RANDOM)
+        return float(((a < r) if curve == "deletion" else (a > r)).float().mean())
+
+    def to_dict(self) -> dict[str, Any]:
+        means = self.mean_auc()
+        summary = {
+            c: {
+                m: {
+                    "mean_auc": means[c][m],
+                    "std_auc": float(self.auc(c, m).std()) if len(self.image_names) > 1 else 0.0,
+                    **({} if m == RANDOM else {"better_than_random": self.better_than_random(c, m)}),
+                    "mean_curve": self.curves[c][m].mean(0),
+                }
+                for m in self.methods
+            }
+            for c in self.curves
+        }
+        return {
+            **self.info.to_dict(),
+            "layer": self.layer,
+            "steps": self.steps,
+            "fractions": self.fractions,
+            "deletion_fill": "normalization mean",
+            "insertion_start": f"Gaussian blur, sigma {self.blur_sigma:.3g} px",
+            "score": "softmax probability of the target class",
+            "baseline": "random map (uniform noise)",
+            "seed": self.seed,
+            "curves": summary,
+            "images": [
+                {
+                    "image": name,
+                    "target": int(self.targets[i]),
+                    "target_name": self.target_names[i],
+                    "auc": {c: {m: float(self.auc(c, m)[i]) for m in self.methods} for c in self.curves},
+                }
+                for i, name in enumerate(self.image_names)
+            ],
+        }
+
+    def figure(self, index: int | None = None, *, title: str | None = None) -> Any:
+        """The curves (of image ``index``, or the mean over the images) with their areas in the legend."""
+        from .plots import plot_faithfulness
+
+        return plot_faithfulness(self, index, title=title)
+
+    def _summary(self) -> dict[str, Any]:
+        means = self.mean_auc()
+        return {
+            "model": self.info.label,
+            "images": len(self.image_names),
+            **{f"{c} auc": {m: round(v, 4) for m, v in means[c].items()} for c in self.curves},
+        }
+
+
+def _check_curves(curves: str | Sequence[str]) -> tuple[str, ...]:
+    items = [curves] if isinstance(curves, str) else list(curves)
+    bad = [c for c in items if c not in CURVES]
+    if bad or not items:
+        raise CnnlensError(f"curves must be deletion, insertion or both, not {bad[0] if bad else 'nothing'!r}", param="curves")
+    return tuple(c for c in CURVES if c in items)
+
+
+def curves_of(
+    pixnet: nn.Module,
+    x: torch.Tensor,
+    maps: dict[str, torch.Tensor],
+    targets: torch.Tensor,
+    *,
+    fill: torch.Tensor,
+    steps: int,
+    curves: Sequence[str],
+    generator: torch.Generator,
+    batch_size: int,
+) -> dict[str, dict[str, torch.Tensor]]:
+    """Curves of one batch of images ``x`` ``(N, C, H, W)`` on ``pixnet`` (pixels in [0, 1])."""
+    n, _, h, w = x.shape
+    total = h * w
+    counts = torch.round(torch.arange(steps + 1, dtype=torch.float64) * total / steps).long()
+    blurred = _blur(x) if "insertion" in curves else None
+    out: dict[str, dict[str, list[torch.Tensor]]] = {c: {m: [] for m in maps} for c in curves}
+    for i in range(n):
+        stacks: list[torch.Tensor] = []
+        keys: list[tuple[str, str]] = []
+        for method, m in maps.items():
+            rank = torch.empty(total, dtype=torch.long)
+            rank[pixel_order(m[i], generator)] = torch.arange(total)
+            masks = (rank.view(1, h, w) < counts.view(-1, 1, 1)).to(x.device).unsqueeze(1)  # (S+1, 1, H, W)
+            for c in curves:
+                if c == "deletion":
+                    stacks.append(torch.where(masks, fill, x[i : i + 1]))
+                else:
+                    stacks.append(torch.where(masks, x[i : i + 1], blurred[i : i + 1]))  # type: ignore[index]
+                keys.append((c, method))
+        batch = torch.cat(stacks)
+        with torch.no_grad():
+            probs = torch.cat([F.softmax(pixnet(chunk).float(), 1)[:, int(targets[i])] for chunk in batch.split(batch_size)])
+        for k, (c, method) in enumerate(keys):
+            out[c][method].append(probs[k * (steps + 1) : (k + 1) * (steps + 1)].cpu())
+    return {c: {m: torch.stack(v) for m, v in per.items()} for c, per in out.items()}
+
+
+def deletion_insertion(
+    model: nn.Module,
+    attribution: Attribution,
+    *,
+    steps: int = 16,
+    curves: str | Sequence[str] = CURVES,
+    batch_size: int = 32,
+    seed: int | None = 0,
+    progress: bool = True,
+) -> Faithfulness:
+    """Deletion and insertion curves of every map of ``attribution``, and of a random map.
+
+    Args:
+        model: the model the maps were computed on (as given to :func:`cnnlens.attribution.attribute`).
+        attribution: the maps, images and targets (:class:`~cnnlens.attribution.Attribution`).
+        steps: points of each curve after the first (16: 1/16 of the pixels per step).
+        curves: ``"deletion"``, ``"insertion"`` or both.
+        batch_size: images per forward pass.
+        seed: draws the random map and the order among equal values.
+        progress: report progress (bar on a terminal, a line every 10 s elsewhere).
+
+    Returns:
+        :class:`Faithfulness`; ``to_dict()`` has the mean areas and, per method, the share of images
+        where it beats the random map.
+    """
+    steps = check_int(steps, "steps", low=1, high=100_000)
+    which = _check_curves(curves)
+    batch_size = check_int(batch_size, "batch_size", low=1, high=65536)
+    generator = torch.Generator()
+    if seed is not None:
+        generator.manual_seed(check_int(seed, "seed", low=0, high=2**63 - 1))
+    prep = attribution.preprocessing
+    pixnet = pixel_net(model, prep)
+    device = model_device(model)
+    dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
+    images = attribution.images
+    n, c, h, w = images.shape
+    fill = torch.tensor(prep.mean[:c] if len(prep.mean) >= c else prep.mean * c, dtype=dtype, device=device).view(1, c, 1, 1)
+    random_maps = torch.rand(n, h, w, generator=generator)
+    parts: list[dict[str, dict[str, torch.Tensor]]] = []
+    per_image = max(1, batch_size // (len(attribution.methods) + 1))
+    with eval_mode(model), progress_bar(n, "deletion/insertion curves", enabled=progress, unit="image") as bar:
+        for start in range(0, n, per_image):
+            sl = slice(start, min(n, start + per_image))
+            maps = {m: attribution.by_method[m][sl] for m in attribution.methods}
+            maps[RANDOM] = random_maps[sl]
+            x = images[sl].to(device, dtype)
+            parts.append(curves_of(pixnet, x, maps, attribution.targets[sl], fill=fill, steps=steps, curves=which, generator=generator, batch_size=batch_size))
+            bar.update(sl.stop - sl.start)
+    merged = {cv: {m: torch.cat([p[cv][m] for p in parts]) for m in parts[0][cv]} for cv in which}
+    return Faithfulness(
+        info=attribution.info,
+        methods=(*attribution.methods, RANDOM),
+        fractions=torch.arange(steps + 1, dtype=torch.float32) / steps,
+        curves=merged,
+        image_names=list(attribution.image_names),
+        targets=attribution.targets.clone(),
+        target_names=list(attribution.target_names),
+        blur_sigma=blur_sigma((h, w)),
+        seed=seed,
+        layer=attribution.layer,
+    )

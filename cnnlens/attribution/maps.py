@@ -1,0 +1,433 @@
+"""``attribute()``: where in the image the network found its evidence for a class, by several methods,
+with the class names and probabilities; the :class:`Attribution` result."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from ..address import LOGITS, Unit, resolve_unit
+from ..checks import check_int
+from ..errors import CnnlensError
+from ..pixels import Preprocessing, as_pixels
+from ..progress import progress_bar
+from ..registry import ModelInfo, model_info
+from ..results import FIGURE_SUFFIXES, Result, check_output, jsonable, save_text
+from ..units.common import image_preprocessing, network
+from ..units.patches import iter_batches, select_images
+from .faithfulness import CURVES, Faithfulness, deletion_insertion
+from .methods import CAM_METHODS, Attributor, Settings, check_methods, seeded
+from .sanity import RandomizationTest, randomization_test
+from .spatial import Grid
+
+__all__ = ["INDEX_NAME", "Attribution", "attribute", "figure_names", "resolve_targets"]
+
+INDEX_NAME = "index.json"
+TOP = "top"
+
+Target = int | str | Unit | None
+
+
+def _one_target(value: Any, net: nn.Module, categories: Sequence[str] | None, num_classes: int | None) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise CnnlensError(f"target must be a class index, a class name, logits:CLASS or top, not {value!r}", param="target")
+    if isinstance(value, int):
+        unit: Unit | str = Unit(LOGITS, value)
+    elif isinstance(value, Unit):
+        unit = value
+    elif isinstance(value, str):
+        text = value.strip()
+        if text.lower() == TOP:
+            return None
+        if text.lstrip("-").isdigit():
+            unit = Unit(LOGITS, int(text))
+        elif text.startswith(f"{LOGITS}:"):
+            unit = text
+        else:
+            unit = Unit(LOGITS, None, None, text)
+    else:
+        raise CnnlensError(f"target must be a class index, a class name, logits:CLASS or top, not {type(value).__name__}", param="target")
+    if isinstance(unit, Unit) and unit.channel is not None and unit.channel < 0:
+        raise CnnlensError(f"target: class {unit.channel} out of range; classes start at 0", param="target")
+    resolved = resolve_unit(unit, net, categories=list(categories) if categories else None, num_classes=num_classes, name="target")
+    if not resolved.is_logits:
+        raise CnnlensError(f"target {value!r} is a layer; give a class: an index, a name, logits:CLASS or top", param="target")
+    return int(resolved.channel)  # type: ignore[arg-type]
+
+
+def resolve_targets(target: Any, model: nn.Module) -> list[int | None]:
+    """Targets as class indices, ``None`` where an image takes its top class.
+
+    ``target`` is ``"top"`` (or None), a class index, a class name (any case), ``logits:CLASS``, a
+    :class:`~cnnlens.Unit`, or a list or tensor of these, one per image. Names are checked against the
+    model's class names (with the closest names on a miss) and indices against their number, when known.
+    """
+    net, _ = network(model)
+    info = model_info(model)
+    cats = info.categories
+    n = len(cats) if cats else None
+    if isinstance(target, torch.Tensor):
+        if target.is_floating_point() or target.dtype == torch.bool:
+            raise CnnlensError(f"target must be class indices, not a {target.dtype} tensor", param="target")
+        target = target.reshape(-1).tolist()
+    items = list(target) if isinstance(target, (list, tuple)) else [target]
+    if not items:
+        raise CnnlensError("target is an empty list", param="target")
+    return [_one_target(v, net, cats, n) for v in items]
+
+
+def figure_names(image_names: Sequence[str], suffix: str = ".png") -> list[str]:
+    """One figure file name per image: its path's stem, with folders joined by ``_`` where two
+    images would otherwise share a name."""
+    stems = [Path(n).stem if not n.startswith("images[") else f"image{n[7:-1]}" for n in image_names]
+    if len(set(stems)) != len(stems):
+        parts = [Path(n).with_suffix("").parts[-3:] for n in image_names]
+        stems = ["_".join(p) for p in parts]
+    if len(set(stems)) != len(stems):
+        stems = [f"{i:05d}-{s}" for i, s in enumerate(stems)]
+    safe = ["".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in s) for s in stems]
+    return [s + suffix for s in safe]
+
+
+@dataclass(repr=False)
+class Attribution(Result):
+    """What :func:`attribute` returns.
+
+    Attributes:
+        images: ``(N, C, H, W)`` the pixels the model saw (resized and cropped), on the CPU.
+        by_method: ``by_method[method]`` is the ``(N, H, W)`` map of that method, in the images' pixel
+            space, on the CPU (see :mod:`cnnlens.attribution.methods` for each method's units).
+        methods: the methods, in the order asked.
+        layer: the layer of the class-activation methods (None when none was asked) and ``grid`` how
+            its output was read (channels first or last, tokens).
+        targets: ``(N,)`` the class each map explains; ``target_given``: per image, whether it was
+            given (else the model's top class).
+        probabilities: ``(N, classes)`` softmax of the model's output on the images.
+        ig_delta: integrated gradients' completeness error per image (captum's convergence delta:
+            ``sum(map) - (y(x) - y(black))``), when that method ran.
+        relu_calls: ReLU-family calls the guided rule took (guided methods; 0: they equal the gradient).
+        faithfulness: deletion/insertion curves (:class:`Faithfulness`) when asked.
+        sanity: the cascading randomization test (:class:`RandomizationTest`) when asked.
+    """
+
+    info: ModelInfo
+    images: torch.Tensor
+    image_names: list[str]
+    methods: tuple[str, ...]
+    by_method: dict[str, torch.Tensor]
+    layer: str | None
+    grid: Grid | None
+    targets: torch.Tensor
+    target_given: list[bool]
+    probabilities: torch.Tensor
+    settings: Settings = field(repr=False)
+    preprocessing: Preprocessing = field(repr=False)
+    ig_delta: torch.Tensor | None = None
+    relu_calls: int | None = None
+    seed: int | None = None
+    faithfulness: Faithfulness | None = None
+    sanity: RandomizationTest | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    # -- maps and classes ------------------------------------------------------------------------------
+    @property
+    def maps(self) -> torch.Tensor:
+        """``(N, H, W)``: the maps of the first method asked (``by_method`` holds every method's)."""
+        return self.by_method[self.methods[0]]
+
+    def __getitem__(self, method: str) -> torch.Tensor:
+        """``result["gradcam"]``: that method's ``(N, H, W)`` maps."""
+        (key,) = check_methods(method)
+        if key not in self.by_method:
+            raise CnnlensError(f"method {method!r} was not computed; this result has {', '.join(self.methods)}", param="method")
+        return self.by_method[key]
+
+    @property
+    def target_names(self) -> list[str]:
+        return [self.info.category(int(t)) for t in self.targets]
+
+    @property
+    def target_probability(self) -> torch.Tensor:
+        """``(N,)`` softmax probability of each image's target class."""
+        return self.probabilities.gather(1, self.targets.view(-1, 1))[:, 0]
+
+    @property
+    def predicted(self) -> torch.Tensor:
+        """``(N,)`` the model's top class per image."""
+        return self.probabilities.argmax(1)
+
+    @property
+    def predicted_names(self) -> list[str]:
+        return [self.info.category(int(t)) for t in self.predicted]
+
+    @property
+    def predicted_probability(self) -> torch.Tensor:
+        return self.probabilities.amax(1)
+
+    # -- the result protocol -------------------------------------------------------------------------------
+    def rows(self) -> list[dict[str, Any]]:
+        """One JSON-safe dict per image: classes, probabilities, and each map's range and peak."""
+        out = []
+        w = self.images.shape[-1]
+        for i, name in enumerate(self.image_names):
+            maps = {}
+            for m in self.methods:
+                a = self.by_method[m][i]
+                peak = int(a.reshape(-1).argmax())
+                maps[m] = {"min": float(a.min()), "max": float(a.max()), "peak": [peak // w, peak % w]}
+            row: dict[str, Any] = {
+                "image": name,
+                "target": int(self.targets[i]),
+                "target_name": self.target_names[i],
+                "target_given": self.target_given[i],
+                "target_probability": float(self.target_probability[i]),
+                "predicted": int(self.predicted[i]),
+                "predicted_name": self.predicted_names[i],
+                "predicted_probability": float(self.predicted_probability[i]),
+                "maps": maps,
+            }
+            if self.ig_delta is not None:
+                row["ig_completeness_error"] = float(self.ig_delta[i])
+            if self.faithfulness is not None:
+                f = self.faithfulness
+                row["auc"] = {c: {m: float(f.auc(c, m)[i]) for m in f.methods} for c in f.curves}
+            out.append(row)
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        size = (self.images.shape[-2], self.images.shape[-1])
+        return {
+            **self.info.to_dict(),
+            "methods": list(self.methods),
+            "layer": self.layer,
+            "layer_grid": self.grid.to_dict() if self.grid is not None else None,
+            "image_size": list(size),
+            "settings": self.settings.to_dict(self.methods, size),
+            "seed": self.seed,
+            "relu_family_calls": self.relu_calls,
+            "images": self.rows(),
+            "faithfulness": self.faithfulness.to_dict()["curves"] if self.faithfulness is not None else None,
+            "sanity": _sanity_summary(self.sanity) if self.sanity is not None else None,
+            "warnings": list(self.warnings),
+        }
+
+    def figure(self, index: int | None = None, *, max_images: int = 6, title: str | None = None) -> Any:
+        """Image ``index`` with each method's map over it (and its deletion/insertion curves when
+        computed); with several images and no index, up to ``max_images`` rows, the mean curves and
+        the randomization test."""
+        from .plots import plot_attribution, plot_overview
+
+        if index is not None or self.images.shape[0] == 1:
+            i = 0 if index is None else check_int(index, "index", low=0, high=self.images.shape[0] - 1)
+            return plot_attribution(self, i, title=title)
+        return plot_overview(self, max_images=max_images, title=title)
+
+    def figure_paths(self, folder: str | Path) -> list[Path]:
+        """Where :meth:`save_figures` writes each image's figure."""
+        return [Path(folder) / n for n in figure_names(self.image_names)]
+
+    def save_figures(self, folder: str | Path, *, overwrite: bool = False) -> Path:
+        """One figure per image in ``folder`` and ``folder/index.json`` (``to_dict()`` with each
+        image's figure file); returns the index's path. Nothing is written when a file exists
+        without ``overwrite``."""
+        import matplotlib.pyplot as plt
+
+        folder = Path(folder).expanduser()
+        paths = self.figure_paths(folder)
+        for p in (*paths, folder / INDEX_NAME):
+            check_output(p, overwrite=overwrite, suffixes=(*FIGURE_SUFFIXES, ".json"))
+        folder.mkdir(parents=True, exist_ok=True)
+        index = self.to_dict()
+        for i, (path, row) in enumerate(zip(paths, index["images"])):
+            fig = self.figure(i)
+            try:
+                fig.savefig(path, dpi=100)
+            finally:
+                plt.close(fig)
+            row["figure"] = path.name
+        import json
+
+        text = json.dumps(jsonable(index), indent=2, allow_nan=False) + "\n"
+        return save_text(text, folder / INDEX_NAME, overwrite=True, suffixes=(".json",))
+
+    def _summary(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"model": self.info.label, "methods": list(self.methods), "layer": self.layer}
+        if self.images.shape[0] == 1:
+            out["target"] = f"{self.target_names[0]} ({100 * float(self.target_probability[0]):.1f} %)"
+        else:
+            out["images"] = self.images.shape[0]
+        if self.faithfulness is not None:
+            out["deletion auc"] = {m: round(v, 4) for m, v in self.faithfulness.mean_auc().get("deletion", {}).items()}
+        if self.warnings:
+            out["warnings"] = self.warnings
+        return out
+
+
+def _sanity_summary(test: RandomizationTest) -> dict[str, Any]:
+    full = test.to_dict()
+    return {"blocks": full["blocks"], "methods": {m: {"mean": v["mean"], "std": v["std"]} for m, v in full["methods"].items()}}
+
+
+def _sources(images: Any, prep: Preprocessing, fit: str | None, limit: int | None) -> tuple[list[str], Any]:
+    """Image names and either a list of files (read batch by batch) or one tensor of pixels."""
+    if isinstance(images, (str, Path)) or (isinstance(images, (list, tuple)) and images and all(isinstance(i, (str, Path)) for i in images)):
+        found = select_images(images, limit)
+        return list(found), list(found.values())
+    if fit is None:
+        fit = "none" if isinstance(images, torch.Tensor) else "crop"
+    pixels = as_pixels(images, prep, fit=fit)
+    if pixels.shape[0] == 0:
+        raise CnnlensError("images is an empty batch", param="images")
+    if limit is not None:
+        pixels = pixels[:limit]
+    return [f"images[{i}]" for i in range(pixels.shape[0])], pixels
+
+
+def _batches(source: Any, prep: Preprocessing, batch_size: int) -> Any:
+    if isinstance(source, torch.Tensor):
+        for start in range(0, source.shape[0], batch_size):
+            yield list(range(start, min(source.shape[0], start + batch_size))), source[start : start + batch_size]
+    else:
+        yield from iter_batches(source, prep, batch_size=batch_size)
+
+
+def attribute(
+    model: nn.Module,
+    images: Any,
+    method: str | Sequence[str] = "gradcam",
+    target: Any = TOP,
+    layer: str | nn.Module | None = None,
+    *,
+    preprocessing: Preprocessing | None = None,
+    size: int | None = None,
+    fit: str | None = None,
+    limit: int | None = None,
+    batch_size: int = 16,
+    ig_steps: int = 32,
+    smoothgrad_samples: int = 25,
+    smoothgrad_noise: float = 0.15,
+    occlusion_window: int | None = None,
+    occlusion_stride: int | None = None,
+    faithfulness: bool = False,
+    faithfulness_steps: int = 16,
+    sanity: bool = False,
+    sanity_blocks: int | None = None,
+    seed: int | None = 0,
+    progress: bool = True,
+) -> Attribution:
+    """Attribution maps: where in each image the model found the evidence for a class.
+
+    Args:
+        model: an image classifier (``cnnlens.create_model(...)`` or any ``nn.Module`` returning
+            logits); it is left exactly as it was.
+        images: pixels in [0, 1]: a tensor ``(N, C, H, W)``/``(C, H, W)``, an image file, a folder
+            (flat or class subfolders), a list of files, a PIL image or an array.
+        method: one name or several: ``gradcam``, ``gradcam++``, ``guided-gradcam``, ``occlusion``,
+            ``saliency``, ``integrated-gradients``, ``smoothgrad`` (and ``guided-backprop``).
+        target: the class to explain: ``"top"`` (each image's predicted class), an index, a class
+            name, ``logits:CLASS``, or one of these per image.
+        layer: the layer of Grad-CAM and its variants (default: the last layer with a spatial output;
+            token layers of vision transformers are reshaped to their grid).
+        preprocessing: resize, crop and normalization (default: ``model_info(model).preprocessing``).
+        size: square side to resize and centre-crop to instead of the preprocessing's.
+        fit: ``"crop"``, ``"resize"`` or ``"none"``; default ``"none"`` for tensors (taken as they
+            are), ``"crop"`` for files, folders, PIL images and arrays.
+        limit: use at most this many images (spread over a folder).
+        batch_size: images per pass.
+        ig_steps: integration steps of integrated gradients.
+        smoothgrad_samples, smoothgrad_noise: SmoothGrad's noisy copies and their standard deviation
+            in pixel units.
+        occlusion_window, occlusion_stride: the occluding square's side and step in pixels
+            (default: an eighth of the image's shorter side, and half of that).
+        faithfulness: also compute deletion and insertion curves with a random-map baseline
+            (:func:`~cnnlens.attribution.deletion_insertion`), with ``faithfulness_steps`` steps.
+        sanity: also run the cascading model-randomization test
+            (:func:`~cnnlens.attribution.randomization_test`), on at most ``sanity_blocks`` blocks.
+        seed: SmoothGrad's noise, the random map, the order of equal pixels, the re-initialisation.
+        progress: report progress (a bar on a terminal, a line every 10 s elsewhere).
+
+    Returns:
+        :class:`Attribution`: ``maps`` ``(N, H, W)`` of the first method, ``by_method`` every
+        method's, the targets' class names and probabilities, and the curves and checks asked for.
+
+    Example:
+        >>> import cnnlens, torch
+        >>> model = cnnlens.create_model("resnet18", seed=0)
+        >>> r = attribute(model, torch.rand(2, 3, 64, 64), "gradcam", progress=False)
+        >>> tuple(r.maps.shape), r.layer, len(r.target_names)
+        ((2, 64, 64), 'layer4', 2)
+    """
+    methods = check_methods(method)
+    settings = Settings(ig_steps, smoothgrad_samples, smoothgrad_noise, occlusion_window, occlusion_stride, batch_size).checked()
+    faithfulness_steps = check_int(faithfulness_steps, "faithfulness_steps", low=1, high=100_000)
+    if sanity_blocks is not None:
+        sanity_blocks = check_int(sanity_blocks, "sanity_blocks", low=1)
+    if seed is not None:
+        seed = check_int(seed, "seed", low=0, high=2**63 - 1)
+    if limit is not None:
+        limit = check_int(limit, "limit", low=1)
+    wanted_targets = resolve_targets(target, model)
+    prep = image_preprocessing(model, preprocessing, size)
+    names, source = _sources(images, prep, fit, limit)
+    n = len(names)
+    if len(wanted_targets) not in (1, n):
+        raise CnnlensError(f"target has {len(wanted_targets)} entries for {n} images", param="target")
+    given = wanted_targets * n if len(wanted_targets) == 1 else wanted_targets
+    engine = Attributor(model, prep, methods, layer, settings)
+    parts: list[Any] = []
+    pixels: list[torch.Tensor] = []
+    with seeded(seed, engine.device), progress_bar(n, "attribution maps", enabled=progress, unit="image") as bar:
+        for idx, x in _batches(source, prep, settings.batch_size):
+            parts.append(engine(x, [given[i] for i in idx]))
+            pixels.append(x.detach().float().cpu())
+            bar.update(len(idx))
+    by_method = {m: torch.cat([p.maps[m] for p in parts]) for m in methods}
+    deltas = [p.ig_delta for p in parts if p.ig_delta is not None]
+    result = Attribution(
+        info=model_info(model),
+        images=torch.cat(pixels),
+        image_names=names,
+        methods=methods,
+        by_method=by_method,
+        layer=engine.layer,
+        grid=engine.grid,
+        targets=torch.cat([p.targets for p in parts]),
+        target_given=[t is not None for t in given],
+        probabilities=torch.cat([p.probabilities for p in parts]),
+        settings=settings,
+        preprocessing=prep,
+        ig_delta=torch.cat(deltas) if deltas else None,
+        relu_calls=parts[0].relu_calls,
+        seed=seed,
+    )
+    result.warnings.extend(_warnings(result))
+    if faithfulness:
+        result.faithfulness = deletion_insertion(model, result, steps=faithfulness_steps, curves=CURVES, batch_size=max(settings.batch_size, 16), seed=seed, progress=progress)
+    if sanity:
+        result.sanity = randomization_test(model, result, max_blocks=sanity_blocks, seed=seed, progress=progress)
+    return result
+
+
+def _warnings(result: Attribution) -> list[str]:
+    notes = []
+    if result.relu_calls == 0:
+        notes.append(
+            f"{result.info.name} has no ReLU-family nonlinearity: guided backprop (and guided Grad-CAM's guided part) equals the plain gradient"
+        )
+    for m in CAM_METHODS:
+        if m in result.by_method:
+            flat = result.by_method[m].flatten(1).amax(1) <= 0
+            if bool(flat.any()):
+                k = int(flat.sum())
+                notes.append(
+                    f"{m}: the map of {k} of {len(flat)} images is zero everywhere (no channel of {result.layer} "
+                    "raises the class score); try another layer or target"
+                )
+    return notes

@@ -1,0 +1,66 @@
+"""What the tuning tools share: argument checks, the random-initialisation baseline, summaries."""
+
+from __future__ import annotations
+
+import copy
+import math
+import statistics
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from ..checks import check_int, check_number
+from ..errors import CnnlensError
+from ..registry import create_model, model_device, model_info
+
+__all__ = ["check_numbers", "count_or_list", "median", "random_init_like", "share"]
+
+
+def check_numbers(values: Any, name: str, *, low: float | None = None, high: float | None = None, low_open: bool = False) -> list[float]:
+    """A non-empty list of finite numbers inside the bounds (one number is a list of one)."""
+    items = [values] if isinstance(values, (int, float)) else list(values) if isinstance(values, (list, tuple, torch.Tensor)) else None
+    if items is None:
+        raise CnnlensError(f"{name} must be a number or a list of numbers, not {type(values).__name__}", param=name)
+    if not items:
+        raise CnnlensError(f"{name} is empty; give at least one number", param=name)
+    return [check_number(float(v), name, low=low, high=high, low_open=low_open) for v in items]
+
+
+def count_or_list(value: Any, name: str, *, low: float, high: float, low_open: bool = False, max_count: int = 1000) -> int | list[float]:
+    """An int (how many points on the default grid) or a list of values."""
+    if isinstance(value, bool):
+        raise CnnlensError(f"{name} must be a count or a list of numbers, not {value!r}", param=name)
+    if isinstance(value, int):
+        return check_int(value, name, low=1, high=max_count)
+    return check_numbers(value, name, low=low, high=high, low_open=low_open)
+
+
+def random_init_like(model: nn.Module, seed: int = 0) -> nn.Module:
+    """The same architecture at random initialisation: the registry's builder for a model made by
+    :func:`cnnlens.create_model` (its own initialisation scheme), else a copy whose modules are
+    reset with their ``reset_parameters`` (PyTorch's default initialisation), seeded by ``seed``."""
+    seed = check_int(seed, "seed", low=0)
+    info = model_info(model)
+    if info.source != "module":
+        return create_model(info.name, None, seed=seed, device=model_device(model))
+    clone = copy.deepcopy(model)
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
+        torch.manual_seed(seed)
+        for module in clone.modules():
+            reset = getattr(module, "reset_parameters", None)
+            if callable(reset):
+                reset()
+    return clone
+
+
+def median(values: Sequence[float | None]) -> float | None:
+    """The median of the finite values (``None`` when there are none)."""
+    kept = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    return float(statistics.median(kept)) if kept else None
+
+
+def share(flags: Sequence[bool]) -> float | None:
+    """The share of true values (``None`` for an empty list)."""
+    return sum(bool(f) for f in flags) / len(flags) if flags else None

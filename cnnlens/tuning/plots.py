@@ -1,0 +1,196 @@
+"""Figures of the tuning tools: polar tuning curves, layer summaries, the hierarchy over depth and the
+invariance curves. Each returns a matplotlib ``Figure`` whose title names model, weights and layers."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.figure import Figure
+
+    from .curves import TuningResult, UnitTuning
+    from .depth import Hierarchy
+    from .invariant import Invariance
+
+__all__ = ["plot_hierarchy", "plot_invariance", "plot_osi_comparison", "plot_tuning"]
+
+CLASS_COLORS = {"simple": "tab:blue", "complex": "tab:orange", "unselective": "0.6"}
+KINDS = ("all", "polar", "summary", "unit")
+
+
+def _figure(width: float, height: float) -> Figure:
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), dpi=100)
+
+
+def _polar(ax: Any, u: UnitTuning, orientations: Sequence[float], *, small: bool = True) -> None:
+    """The orientation curve of ``u`` on a polar axis, mirrored to 360 degrees; angles grow
+    clockwise, as from +x towards +y (down) in an image."""
+    theta = np.deg2rad(np.asarray(orientations, dtype=float))
+    r = np.asarray(u.orientation_curve, dtype=float)
+    ang = np.concatenate([theta, theta + math.pi, theta[:1]])
+    rad = np.concatenate([r, r, r[:1]])
+    color = CLASS_COLORS[u.classification]
+    ax.set_theta_direction(-1)
+    ax.plot(ang, rad, color=color, lw=1.2)
+    ax.fill(ang, rad, color=color, alpha=0.25)
+    if u.responsive:
+        top = float(r.max()) or 1.0
+        pref = math.radians(u.preferred_orientation_deg)
+        ax.plot([pref, pref + math.pi], [top, top], ls="none", marker="o", ms=2.5 if small else 4, color="k")
+    ax.set_xticks(np.deg2rad([0, 45, 90, 135, 180, 225, 270, 315]) if not small else [])
+    ax.set_yticks([])
+    ax.grid(alpha=0.3)
+    ratio = "-" if u.modulation_ratio is None else f"{u.modulation_ratio:.2f}"
+    where = f"{u.unit.channel}" if small else str(u.unit)
+    ax.set_title(f"{where}  OSI {u.osi:.2f}\nF1/F0 {ratio} {u.classification[0].upper()}", fontsize=7 if small else 9, pad=2 if small else 8)
+
+
+def _pick(units: Sequence[UnitTuning], n: int) -> list[UnitTuning]:
+    """The ``n`` units with the largest peak response (responsive first), in channel order."""
+    order = sorted(range(len(units)), key=lambda i: (not units[i].responsive, -units[i].peak_response))[:n]
+    return [units[i] for i in sorted(order)]
+
+
+def _hist(ax: Any, values: Sequence[float], bins: Any, *, label: str | None = None, color: str | None = None, alpha: float = 0.7) -> None:
+    data = [v for v in values if v is not None and math.isfinite(v)]
+    ax.hist(data, bins=bins, color=color, alpha=alpha, label=label, edgecolor="white", linewidth=0.4)
+
+
+def _summary_axes(fig: Figure, spec: Any, result: TuningResult, row: int = 0) -> None:
+    units = result.units
+    live = [u for u in units if u.responsive]
+    s = result.summary()
+    ax = fig.add_subplot(spec[row, 0])
+    _hist(ax, [u.osi for u in live], np.linspace(0, 1, 21), color="tab:green")
+    ax.axvline(result.osi_threshold, color="k", ls=":", lw=1)
+    med = s["median_osi"]
+    ax.set_title(f"OSI = 1 - circular variance (median {med:.2f})" if med is not None else "OSI", fontsize=9)
+    ax.set_xlabel("OSI", fontsize=8)
+    ax.set_ylabel("units", fontsize=8)
+    ax = fig.add_subplot(spec[row, 1])
+    for cls in ("simple", "complex", "unselective"):
+        _hist(ax, [u.modulation_ratio for u in live if u.classification == cls], np.linspace(0, 2, 21), color=CLASS_COLORS[cls], label=f"{cls} ({s['counts'][cls]})")
+    ax.axvline(1.0, color="k", ls=":", lw=1)
+    ax.set_title("modulation ratio F1/F0 (>1 simple, <1 complex)", fontsize=9)
+    ax.set_xlabel("F1/F0", fontsize=8)
+    ax.legend(fontsize=7, frameon=False)
+    ax = fig.add_subplot(spec[row, 2])
+    step = 180.0 / max(1, len(result.orientations))
+    _hist(ax, [u.preferred_orientation_deg for u in live if u.classification != "unselective"], np.arange(-step / 2, 180 + step / 2, step), color="tab:purple")
+    ax.set_title("preferred orientation (selective units)", fontsize=9)
+    ax.set_xlabel("degrees (0 = vertical stripes)", fontsize=8)
+    ax.set_xticks([0, 45, 90, 135, 180])
+    ax = fig.add_subplot(spec[row, 3])
+    freqs = [u.preferred_frequency for u in live]
+    if freqs:
+        lo, hi = min(freqs), max(freqs)
+        edges = np.geomspace(lo / 1.2, hi * 1.2, 13) if hi > lo else np.asarray([lo / 1.2, lo * 1.2])
+        _hist(ax, freqs, edges, color="tab:red")
+        ax.set_xscale("log")
+    ax.set_title("preferred spatial frequency", fontsize=9)
+    ax.set_xlabel("cycles / pixel", fontsize=8)
+    for a in fig.axes[-4:]:
+        a.tick_params(labelsize=7)
+
+
+def _unit_figure(result: TuningResult, u: UnitTuning, title: str) -> Figure:
+    fig = _figure(13, 3.6)
+    spec = fig.add_gridspec(1, 4, left=0.04, right=0.98, top=0.78, bottom=0.17, wspace=0.35)
+    ax = fig.add_subplot(spec[0, 0], projection="polar")
+    _polar(ax, u, result.orientations, small=False)
+    layer = next(layer for layer in result.layers if u in layer.units)
+    ax = fig.add_subplot(spec[0, 1])
+    ax.plot(layer.frequencies, u.frequency_curve, "o-", color="tab:red", ms=3)
+    ax.axvline(u.preferred_frequency, color="k", ls=":", lw=1)
+    ax.set_xscale("log")
+    ax.set_xlabel("cycles / pixel", fontsize=8)
+    ax.set_title(f"frequency tuning at {u.preferred_orientation_deg:.1f} deg\npreferred {u.preferred_frequency:.3g} c/px = {u.preferred_frequency_cycles_per_rf:.2g} c/RF", fontsize=9)
+    ax = fig.add_subplot(spec[0, 2])
+    ax.plot(result.phases + [360.0], u.phase_response + u.phase_response[:1], "o-", color=CLASS_COLORS[u.classification], ms=3)
+    ax.axhline(max(u.blank_response, 0.0) if result.rectify else u.blank_response, color="0.5", ls="--", lw=1, label="blank")
+    ax.set_xticks([0, 90, 180, 270, 360])
+    ax.set_xlabel("spatial phase (deg)", fontsize=8)
+    ratio = "-" if u.modulation_ratio is None else f"{u.modulation_ratio:.2f}"
+    ax.set_title(f"response over phase: F1/F0 {ratio} ({u.classification})", fontsize=9)
+    ax.legend(fontsize=7, frameon=False)
+    ax = fig.add_subplot(spec[0, 3])
+    if u.contrast_response is not None:
+        ax.plot(result.contrasts, u.contrast_response, "o-", color="tab:green", ms=3)
+        ax.set_xscale("log")
+        if u.c50 is not None:
+            ax.axvline(u.c50, color="k", ls=":", lw=1)
+        ax.set_title("contrast response" + (f" (c50 {u.c50:.2g})" if u.c50 is not None else ""), fontsize=9)
+    else:
+        ax.set_title("contrast response not measured", fontsize=9)
+    ax.set_xlabel("contrast", fontsize=8)
+    for a in fig.axes:
+        a.tick_params(labelsize=7)
+    fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def plot_tuning(result: TuningResult, *, kind: str | None = None, max_units: int = 24, title: str | None = None) -> Figure:
+    """The figure of :class:`~cnnlens.tuning.TuningResult` (see its ``figure``)."""
+    from ..errors import CnnlensError, did_you_mean
+
+    units = result.units
+    kind = kind or ("unit" if len(units) == 1 else "all")
+    if kind not in KINDS:
+        raise CnnlensError(f"kind {kind!r} unknown{did_you_mean(str(kind), KINDS)}; one of {', '.join(KINDS)}", param="kind")
+    s = result.summary()
+    head = (
+        f"{result.title}: {s['n_units']} units, {s['counts']['simple']} simple, {s['counts']['complex']} complex, "
+        f"{s['counts']['unselective']} unselective (OSI < {result.osi_threshold:g})"
+    )
+    if kind == "unit":
+        return _unit_figure(result, units[0], title or f"{result.info.label}: {units[0].unit}")
+    shown = _pick(units, max_units) if kind in ("all", "polar") else []
+    ncols = min(8, max(1, len(shown)))
+    nrows = math.ceil(len(shown) / ncols) if shown else 0
+    summary_rows = 1 if kind in ("all", "summary") else 0
+    height = 1.75 * nrows + 3.0 * summary_rows + 0.9
+    fig = _figure(max(13.0, 1.7 * ncols), height)
+    ratios = [1.75] * nrows + [3.0] * summary_rows
+    spec = fig.add_gridspec(nrows + summary_rows, 1, height_ratios=ratios, top=1 - 0.75 / height, bottom=0.45 / height, left=0.05, right=0.98, hspace=0.45)
+    if shown:
+        polar = spec[:nrows, 0].subgridspec(nrows, ncols, hspace=0.75, wspace=0.25)
+        for k, u in enumerate(shown):
+            ax = fig.add_subplot(polar[k // ncols, k % ncols], projection="polar")
+            _polar(ax, u, result.orientations)
+    if summary_rows:
+        _summary_axes(fig, spec[nrows, 0].subgridspec(1, 4, wspace=0.3), result)
+    note = "polar: tuning response over orientation (wave-vector angle, clockwise from +x as in the image); S simple, C complex, U unselective"
+    fig.suptitle(title or f"{head}\n{note if shown else ''}".strip(), fontsize=9)
+    return fig
+
+
+def plot_osi_comparison(results: Sequence[TuningResult], *, title: str | None = None) -> Figure:
+    """Histograms of OSI and F1/F0 of several tuning results over each other (a trained layer
+    against the same layer at random initialisation), with their medians."""
+    fig = _figure(11, 3.8)
+    ax1, ax2 = fig.subplots(1, 2)
+    colors = ["tab:blue", "tab:gray", "tab:orange", "tab:green"]
+    for k, r in enumerate(results):
+        live = [u for u in r.units if u.responsive]
+        s = r.summary()
+        label = r.info.weights_label
+        _hist(ax1, [u.osi for u in live], np.linspace(0, 1, 26), color=colors[k % 4], alpha=0.55, label=f"{label} (median {s['median_osi']:.2f})" if s["median_osi"] is not None else label)
+        ratio = s["median_modulation_ratio"]
+        _hist(ax2, [u.modulation_ratio for u in live], np.linspace(0, 2, 26), color=colors[k % 4], alpha=0.55, label=f"{label} (median {ratio:.2f})" if ratio is not None else label)
+    ax1.set_xlabel("OSI = 1 - circular variance", fontsize=9)
+    ax2.set_xlabel("modulation ratio F1/F0", fontsize=9)
+    ax2.axvline(1.0, color="k", ls=":", lw=1)
+    ax1.set_ylabel("units", fontsize=9)
+    for ax in (ax1, ax2):
+        ax.legend(fontsize=8, frameon=False)
+        ax.tick_params(labelsize=8)
+    names = ", ".join(dict.fromkeys(layer.layer for r in results for layer in r.layers))
+    fig.suptitle(title or f"{results[0].info.name} {names}: trained against random initialisation", fontsize=10)
+    fig.tight_layout()
+    return fig
