@@ -571,6 +571,7 @@ class Checkpoint:
     path: Path
     every: float = CHECKPOINT_EVERY  # seconds between saves; 0 saves after every batch
     replace: bool = False
+    param: str = "checkpoint"  # the parameter (or option) that named the file, for errors
 
     @classmethod
     def of(cls, value: str | Path | Checkpoint | None) -> Checkpoint | None:
@@ -584,7 +585,7 @@ class Checkpoint:
             from .checks import check_number
 
             check_number(checkpoint.every, "checkpoint_every", low=0.0)
-            check_output(checkpoint.path, overwrite=True, suffixes=(".json",), name="checkpoint")
+            check_output(checkpoint.path, overwrite=True, suffixes=(".json",), name=checkpoint.param)
         return checkpoint
 
 
@@ -603,8 +604,9 @@ def _prior(checkpoint: Checkpoint, kind: str, settings: dict[str, Any], n_items:
     if checkpoint.replace:
         return None
     raise CnnlensError(
-        f"checkpoint {path} exists and holds another run ({why}); delete it, choose another file, or pass overwrite to replace it",
-        param="checkpoint",
+        f"{checkpoint.param} {path} exists and holds another run ({why}); delete it, choose another file, "
+        "or replace it (overwrite=True, --overwrite)",
+        param=checkpoint.param,
     )
 
 

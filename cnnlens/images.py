@@ -10,7 +10,7 @@ import torch
 
 from .errors import CnnlensError
 
-__all__ = ["IMAGE_SUFFIXES", "check_writable", "from_array", "list_images", "load_image", "resize", "save_image", "to_numpy"]
+__all__ = ["IMAGE_SUFFIXES", "from_array", "list_images", "load_image", "resize", "save_image", "to_numpy"]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
@@ -109,22 +109,20 @@ def to_numpy(image: torch.Tensor) -> np.ndarray:
     return (array * 255 + 0.5).astype(np.uint8)
 
 
-def check_writable(path: str | Path, overwrite: bool = False) -> Path:
-    """Refuse to replace an existing file unless ``overwrite``; create the parent folder."""
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise CnnlensError(f"{path} exists; choose another -o or pass --overwrite")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path
-
-
 def save_image(image: torch.Tensor, path: str | Path, *, overwrite: bool = False) -> Path:
-    """Write a ``(3, H, W)`` tensor in [0, 1] as PNG/JPEG; never replaces a file unless ``overwrite``."""
+    """Write a ``(C, H, W)`` tensor in [0, 1] (C 1 or 3) as an 8-bit PNG/JPEG/...; never replaces a file
+    unless ``overwrite``, and leaves no partial file when the write fails (a full disk)."""
     import skimage.io
 
-    path = check_writable(path, overwrite)
-    skimage.io.imsave(str(path), to_numpy(image), check_contrast=False)
-    return path
+    from .results import IMAGE_SAVE_SUFFIXES, check_output, write_atomic
+
+    path = check_output(path, overwrite=overwrite, suffixes=IMAGE_SAVE_SUFFIXES)
+    if image.dim() == 4 and image.shape[0] == 1:
+        image = image[0]
+    if image.dim() == 3 and image.shape[0] == 1:
+        image = image.expand(3, -1, -1)
+    array = to_numpy(image)
+    return write_atomic(path, lambda tmp: skimage.io.imsave(str(tmp), array, check_contrast=False))
 
 
 def list_images(folder: str | Path, *, recursive: bool = True) -> list[Path]:

@@ -24,8 +24,9 @@ from typing import Any
 
 from .errors import CnnlensError
 
-__all__ = ["FIGURE_SUFFIXES", "Result", "check_output", "jsonable", "save_figure", "save_text"]
+__all__ = ["FIGURE_SUFFIXES", "IMAGE_SAVE_SUFFIXES", "Result", "check_output", "jsonable", "save_figure", "write_atomic", "save_text"]
 
+IMAGE_SAVE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 FIGURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".pdf", ".svg", ".tif", ".tiff", ".webp", ".eps", ".ps")
 
 
@@ -66,6 +67,8 @@ def check_output(path: str | Path, *, overwrite: bool = False, suffixes: tuple[s
         raise CnnlensError(f"{name} {path}: unknown suffix {path.suffix or '(none)'!r}; use one of {', '.join(suffixes)}", param=name)
     if path.is_dir():
         raise CnnlensError(f"{name} {path} is a folder; give a file name", param=name)
+    if path.exists() and not path.is_file():
+        raise CnnlensError(f"{name} {path} is not a regular file (a device or a pipe); give a file name", param=name)
     if path.exists() and not overwrite:
         raise CnnlensError(f"{name} {path} exists; choose another name or pass overwrite", param=name)
     parent = path.parent
@@ -79,32 +82,45 @@ def check_output(path: str | Path, *, overwrite: bool = False, suffixes: tuple[s
     return path
 
 
+def write_atomic(path: Path, write: Any) -> Path:
+    """Call ``write(tmp_path)`` on a temporary file beside ``path``, then move it into place.
+
+    A failed write (a full disk, a killed process) leaves neither a partial file nor a changed old one.
+    """
+    import os
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise CnnlensError(f"cannot write {path}: {exc.strerror or exc}") from None
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
 def save_figure(fig: Any, path: str | Path, *, overwrite: bool = False, dpi: int = 100) -> Path:
     """Save a matplotlib figure to a checked path and close it."""
     import matplotlib.pyplot as plt
 
     path = check_output(path, overwrite=overwrite, suffixes=FIGURE_SUFFIXES)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    fmt = path.suffix.lower().lstrip(".")
     try:
-        fig.savefig(path, dpi=dpi)
-    except OSError as exc:
-        path.unlink(missing_ok=True)
-        raise CnnlensError(f"cannot write {path}: {exc.strerror or exc}") from None
+        return write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=dpi, format={"jpg": "jpeg", "tif": "tiff"}.get(fmt, fmt)))
     finally:
         plt.close(fig)
-    return path
 
 
 def save_text(text: str, path: str | Path, *, overwrite: bool = False, suffixes: tuple[str, ...] | None = None) -> Path:
     """Write ``text`` to a checked path; a failed write leaves no partial file."""
     path = check_output(path, overwrite=overwrite, suffixes=suffixes)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        path.write_text(text)
-    except OSError as exc:
-        path.unlink(missing_ok=True)
-        raise CnnlensError(f"cannot write {path}: {exc.strerror or exc}") from None
-    return path
+    return write_atomic(path, lambda tmp: tmp.write_text(text))
 
 
 class Result:

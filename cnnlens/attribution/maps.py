@@ -220,13 +220,14 @@ class Attribution(Result):
 
     def figure(self, index: int | None = None, *, max_images: int = 6, title: str | None = None) -> Any:
         """Image ``index`` with each method's map over it (and its deletion/insertion curves when
-        computed); with several images and no index, up to ``max_images`` rows, the mean curves and
-        the randomization test."""
+        computed); with no index, every image (up to ``max_images`` rows), the curves (the mean over
+        the images when there are several) and the randomization test, when computed."""
         from .plots import plot_attribution, plot_overview
 
-        if index is not None or self.images.shape[0] == 1:
-            i = 0 if index is None else check_int(index, "index", low=0, high=self.images.shape[0] - 1)
-            return plot_attribution(self, i, title=title)
+        if index is not None:
+            return plot_attribution(self, check_int(index, "index", low=0, high=self.images.shape[0] - 1), title=title)
+        if self.images.shape[0] == 1:
+            return plot_attribution(self, 0, sanity=True, title=title)
         return plot_overview(self, max_images=max_images, title=title)
 
     def figure_paths(self, folder: str | Path) -> list[Path]:
@@ -256,6 +257,28 @@ class Attribution(Result):
 
         text = json.dumps(jsonable(index), indent=2, allow_nan=False) + "\n"
         return save_text(text, folder / INDEX_NAME, overwrite=True, suffixes=(".json",))
+
+    def text(self) -> str:
+        """One line per image (the class explained and its probability), then the mean areas of the
+        faithfulness curves and the last step of the randomization test, when computed."""
+        lines = []
+        for i, name in enumerate(self.image_names):
+            what = "target" if self.target_given[i] else "top class"
+            line = f"{name}: {what} {self.target_names[i]} ({100 * float(self.target_probability[i]):.1f} %)"
+            if self.target_given[i] and int(self.predicted[i]) != int(self.targets[i]):
+                line += f"; top class {self.predicted_names[i]} ({100 * float(self.predicted_probability[i]):.1f} %)"
+            lines.append(line)
+        if self.faithfulness is not None:
+            f = self.faithfulness
+            for curve, means in f.mean_auc().items():
+                better = "lower" if curve == "deletion" else "higher"
+                parts = ", ".join(f"{m} {v:.3f}" for m, v in means.items())
+                lines.append(f"{curve} area ({better} is better, mean of {len(f.image_names)}): {parts}")
+        if self.sanity is not None:
+            t = self.sanity
+            parts = ", ".join(f"{m} {float(t.mean_curve(m)[-1]):.2f}" for m in t.methods)
+            lines.append(f"rank correlation with the trained maps after re-initialising {len(t.blocks)} blocks: {parts}")
+        return "\n".join(lines)
 
     def _summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {"model": self.info.label, "methods": list(self.methods), "layer": self.layer}

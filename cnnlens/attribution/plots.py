@@ -146,20 +146,26 @@ def draw_randomization(fig: Any, t: RandomizationTest, *, max_columns: int = 6) 
     grid[0][0].set_title("image", fontsize=7)
 
 
-def plot_attribution(r: Attribution, i: int, *, title: str | None = None) -> Any:
-    """Image ``i`` with each method's map over it; its deletion/insertion curves below when computed."""
+def plot_attribution(r: Attribution, i: int, *, sanity: bool = False, title: str | None = None) -> Any:
+    """Image ``i`` with each method's map over it; its deletion/insertion curves below when computed,
+    and with ``sanity`` the randomization test."""
     import matplotlib.pyplot as plt
 
     cols = 1 + len(r.methods)
-    curves = r.faithfulness is not None
-    fig = plt.figure(figsize=(max(2.3 * cols, 7.0), 3.0 + (3.0 if curves else 0.0)), layout="constrained")
-    if curves:
-        top, bottom = fig.subfigures(2, 1, height_ratios=[1, 1])
-    else:
-        top, bottom = fig, None
-    draw_maps(top.subplots(1, cols, squeeze=False)[0], r, i)
-    if bottom is not None:
-        draw_faithfulness(bottom, r.faithfulness, i)  # type: ignore[arg-type]
+    parts = [("maps", 3.0)]
+    if r.faithfulness is not None:
+        parts.append(("faithfulness", 3.0))
+    if sanity and r.sanity is not None:
+        parts.append(("sanity", 2.4 + 1.0 * len(r.sanity.methods)))
+    fig = plt.figure(figsize=(max(2.3 * cols, 8.0), sum(h for _, h in parts)), layout="constrained")
+    subs = fig.subfigures(len(parts), 1, height_ratios=[h for _, h in parts], squeeze=False)[:, 0] if len(parts) > 1 else [fig]
+    for sub, (kind, _) in zip(subs, parts):
+        if kind == "maps":
+            draw_maps(sub.subplots(1, cols, squeeze=False)[0], r, i)
+        elif kind == "faithfulness":
+            draw_faithfulness(sub, r.faithfulness, i)  # type: ignore[arg-type]
+        else:
+            draw_randomization(sub, r.sanity)  # type: ignore[arg-type]
     fig.suptitle(title or _title(r, "attribution maps"), fontsize=10)
     return fig
 

@@ -26,6 +26,11 @@ COMMANDS: dict[str, str] = {
     "invert": "cnnlens.cli.style:invert_command",
     "fgsm": "cnnlens.cli.attack:fgsm_command",
     "robustness": "cnnlens.cli.attack:robustness_command",
+    "attribute": "cnnlens.cli.attribution:attribute_command",
+    "tuning": "cnnlens.cli.tuning:tuning_command",
+    "hierarchy": "cnnlens.cli.tuning:hierarchy_command",
+    "invariance": "cnnlens.cli.tuning:invariance_command",
+    "merge": "cnnlens.cli.merge:merge_command",
 }
 
 

@@ -91,8 +91,12 @@ def resolve_device(device: str) -> str:
     import torch
 
     text = (device or "auto").strip().lower()
+    if text in ("auto", "cuda") and torch.cuda.is_available():
+        from ..distributed import local_cuda_device
+
+        return local_cuda_device()  # "cuda", or one device per rank under torchrun
     if text == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        return "cpu"
     if not re.fullmatch(r"cpu|cuda(:\d+)?|mps", text):
         raise CnnlensError(f"device {device!r} unknown: use cpu, cuda, cuda:N or auto", param="device")
     if text.startswith("cuda"):
@@ -218,6 +222,10 @@ def finish(
 ) -> None:
     """Save the image (``--image``: ``result.save_image``) and the figure or ``.json`` (``-o``), then
     print JSON (``--json``) or ``text`` on stdout."""
+    from ..distributed import is_main
+
+    if not is_main():  # under torchrun every rank holds the result; rank 0 alone writes and prints
+        return
     if image is not None:
         result.save_image(image, overwrite=overwrite)
         click.echo(f"wrote {image}", err=True)

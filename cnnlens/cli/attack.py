@@ -22,6 +22,7 @@ from ._options import (
     seed_option,
     weights_option,
 )
+from .sharding import finish_run, forget, plan_run, run_options
 
 # what -o may be: a figure, or the numbers as .json
 OUTPUT_SUFFIXES = (".png", ".jpg", ".jpeg", ".pdf", ".svg", ".tif", ".tiff", ".webp", ".eps", ".ps", ".json")
@@ -115,14 +116,15 @@ def fgsm_command(
 @click.option("--step-size", default=None, help="step of ifgsm/pgd, in (0, 1] (default 2.5 * eps / steps)")
 @click.option("--limit", type=int, default=None, help="only the first N images")
 @batch_size_option(64)
-@output_option("the accuracy-against-eps plot (PNG/PDF/SVG), or .json for the numbers")
+@run_options
+@output_option("the accuracy-against-eps plot (PNG/PDF/SVG), or .json for the numbers (with --shard: the share's partial state)")
 @json_option
 @device_option
 @seed_option
 def robustness_command(
     model: str, data: Path, labels: Path | None, weights: tuple[str, ...], eps: str, attacks: tuple[str, ...],
-    steps: int, step_size: str | None, limit: int | None, batch_size: int, output: Path | None, overwrite: bool,
-    as_json: bool, device: str, seed: int,
+    steps: int, step_size: str | None, limit: int | None, batch_size: int, shard: str | None, checkpoint: Path | None,
+    checkpoint_every: float, output: Path | None, overwrite: bool, as_json: bool, device: str, seed: int,
 ) -> None:
     """Accuracy against eps over a labelled folder: FGSM, iterative FGSM and PGD on one plot.
 
@@ -130,6 +132,12 @@ def robustness_command(
     the attack; labels are the true labels; eps is in pixel units of [0, 1]. With a labels CSV the
     images present and labelled are evaluated, and stderr and the JSON say how many labelled files
     were absent and how many images had no label. Prints the accuracy table (--json: the numbers).
+    PGD's random start of each image is drawn from --seed and the image's place in the list.
+
+    Large folders: run it under `torchrun --nproc-per-node N -m cnnlens robustness ...` (every
+    process evaluates its share; the counts are summed, the result is the same), or as a job
+    array with --shard I/N -o part-I.json and `cnnlens merge part-*.json`. A run keeps its
+    partial state beside -o and continues from it when started again.
 
     \b
     Examples:
@@ -137,6 +145,8 @@ def robustness_command(
       cnnlens robustness mnist-cnn --data mnist/ -w clean.pt -w adversarial.pt \\
           --eps 0,0.1,0.2,0.3 --attack fgsm --attack pgd --limit 1000 -o mnist.png
       cnnlens robustness resnet18 -w none --seed 0 --data photos/ --eps 0,8/255 --json
+      torchrun --nproc-per-node 2 -m cnnlens robustness mnist-cnn -w clean.pt --data mnist/ --attack pgd -o pgd.png
+      cnnlens robustness mnist-cnn -w clean.pt --data mnist/ --attack pgd --shard 0/4 -o part-0.json
     """
     import torch
 
@@ -150,11 +160,16 @@ def robustness_command(
     check_int(steps, "steps", low=1, high=100_000)
     if limit is not None:
         check_int(limit, "limit", low=1)
-    check_outputs([("--output", output, OUTPUT_SUFFIXES)], overwrite)
+    parts, saving = plan_run(output=output, shard=shard, checkpoint=checkpoint, every=checkpoint_every, overwrite=overwrite, as_json=as_json)
+    if parts is None:
+        check_outputs([("--output", output, OUTPUT_SUFFIXES)], overwrite)
     nets = [open_model(model, w, device=device, seed=seed) for w in (weights or (None,))]
     settings = dict(
         eps=grid, attacks=names, steps=steps, step_size=alpha, labels=labels, limit=limit, batch_size=batch_size,
-        generator=torch.Generator().manual_seed(seed), progress=True,
+        generator=torch.Generator().manual_seed(seed), progress=True, shard=parts, checkpoint=saving,
     )
     result = robustness(nets[0], data, **settings) if len(nets) == 1 else compare_robustness(nets, data, **settings)
+    if finish_run(result, shard=parts, checkpoint=saving):
+        return
     finish(result, as_json=as_json, output=output, overwrite=overwrite, text=result.table())
+    forget(saving)

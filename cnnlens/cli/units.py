@@ -23,6 +23,7 @@ from ._options import (
     unit_option,
     weights_option,
 )
+from .sharding import finish_run, forget, plan_run, run_options, warn
 
 METHODS = ("deconvnet", "guided", "gradient")
 METHOD_CHOICE = click.Choice(METHODS)
@@ -32,11 +33,6 @@ def _output_suffixes() -> tuple[str, ...]:
     from ..results import FIGURE_SUFFIXES
 
     return (*FIGURE_SUFFIXES, ".json")
-
-
-def _warn(result: object) -> None:
-    for text in getattr(result, "warnings", []):
-        click.echo(f"Warning: {text}", err=True)
 
 
 @click.command("filters")
@@ -102,8 +98,9 @@ def filters_command(
 @seed_option
 @device_option
 @batch_size_option(32)
+@run_options
 @json_option
-@output_option("figure (.png, .pdf, .svg ...) or the index as .json; default MODEL-LAYER-patches.png unless --json")
+@output_option("figure (.png, .pdf, .svg ...) or the index as .json (with --shard: the share's partial state); default MODEL-LAYER-patches.png unless --json")
 def patches_command(
     model: str,
     data: Path | None,
@@ -121,6 +118,9 @@ def patches_command(
     seed: int,
     device: str,
     batch_size: int,
+    shard: str | None,
+    checkpoint: Path | None,
+    checkpoint_every: float,
     as_json: bool,
     output: Path | None,
     overwrite: bool,
@@ -137,12 +137,19 @@ def patches_command(
     --json prints the index (image, position, box, activation per patch); -o FILE.json saves it
     and --from-index redraws the figure from it.
 
+    Large folders: run it under `torchrun --nproc-per-node N -m cnnlens patches ...` (every
+    process mines its share; the result is the same, byte for byte), or as a job array with
+    --shard I/N -o part-I.json and `cnnlens merge part-*.json`. A run keeps its partial state
+    beside -o and continues from it when started again.
+
     \b
     Examples:
       cnnlens patches squeezenet1_0 -w squeezenet.pth --data imagenet_samples/ -u features.10 -o patches.png --json > patches.json
       cnnlens patches alexnet --data photos/ -u features.8:7 -u features.8:42 --deconv
       cnnlens patches alexnet --from-index patches.json -o again.png
       cnnlens patches mnist-cnn -w none --data digits/ -u conv2 --size 28 -k 4
+      torchrun --nproc-per-node 4 -m cnnlens patches resnet50 --data train/ -u layer3 -o layer3.json
+      cnnlens patches resnet50 --data train/ -u layer3 --shard 3/8 -o part-3.json
     """
     import json
 
@@ -155,6 +162,8 @@ def patches_command(
     if from_index is not None:
         if data is not None or unit:
             raise CnnlensError("--from-index redraws a mined index: drop --data and -u")
+        if shard is not None or checkpoint is not None:
+            raise CnnlensError("--from-index redraws a mined index: drop --shard and --checkpoint")
         try:
             index = json.loads(from_index.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, ValueError) as exc:
@@ -171,9 +180,15 @@ def patches_command(
         raise CnnlensError("patches needs --data DIR (a folder of images) or --from-index FILE")
     else:
         what = unit[0].split(":")[0] if unit else data.stem
-    if output is None and not as_json:
+    if output is None and not as_json and shard is None:
         output = Path(f"{model_stem(model)}-{safe_name(what)}-patches.png")
-    check_outputs([("-o/--output", output, _output_suffixes())], overwrite)
+    if shard is not None and deconv:
+        raise CnnlensError("--deconv needs the merged result: merge the shares, then `cnnlens patches MODEL --from-index merged.json --deconv`")
+    parts, saving = (None, None) if index is not None else plan_run(
+        output=output, shard=shard, checkpoint=checkpoint, every=checkpoint_every, overwrite=overwrite, as_json=as_json
+    )
+    if parts is None:
+        check_outputs([("-o/--output", output, _output_suffixes())], overwrite)
     if index is not None:
         projections = deconv or index.get("deconv_method") is not None
         net = open_model(model, weights, device=device, seed=seed) if projections else None
@@ -193,9 +208,14 @@ def patches_command(
             min_inside=min_inside,
             method=method if deconv else None,
             progress=True,
+            shard=parts,
+            checkpoint=saving,
         )
-    _warn(result)
+        if finish_run(result, shard=parts, checkpoint=saving):
+            return
+    warn(result)
     finish(result, as_json=as_json, output=output, overwrite=overwrite)
+    forget(saving)
 
 
 @click.command("deconv")
@@ -250,5 +270,5 @@ def deconv_command(
         raise CnnlensError(f"image not found: {image}")
     net = open_model(model, weights, device=device, seed=seed)
     result = project(net, image, unit, methods=methods or METHODS, size=size)
-    _warn(result)
+    warn(result)
     finish(result, as_json=as_json, output=output, overwrite=overwrite)

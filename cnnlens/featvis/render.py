@@ -30,6 +30,7 @@ from ..layers import get_layer
 from ..pixels import Preprocessing
 from ..progress import progress_bar
 from ..registry import ModelInfo, default_layers, model_device, model_info
+from ..results import IMAGE_SAVE_SUFFIXES as SAVE_SUFFIXES  # the image files save_image writes
 from ..results import Result, check_output
 from ..speed import channels_last
 from . import param as param_mod
@@ -54,7 +55,6 @@ __all__ = [
 ]
 
 MAX_SIZE = 4096  # largest image side render and dream accept (memory grows with its square)
-SAVE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")  # image files save_image writes
 
 
 @dataclass(repr=False, eq=False)

@@ -12,17 +12,25 @@ Example:
 from __future__ import annotations
 
 from .common import random_init_like
-from .curves import CONTRASTS, LayerTuning, TuningResult, UnitTuning, layer_summary, measure_layer, tuning_curves
-from .engine import Placement, centred_position, minimal_canvas, place_layers, read_units
+from .curves import CONTRASTS, Grid, LayerTuning, TuningResult, UnitTuning, check_grid, grating_batches, layer_summary, measure_layer, tuning_curves
+from .depth import Hierarchy, LayerStats, hierarchy, tune_layers
+from .invariant import FAMILIES, TRANSFORM_UNITS, Invariance, default_transforms, invariance, transform_views
+from .engine import Placement, centred_position, layer_fields, minimal_canvas, place_layers, read_units
 from .measures import CLASSES, OSI_THRESHOLD, Measures, c50, classify, harmonics, measure, modulation_ratio, orientation_selectivity
-from .plots import plot_osi_comparison, plot_tuning
+from .plots import plot_hierarchy, plot_invariance, plot_osi_comparison, plot_tuning
 from .stimuli import WINDOWS, bars, default_frequencies, default_orientations, default_phases, gratings, window_mask
 
 __all__ = [
     "CLASSES",
     "CONTRASTS",
+    "FAMILIES",
     "OSI_THRESHOLD",
+    "TRANSFORM_UNITS",
     "WINDOWS",
+    "Grid",
+    "Hierarchy",
+    "Invariance",
+    "LayerStats",
     "LayerTuning",
     "Measures",
     "Placement",
@@ -31,12 +39,18 @@ __all__ = [
     "bars",
     "c50",
     "centred_position",
+    "check_grid",
     "classify",
     "default_frequencies",
     "default_orientations",
     "default_phases",
+    "default_transforms",
+    "grating_batches",
     "gratings",
     "harmonics",
+    "hierarchy",
+    "invariance",
+    "layer_fields",
     "layer_summary",
     "measure",
     "measure_layer",
@@ -44,10 +58,14 @@ __all__ = [
     "modulation_ratio",
     "orientation_selectivity",
     "place_layers",
+    "plot_hierarchy",
+    "plot_invariance",
     "plot_osi_comparison",
     "plot_tuning",
     "random_init_like",
     "read_units",
+    "transform_views",
+    "tune_layers",
     "tuning_curves",
     "window_mask",
 ]

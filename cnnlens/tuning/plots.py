@@ -57,6 +57,15 @@ def _pick(units: Sequence[UnitTuning], n: int) -> list[UnitTuning]:
     return [units[i] for i in sorted(order)]
 
 
+def _log_x(ax: Any) -> None:
+    """A log x axis labelled with plain numbers (0.05, 0.1, 0.2)."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
 def _hist(ax: Any, values: Sequence[float], bins: Any, *, label: str | None = None, color: str | None = None, alpha: float = 0.7) -> None:
     data = [v for v in values if v is not None and math.isfinite(v)]
     ax.hist(data, bins=bins, color=color, alpha=alpha, label=label, edgecolor="white", linewidth=0.4)
@@ -92,7 +101,7 @@ def _summary_axes(fig: Figure, spec: Any, result: TuningResult, row: int = 0) ->
         lo, hi = min(freqs), max(freqs)
         edges = np.geomspace(lo / 1.2, hi * 1.2, 13) if hi > lo else np.asarray([lo / 1.2, lo * 1.2])
         _hist(ax, freqs, edges, color="tab:red")
-        ax.set_xscale("log")
+        _log_x(ax)
     ax.set_title("preferred spatial frequency", fontsize=9)
     ax.set_xlabel("cycles / pixel", fontsize=8)
     for a in fig.axes[-4:]:
@@ -108,7 +117,7 @@ def _unit_figure(result: TuningResult, u: UnitTuning, title: str) -> Figure:
     ax = fig.add_subplot(spec[0, 1])
     ax.plot(layer.frequencies, u.frequency_curve, "o-", color="tab:red", ms=3)
     ax.axvline(u.preferred_frequency, color="k", ls=":", lw=1)
-    ax.set_xscale("log")
+    _log_x(ax)
     ax.set_xlabel("cycles / pixel", fontsize=8)
     ax.set_title(f"frequency tuning at {u.preferred_orientation_deg:.1f} deg\npreferred {u.preferred_frequency:.3g} c/px = {u.preferred_frequency_cycles_per_rf:.2g} c/RF", fontsize=9)
     ax = fig.add_subplot(spec[0, 2])
@@ -122,7 +131,7 @@ def _unit_figure(result: TuningResult, u: UnitTuning, title: str) -> Figure:
     ax = fig.add_subplot(spec[0, 3])
     if u.contrast_response is not None:
         ax.plot(result.contrasts, u.contrast_response, "o-", color="tab:green", ms=3)
-        ax.set_xscale("log")
+        _log_x(ax)
         if u.c50 is not None:
             ax.axvline(u.c50, color="k", ls=":", lw=1)
         ax.set_title("contrast response" + (f" (c50 {u.c50:.2g})" if u.c50 is not None else ""), fontsize=9)
@@ -193,4 +202,90 @@ def plot_osi_comparison(results: Sequence[TuningResult], *, title: str | None = 
     names = ", ".join(dict.fromkeys(layer.layer for r in results for layer in r.layers))
     fig.suptitle(title or f"{results[0].info.name} {names}: trained against random initialisation", fontsize=10)
     fig.tight_layout()
+    return fig
+
+
+def _depth_colors(n: int) -> list[Any]:
+    from matplotlib import colormaps
+
+    cmap = colormaps["viridis"]
+    return [cmap(0.85 - 0.75 * k / max(1, n - 1)) for k in range(n)]
+
+
+def plot_hierarchy(h: Hierarchy, *, title: str | None = None) -> Figure:
+    """Per layer (x, shallow to deep): shares of orientation-selective, simple and complex units;
+    median OSI and F1/F0; receptive-field size. The random initialisation, when measured, dashed."""
+    fig = _figure(14, 4.4)
+    ax1, ax2, ax3 = fig.subplots(1, 3, gridspec_kw={"width_ratios": [1.3, 1.0, 0.8]})
+    x = np.arange(len(h.rows))
+    labels = [f"{r.layer}\n{r.rf_size}px" for r in h.rows]
+
+    def values(rows: Sequence[Any], key: str) -> list[float]:
+        return [np.nan if getattr(r, key) is None else getattr(r, key) for r in rows]
+
+    series = [("share_selective", "orientation-selective", "tab:green"), ("share_simple", "simple (F1/F0 > 1)", CLASS_COLORS["simple"]), ("share_complex", "complex (F1/F0 < 1)", CLASS_COLORS["complex"])]
+    for key, label, color in series:
+        ax1.plot(x, values(h.rows, key), "o-", color=color, label=label)
+        if h.baseline_rows is not None:
+            ax1.plot(x, values(h.baseline_rows, key), "o--", color=color, alpha=0.6, mfc="white")
+    ax1.set_ylim(-0.02, 1.02)
+    ax1.set_ylabel("share of units", fontsize=9)
+    ax1.set_title("classes of units per layer" + (" (dashed: random init)" if h.baseline_rows is not None else ""), fontsize=9)
+    ax1.legend(fontsize=8, frameon=False)
+    for key, label, color in (("median_osi", "median OSI", "tab:green"), ("median_modulation_ratio", "median F1/F0", "tab:purple")):
+        ax2.plot(x, values(h.rows, key), "o-", color=color, label=label)
+        if h.baseline_rows is not None:
+            ax2.plot(x, values(h.baseline_rows, key), "o--", color=color, alpha=0.6, mfc="white")
+    ax2.axhline(1.0, color="k", ls=":", lw=1)
+    ax2.set_title("medians over responsive units", fontsize=9)
+    ax2.legend(fontsize=8, frameon=False)
+    ax3.bar(x, [r.rf_size for r in h.rows], color="0.6")
+    ax3.set_yscale("log")
+    ax3.set_title("receptive field (pixels)", fontsize=9)
+    for ax in (ax1, ax2, ax3):
+        ax.set_xticks(x, labels, fontsize=7, rotation=0)
+        ax.tick_params(axis="y", labelsize=8)
+        ax.grid(alpha=0.25)
+    t = h.tuning
+    grid = f"{len(t.orientations)} orientations x {len(t.layers[0].frequencies) if t.layers else 0} frequencies x {len(t.phases)} phases, full-field gratings"
+    base = f"; dashed: {h.baseline_info.label}" if h.baseline_info is not None else ""
+    fig.suptitle(title or f"{h.info.label}: tuning over depth ({grid}{base})", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_invariance(inv: Invariance, *, title: str | None = None) -> Figure:
+    """One panel per transform: the similarity of transformed and original activations against the
+    size of the transform, a line per layer (lighter = shallower, darker = deeper); the random
+    initialisation dashed."""
+    from .invariant import TRANSFORM_UNITS
+
+    families = list(inv.transforms)
+    fig = _figure(3.3 * len(families) + 1.8, 3.9)
+    axes = np.atleast_1d(fig.subplots(1, len(families), sharey=True))
+    colors = _depth_colors(len(inv.layers))
+    for ax, family in zip(axes, families):
+        xs = inv.transforms[family]
+        for color, layer in zip(colors, inv.layers):
+            ys = [np.nan if v is None else v for v in inv.similarity[layer][family]]
+            ax.plot(xs, ys, "o-", color=color, ms=3, lw=1.4, label=f"{layer} ({inv.rf_sizes.get(layer) or 'global'} px)")
+            if inv.baseline_similarity is not None:
+                yb = [np.nan if v is None else v for v in inv.baseline_similarity[layer][family]]
+                ax.plot(xs, yb, "o--", color=color, ms=3, lw=1.0, alpha=0.7, mfc="white")
+        ax.set_title(family, fontsize=10)
+        ax.set_xlabel(TRANSFORM_UNITS[family], fontsize=8)
+        ax.axhline(0.0, color="0.5", lw=0.6)
+        ax.set_ylim(-0.1, 1.03)
+        ax.grid(alpha=0.25)
+        ax.tick_params(labelsize=8)
+    axes[0].set_ylabel("similarity to the original\n(centred cosine; 0 = another image)", fontsize=8)
+    handles, labels = axes[0].get_legend_handles_labels()
+    if inv.baseline_similarity is not None:
+        from matplotlib.lines import Line2D
+
+        handles += [Line2D([], [], color="k", lw=1.4), Line2D([], [], color="k", ls="--", lw=1.0)]
+        labels += [inv.info.weights_label, inv.baseline_info.weights_label if inv.baseline_info is not None else "random init"]
+    fig.legend(handles, labels, loc="center right", fontsize=7, frameon=False)
+    fig.suptitle(title or f"{inv.info.label}: invariance of each layer over {inv.n_images} images at {inv.image_size} px", fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1 - 1.7 / (3.3 * len(families) + 1.8), 1))
     return fig

@@ -32,6 +32,8 @@ from ..checks import check_int, check_number
 from ..errors import CnnlensError
 
 __all__ = [
+    "HIGHEST",
+    "NYQUIST",
     "WINDOWS",
     "bars",
     "check_window",
@@ -44,6 +46,9 @@ __all__ = [
 
 WINDOWS = ("rf", "circle", "full")
 NYQUIST = 0.5  # cycles per pixel
+# the highest default frequency: at the Nyquist limit a sampled grating's amplitude depends on its
+# phase ((-1)^x cos(phase) along x), so phase responses there mean nothing; 0.4 keeps 2.5 pixels a cycle
+HIGHEST = 0.4
 
 
 def default_orientations(n: int = 16) -> list[float]:
@@ -58,11 +63,13 @@ def default_phases(n: int = 8) -> list[float]:
     return [360.0 * k / n for k in range(n)]
 
 
-def default_frequencies(rf_size: float, n: int = 12, *, high: float = NYQUIST) -> list[float]:
+def default_frequencies(rf_size: float, n: int = 12, *, high: float = HIGHEST) -> list[float]:
     """``n`` spatial frequencies in cycles per pixel, evenly on a log scale from half a cycle per
-    receptive field (``0.5 / rf_size``) to ``high`` (default the Nyquist limit, 0.5)."""
+    receptive field (``0.5 / rf_size``) to ``high`` (default 0.4: 2.5 pixels a cycle, below the
+    Nyquist limit 0.5 where a sampled grating's amplitude depends on its phase)."""
     n = check_int(n, "frequencies", low=1, high=1000)
     rf_size = check_number(rf_size, "rf_size", low=1.0)
+    high = check_number(high, "high", low=0.0, high=NYQUIST, low_open=True)
     low = min(0.5 / rf_size, high)
     if n == 1 or low >= high:
         return [high] if n == 1 else [low] * n
