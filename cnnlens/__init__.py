@@ -69,6 +69,12 @@ _EXPORTS = {
     # adversarial examples
     "attack": "attacks",
     "robustness": "attacks",
+    # attribution maps
+    "attribute": "attribution",
+    # Hubel & Wiesel on a network
+    "tuning_curves": "tuning",
+    "hierarchy": "tuning",
+    "invariance": "tuning",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -100,6 +106,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from . import registry, report, results, speed, style, testing, units, zoo
     from .address import Unit, parse_unit, resolve_unit
     from .attacks import attack, robustness
+    from .attribution import attribute
+    from .tuning import hierarchy, invariance, tuning_curves
     from .errors import CnnlensError
     from .featvis import dream, render
     from .hooks import capture, eval_mode, forward_until, no_inplace, preserved_state

@@ -166,9 +166,9 @@ def fingerprint(*parts: Any) -> str:
     h = hashlib.sha256()
     for part in parts:
         if isinstance(part, torch.Tensor):
-            t = part.detach().cpu().contiguous()
+            t = part.detach().cpu()
             h.update(f"{t.dtype}{tuple(t.shape)}".encode())
-            h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+            h.update(t.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
         elif isinstance(part, bytes):
             h.update(part)
         else:
@@ -218,6 +218,9 @@ def model_info_from_json(data: dict[str, Any]) -> Any:
 # -- mergeable states -------------------------------------------------------------------------------
 
 
+_POW2 = torch.tensor([1 << i for i in range(16)], dtype=torch.int64)
+
+
 def _enc(value: float) -> float | str:
     """A float for JSON; non-finite values as ``"nan"``, ``"inf"``, ``"-inf"`` (``float()`` reads them back)."""
     return value if math.isfinite(value) else str(value)
@@ -237,6 +240,7 @@ class ExactSum:
     def __init__(self, rows: int) -> None:
         self.limbs = torch.zeros(rows, self.LIMBS, dtype=torch.int64)
         self.special = torch.zeros(rows, 3, dtype=torch.int64)  # count of nan, +inf, -inf
+        self._pending = 0  # values added since the last carry (a limb holds 2**23 of them safely)
 
     @property
     def rows(self) -> int:
@@ -247,30 +251,35 @@ class ExactSum:
         v = values.detach().to("cpu", torch.float32)
         if v.dim() == 1:
             v = v[:, None]
-        for start in range(0, v.shape[1], 1 << 20):  # a limb takes at most 2**20 * 2**40 per call
+        for start in range(0, v.shape[1], 1 << 20):
             self._add(v[:, start : start + (1 << 20)])
 
     def _add(self, v: torch.Tensor) -> None:
-        nan = torch.isnan(v)
-        self.special[:, 0] += nan.sum(1)
-        self.special[:, 1] += (v == math.inf).sum(1)
-        self.special[:, 2] += (v == -math.inf).sum(1)
-        v = torch.where(torch.isfinite(v), v, torch.zeros_like(v))
+        if self._pending + v.shape[1] > 1 << 22:  # each value adds < 2**40 to a limb: carry before 2**63
+            self._carry()
+        finite = torch.isfinite(v)
+        if not bool(finite.all()):
+            self.special[:, 0] += torch.isnan(v).sum(1)
+            self.special[:, 1] += (v == math.inf).sum(1)
+            self.special[:, 2] += (v == -math.inf).sum(1)
+            v = torch.where(finite, v, torch.zeros_like(v))
         mantissa, exponent = torch.frexp(v)  # v = mantissa * 2**exponent, 0.5 <= |mantissa| < 1
         whole = (mantissa.double() * 2.0**24).long()  # exact: 24 bits
-        shift = (exponent.long() - 24 + self.OFFSET).clamp_(min=0)  # v = whole * 2**(shift - OFFSET)
-        limb = torch.div(shift, self.LIMB, rounding_mode="floor")
-        self.limbs.scatter_add_(1, limb, whole * torch.pow(2, shift - limb * self.LIMB))
-        self._carry()
+        shift = (exponent.long() + (self.OFFSET - 24)).clamp_(min=0)  # v = whole * 2**(shift - OFFSET)
+        limb = shift >> 4  # LIMB = 16 bits
+        self.limbs.scatter_add_(1, limb, whole * _POW2[shift & 15])
+        self._pending += v.shape[1]
 
     def _carry(self) -> None:
         for i in range(self.LIMBS - 1):
-            carry = torch.div(self.limbs[:, i], 1 << self.LIMB, rounding_mode="floor")
-            self.limbs[:, i] -= carry * (1 << self.LIMB)
+            carry = self.limbs[:, i] >> self.LIMB  # floor, also for negative limbs
+            self.limbs[:, i] -= carry << self.LIMB
             self.limbs[:, i + 1] += carry
+        self._pending = 0
 
     def totals(self) -> list[int]:
         """The sums as integers in units of ``2**-OFFSET`` (finite values only)."""
+        self._carry()
         rows = self.limbs.tolist()
         return [sum(int(v) << (self.LIMB * i) for i, v in enumerate(row)) for row in rows]
 
@@ -290,6 +299,8 @@ class ExactSum:
     def merge(self, other: ExactSum) -> None:
         if other.rows != self.rows:
             raise CnnlensError(f"cannot merge sums of {other.rows} rows into {self.rows}")
+        self._carry()
+        other._carry()  # both below 2**16 per limb: the sum cannot overflow
         self.limbs += other.limbs
         self.special += other.special
         self._carry()
@@ -329,16 +340,22 @@ class TopK:
         values = values.detach().to("cpu", torch.float32)
         index = torch.as_tensor(index, dtype=torch.int64).reshape(1, -1).expand_as(values)
         payload = torch.zeros_like(index) if payload is None else payload.detach().to("cpu", torch.int64)
-        self._select(torch.cat([self.values, values], 1), torch.cat([self.index, index], 1), torch.cat([self.payload, payload], 1))
+        # streaming (new items after every item held, in order): one stable sort keeps the tie rule
+        streaming = not self.index.numel() or (bool((index[0, 1:] > index[0, :-1]).all()) and int(index[0, 0]) > int(self.index.max()))
+        self._select(torch.cat([self.values, values], 1), torch.cat([self.index, index], 1), torch.cat([self.payload, payload], 1), streaming)
 
     def merge(self, other: TopK) -> None:
         if other.rows != self.rows:
             raise CnnlensError(f"cannot merge top-k of {other.rows} rows into {self.rows}")
         self._select(torch.cat([self.values, other.values], 1), torch.cat([self.index, other.index], 1), torch.cat([self.payload, other.payload], 1))
 
-    def _select(self, values: torch.Tensor, index: torch.Tensor, payload: torch.Tensor) -> None:
-        by_index = torch.argsort(index, dim=1, stable=True)
-        values, index, payload = values.gather(1, by_index), index.gather(1, by_index), payload.gather(1, by_index)
+    def _select(self, values: torch.Tensor, index: torch.Tensor, payload: torch.Tensor, ordered: bool = False) -> None:
+        """Keep the ``k`` first by (value descending, index ascending). ``ordered``: the held rows
+        (already in that order) come before new items in increasing index, all after them -- then
+        one stable sort by value gives the same order."""
+        if not ordered:
+            by_index = torch.argsort(index, dim=1, stable=True)
+            values, index, payload = values.gather(1, by_index), index.gather(1, by_index), payload.gather(1, by_index)
         order = torch.sort(values, dim=1, descending=True, stable=True).indices[:, : self.k]
         self.values, self.index, self.payload = values.gather(1, order), index.gather(1, order), payload.gather(1, order)
 
@@ -465,7 +482,7 @@ class Partial(Result):
         }
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=1, allow_nan=False)
+        return json.dumps(self.to_dict(), separators=(",", ":"), allow_nan=False)
 
     def save(self, path: str | Path, *, overwrite: bool = False, **_: Any) -> Path:
         """Write the JSON (``.json`` only), atomically: a run killed while writing leaves the last
@@ -527,20 +544,29 @@ def read_partial(path: str | Path) -> Partial:
     return _partial_from_dict(data, str(path))
 
 
-def _difference(a: dict[str, Any], b: dict[str, Any]) -> str | None:
-    """The first key whose values differ (sorted), or None."""
-    for key in sorted(set(a) | set(b)):
-        if json.dumps(a.get(key), sort_keys=True) != json.dumps(b.get(key), sort_keys=True):
-            return key
-    return None
+def _difference(a: Any, b: Any, path: str = "") -> str | None:
+    """The dotted path of the first setting that differs (``setup.k``), or None."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b)):
+            found = _difference(a.get(key), b.get(key), f"{path}.{key}" if path else str(key))
+            if found is not None:
+                return found
+        return None
+    return None if json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True) else path or "settings"
 
 
-def _describe(key: str) -> str:
-    return {
+def _describe(path: str) -> str:
+    """A setting path as words: ``setup.k`` -> ``k differs``."""
+    leaf = path.rpartition(".")[2]
+    known = {
         "images_sha256": "the list of images differs",
         "model_sha256": "the model's weights differ",
-        "models": "the models or their weights differ",
-    }.get(key, f"{key} differs")
+        "models_sha256": "the models' weights differ",
+        "pgd_seed": "the seed of the random starts differs",
+        "info": "the model differs",
+        "models": "the models differ",
+    }
+    return known.get(leaf, f"{leaf} differs")
 
 
 def _mismatch(part: Partial, kind: str, settings: dict[str, Any], n_items: int, batch_size: int, shard: Shard | None) -> str | None:
@@ -838,11 +864,18 @@ def run(
                     last_save = time.monotonic()
         finally:
             stepper.close()  # the job's context managers (eval mode, reader threads) end here
+        kept = ""
         if failed and saving is not None and (group.world > 1 or done_mine):
             _save(group, saving, prior, partial(state, done_mine), partial)  # what was done is kept for the next run
+            kept = f" (the work done is saved in {saving.path}: run again to continue)"
         if failure is not None and group.world == 1:
+            if isinstance(failure, CnnlensError) and kept:
+                raise CnnlensError(f"{failure}{kept}", param=failure.param) from None
             raise failure
+        if failed:
+            bar.close(failed=True)
     # every rank gets the merged state of all (and of the checkpoint, through rank 0)
+    started = time.perf_counter()
     own = partial(state, done_mine)
     if group.main and prior is not None:
         own = _merged([prior, own], partial)
@@ -852,9 +885,12 @@ def run(
         if failure is not None:
             raise failure
         rank, message = errors[0]
-        raise CnnlensError(f"rank {rank}: {message}")
+        raise CnnlensError(f"rank {rank}: {message}{kept}")
     if group.world > 1:
         own = _merged([_partial_from_dict(s["part"], f"rank {r}") for r, s in enumerate(shared)], partial)
+        if show:
+            print(f"{job.desc}: gathered and merged the states of {group.world} processes in {time.perf_counter() - started:.3f} s",
+                  file=sys.stderr, flush=True)  # fmt: skip
     if saving is not None and group.main:
         own.save(saving.path, overwrite=True)
     return own
@@ -873,10 +909,13 @@ def _merged(parts: Sequence[Partial], make: Any) -> Partial:
 
 
 def _save(group: Group, saving: Checkpoint, prior: Partial | None, own: Partial, make: Any) -> None:
-    parts = group.gather(own.to_dict())
-    if parts is None:
-        return
-    loaded = [own] if group.world == 1 else [_partial_from_dict(p, f"rank {r}") for r, p in enumerate(parts)]
+    if group.world == 1:
+        loaded = [own]
+    else:
+        parts = group.gather(own.to_dict())
+        if parts is None:  # not rank 0
+            return
+        loaded = [_partial_from_dict(p, f"rank {r}") for r, p in enumerate(parts)]
     _merged(([prior] if prior is not None else []) + loaded, make).save(saving.path, overwrite=True)
 
 

@@ -11,7 +11,14 @@ A conv or pool with kernel k, dilation d, stride s and left padding p maps
 ``r -> r + (d(k-1)) j``, ``P -> P + p j``, ``j -> j s``. Where paths merge (add, cat, mul) the
 field is the union of the fields, and the paths are *aligned* when every path centres its units
 on the same pixel. Anything that mixes all positions (a global pool, a squeeze-excitation gate,
-attention, a linear layer on flattened features) makes the field ``"global"``.
+global attention, a linear layer on flattened features) makes the field ``"global"``.
+
+Window attention (Swin's shifted windows, Liu et al. 2021; MaxViT's block and grid attention, Tu et al.
+2022) is local but not translation invariant: a unit attends to the positions of its window, so the
+region depends on where the unit sits in its window. Those fields are followed exactly from the
+module's window size and shift (:class:`Window`, :class:`Grid`): :meth:`ReceptiveField.box` gives the
+region of each unit, ``size`` the largest one, and ``"global"`` is kept for units whose region is
+the whole input.
 
 The propagation is a :class:`torch.overrides.TorchFunctionMode`, so it follows functional calls
 (``F.relu``, ``F.max_pool2d``, ``x[:, :, ::2, ::2]``, ``torch.cat``) and reused modules exactly as
@@ -23,19 +30,23 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from dataclasses import field as dataclass_field
+from typing import Any, Union
 
 import torch
 from torch.overrides import TorchFunctionMode
-from torch.utils._pytree import tree_flatten
 
-__all__ = ["GLOBAL", "ReceptiveField", "ReceptiveFieldMode"]
+__all__ = ["GLOBAL", "Axis", "Grid", "ReceptiveField", "ReceptiveFieldMode", "Window", "window_stages"]
 
 GLOBAL = "global"
 
 
 @dataclass(frozen=True)
 class Axis:
+    """Sliding-window geometry along one axis: unit ``i`` sees positions ``[i*stride - padding,
+    i*stride - padding + size)`` of the tensor it is measured against (the input image, or the tensor
+    before a stage of a windowed field)."""
+
     size: int
     stride: int
     padding: int
@@ -48,6 +59,120 @@ class Axis:
         aligned = self.stride == other.stride and (2 * self.padding - self.size) == (2 * other.padding - other.size)
         return Axis(end - start, stride, -start), aligned
 
+    def then(self, op: Axis) -> Axis:
+        """This geometry followed by a sliding window ``op`` (kernel ``op.size``, stride, left padding)."""
+        return Axis(self.size + (op.size - 1) * self.stride, self.stride * op.stride, self.padding + op.padding * self.stride)
+
+    def span(self, lo: int, hi: int) -> tuple[int, int]:
+        """The positions that units ``lo .. hi-1`` see together."""
+        return lo * self.stride - self.padding, (hi - 1) * self.stride - self.padding + self.size
+
+    def contains_identity(self) -> bool:
+        return self.stride == 1 and self.padding >= 0 and self.size - self.padding >= 1
+
+
+@dataclass(frozen=True)
+class Window:
+    """Window attention along one axis of ``extent`` positions: windows of ``size`` positions begin at
+    ``offset + k * size`` (a cyclic shift ``s`` gives ``offset = s``: Swin's mask keeps the wrapped
+    positions ``[0, s)`` in a window of their own), and a position attends to every position of its window."""
+
+    size: int
+    offset: int
+    extent: int
+
+    def span(self, lo: int, hi: int) -> tuple[int, int]:
+        w, s = self.size, self.offset
+        start = (lo - s) // w * w + s
+        end = (hi - 1 - s) // w * w + s + w
+        return max(start, 0), min(end, self.extent)
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Grid attention along one axis of ``extent`` positions (MaxViT): a position attends to every
+    position congruent to it modulo ``step``. :meth:`span` is the bounding interval."""
+
+    step: int
+    extent: int
+
+    def span(self, lo: int, hi: int) -> tuple[int, int]:
+        if hi - lo >= self.step:
+            return 0, self.extent
+        first, last = lo % self.step, (hi - 1) % self.step
+        if first > last:
+            return 0, self.extent
+        return first, last + (self.extent - 1 - last) // self.step * self.step + 1
+
+
+@dataclass(frozen=True)
+class _Hull:
+    """The union of several windowed geometries (paths that cannot be written as one chain)."""
+
+    parts: tuple[Any, ...]
+
+
+# The geometry of one axis: an Axis (sliding windows only, relative to the input), a chain
+# ``(Axis, stage, stage, ...)`` applied from the input outwards once window attention has run, or a _Hull.
+Geometry = Union[Axis, tuple, _Hull]
+
+
+def _then(g: Geometry, op: Axis | Window | Grid) -> Geometry:
+    """Geometry ``g`` followed by one more stage."""
+    if isinstance(g, Axis):
+        return g.then(op) if isinstance(op, Axis) else (g, op)
+    if isinstance(g, _Hull):
+        return _Hull(tuple(_then(p, op) for p in g.parts))
+    if isinstance(op, Axis) and isinstance(g[-1], Axis):
+        return (*g[:-1], g[-1].then(op))
+    return (*g, op)
+
+
+def _span(g: Geometry, lo: int, hi: int) -> tuple[int, int]:
+    """Input positions that units ``lo .. hi-1`` of geometry ``g`` see together (clipped to each windowed
+    tensor's extent, not to the image)."""
+    if isinstance(g, Axis):
+        return g.span(lo, hi)
+    if isinstance(g, _Hull):
+        spans = [_span(p, lo, hi) for p in g.parts]
+        return min(a for a, _ in spans), max(b for _, b in spans)
+    for stage in reversed(g):
+        lo, hi = stage.span(lo, hi)
+    return lo, hi
+
+
+def _stride(g: Geometry) -> int:
+    if isinstance(g, Axis):
+        return g.stride
+    if isinstance(g, _Hull):
+        return max(_stride(p) for p in g.parts)
+    return math.prod(s.stride for s in g if isinstance(s, Axis))
+
+
+def _union(x: Geometry, y: Geometry) -> tuple[Geometry, bool]:
+    """The geometry covering both paths, and whether their centres agree."""
+    if isinstance(x, Axis) and isinstance(y, Axis):
+        return x.union(y)
+    if x == y:
+        return x, True
+    if not isinstance(x, _Hull) and not isinstance(y, _Hull):
+        cx = (x,) if isinstance(x, Axis) else x
+        cy = (y,) if isinstance(y, Axis) else y
+        short, long = (cx, cy) if len(cx) <= len(cy) else (cy, cx)
+        rest = long[len(short) :]
+        # a residual around window attention: the longer path sees everything the shorter one sees
+        if long[: len(short)] == short and all(not isinstance(s, Axis) or s.contains_identity() for s in rest):
+            return (long if len(long) > 1 else long[0]), True
+        if len(cx) == len(cy) and cx[:-1] == cy[:-1] and isinstance(cx[-1], Axis) and isinstance(cy[-1], Axis):
+            last, aligned = cx[-1].union(cy[-1])
+            return (*cx[:-1], last), aligned
+    parts: list[Any] = []
+    for g in (x, y):
+        for p in g.parts if isinstance(g, _Hull) else (g,):
+            if p not in parts:
+                parts.append(p)
+    return _Hull(tuple(parts)), True
+
 
 @dataclass(frozen=True)
 class ReceptiveField:
@@ -56,15 +181,29 @@ class ReceptiveField:
     Unit ``(i, j)`` sees rows ``[i*stride[0] - padding[0], ... + size[0])`` and likewise columns;
     :meth:`box` gives that window. ``aligned`` is False when merging paths centre their units on
     different pixels (then the box is the union of the paths' boxes).
+
+    After window attention the region depends on where a unit sits in its window: then ``windows``
+    holds the exact geometry per axis, :meth:`box` is exact for every unit, ``size`` is the largest
+    region of any unit, ``stride`` the distance between neighbouring units and ``padding`` places the
+    region of unit 0.
     """
 
     size: tuple[int, int]
     stride: tuple[int, int]
     padding: tuple[int, int]
     aligned: bool = True
+    windows: tuple[Any, Any] | None = dataclass_field(default=None, repr=False)
+
+    @property
+    def windowed(self) -> bool:
+        """True after window attention: the region then depends on the unit (see :meth:`box`)."""
+        return self.windows is not None
 
     def box(self, i: int, j: int) -> tuple[int, int, int, int]:
         """``(top, left, bottom, right)`` in input pixels, bottom/right exclusive; may extend past the image."""
+        if self.windows is not None:
+            (top, bottom), (left, right) = _span(self.windows[0], i, i + 1), _span(self.windows[1], j, j + 1)
+            return top, left, bottom, right
         top = i * self.stride[0] - self.padding[0]
         left = j * self.stride[1] - self.padding[1]
         return top, left, top + self.size[0], left + self.size[1]
@@ -77,6 +216,8 @@ class ReceptiveField:
         out: dict[str, Any] = {"size": list(self.size), "stride": list(self.stride), "padding": list(self.padding)}
         if not self.aligned:
             out["aligned"] = False
+        if self.windows is not None:
+            out["windowed"] = True
         return out
 
 
@@ -85,7 +226,7 @@ class _Field:
     """What is known about one tensor: which dims are (H, W), and their geometry (or global)."""
 
     dims: tuple[int, int] | None  # positions of H and W in the tensor; None when global
-    axes: tuple[Axis, Axis] | None
+    axes: tuple[Geometry, Geometry] | None
     aligned: bool = True
 
     @property
@@ -95,14 +236,57 @@ class _Field:
     def moved(self, dims: tuple[int, int]) -> _Field:
         return _Field(dims, self.axes, self.aligned)
 
-    def public(self) -> ReceptiveField | str:
+    def public(self, extents: tuple[int, int] = (0, 0), image: tuple[int, int] = (0, 0)) -> ReceptiveField | str:
+        """The public form; ``extents`` (this tensor's H and W) and ``image`` (the input's) are needed
+        only after window attention."""
         if self.axes is None:
             return GLOBAL
         h, w = self.axes
-        return ReceptiveField((h.size, w.size), (h.stride, w.stride), (h.padding, w.padding), self.aligned)
+        if isinstance(h, Axis) and isinstance(w, Axis):
+            return ReceptiveField((h.size, w.size), (h.stride, w.stride), (h.padding, w.padding), self.aligned)
+        sizes, pads, whole = [], [], True
+        for g, n, side in zip(self.axes, extents, image):
+            spans = [_span(g, i, i + 1) for i in range(n)]
+            sizes.append(max(b - a for a, b in spans))
+            pads.append(-spans[0][0])
+            whole = whole and all(a <= 0 and b >= side for a, b in spans)
+        if whole:
+            return GLOBAL
+        return ReceptiveField((sizes[0], sizes[1]), (_stride(h), _stride(w)), (pads[0], pads[1]), self.aligned, (h, w))
 
 
 _GLOBAL_FIELD = _Field(None, None)
+
+
+def window_stages(module: torch.nn.Module, x: torch.Tensor) -> tuple[tuple[int, int], tuple[Window | Grid, Window | Grid]] | None:
+    """``(dims of H and W, per-axis stage)`` when ``module`` is window attention applied to ``x``, else None.
+
+    Known: torchvision's ``ShiftedWindowAttention`` (``window_size``, ``shift_size``; input ``(B, H, W, C)``,
+    padded at the end to whole windows, no shift along an axis that one window covers), timm's
+    ``SwinTransformerBlock`` (the same attributes, sides divisible by the window) and torchvision's MaxViT
+    ``PartitionAttentionLayer`` (``partition_type`` window or grid, partition ``p``; input ``(B, C, H, W)``).
+    """
+    if x.dim() != 4:
+        return None
+    window, shift = getattr(module, "window_size", None), getattr(module, "shift_size", None)
+    if window is not None and shift is not None:
+        stages = []
+        for n, w, s in zip(x.shape[1:3], _pair(window), _pair(shift)):
+            if w <= 0:
+                return None
+            if hasattr(module, "attn") and n % w:  # timm shifts before padding: only whole windows agree
+                return None
+            if w >= -(-n // w) * w:
+                s = 0
+            stages.append(Window(w, s % w, n))
+        return (1, 2), (stages[0], stages[1])
+    kind, p = getattr(module, "partition_type", None), getattr(module, "p", None)
+    if kind in ("window", "grid") and isinstance(p, int) and p > 0:
+        h, w = x.shape[2], x.shape[3]
+        if kind == "window":
+            return (2, 3), (Window(p, 0, h), Window(p, 0, w))
+        return (2, 3), (Grid(p, h), Grid(p, w))
+    return None
 
 
 def _pair(value: Any, default: int = 1) -> tuple[int, int]:
@@ -114,6 +298,18 @@ def _pair(value: Any, default: int = 1) -> tuple[int, int]:
     if len(value) == 1:
         return int(value[0]), int(value[0])
     return int(value[-2]), int(value[-1])
+
+
+def tensors_in(values: Any, found: list[torch.Tensor] | None = None) -> list[torch.Tensor]:
+    """The tensors in ``values`` and in the lists and tuples nested in it (the argument forms torch
+    functions take; much cheaper than a pytree flatten, which matters once per op)."""
+    found = [] if found is None else found
+    for v in values:
+        if isinstance(v, torch.Tensor):
+            found.append(v)
+        elif isinstance(v, (list, tuple)):
+            tensors_in(v, found)
+    return found
 
 
 def _arg(args: Sequence[Any], kwargs: dict[str, Any], index: int, name: str, default: Any = None) -> Any:
@@ -130,7 +326,7 @@ def _merge(fields: list[_Field]) -> _Field:
     aligned = all(f.aligned for f in fields)
     for f in fields[1:]:
         for k in range(2):
-            axes[k], ok = axes[k].union(f.axes[k])  # type: ignore[index]
+            axes[k], ok = _union(axes[k], f.axes[k])  # type: ignore[index]
             aligned = aligned and ok
     return _Field(first.dims, (axes[0], axes[1]), aligned)
 
@@ -139,11 +335,7 @@ def _windowed(field: _Field, kernel: tuple[int, int], stride: tuple[int, int], p
     """Geometry after a sliding window (conv or pool) over the last two dims."""
     if field.is_global:
         return field
-    axes = []
-    for k in range(2):
-        a = field.axes[k]  # type: ignore[index]
-        eff = dilation[k] * (kernel[k] - 1) + 1
-        axes.append(Axis(a.size + (eff - 1) * a.stride, a.stride * stride[k], a.padding + pad[k] * a.stride))
+    axes = [_then(field.axes[k], Axis(dilation[k] * (kernel[k] - 1) + 1, stride[k], pad[k])) for k in range(2)]  # type: ignore[index]
     return _Field(field.dims, (axes[0], axes[1]), field.aligned)
 
 
@@ -178,6 +370,7 @@ _TOKEN_MIXERS = {"matmul", "bmm", "mm", "einsum", "scaled_dot_product_attention"
 _SPLITS = {"chunk", "split", "tensor_split", "unbind", "split_with_sizes"}
 _VIEWS = {"view", "reshape", "flatten", "unflatten", "squeeze", "unsqueeze", "view_as", "reshape_as", "squeeze_", "unsqueeze_"}
 _BROADCASTS = {"expand", "expand_as", "broadcast_to"}
+_KEEP_GLOBAL = _SPLITS | _VIEWS
 
 
 class ReceptiveFieldMode(TorchFunctionMode):
@@ -191,16 +384,26 @@ class ReceptiveFieldMode(TorchFunctionMode):
         super().__init__()
         self._fields: dict[int, _Field | None] = {}
         self._alive: list[Any] = []  # keeps tensors alive so ids are not reused during the pass
+        self._image: tuple[int, int] = (0, 0)
+        self._public: dict[Any, ReceptiveField | str] = {}
         self.unknown_ops: set[str] = set()
 
     def track(self, x: torch.Tensor) -> None:
         if x.dim() != 4:
             raise ValueError("receptive fields need a (B, C, H, W) input")
+        self._image = (x.shape[2], x.shape[3])
         self._set(x, _Field((2, 3), (Axis(1, 1, 0), Axis(1, 1, 0))))
 
     def field_of(self, tensor: Any) -> ReceptiveField | str | None:
         f = self._fields.get(id(tensor))
-        return None if f is None else f.public()
+        if f is None:
+            return None
+        if f.axes is None or (isinstance(f.axes[0], Axis) and isinstance(f.axes[1], Axis)):
+            return f.public()
+        key = (f, tensor.shape[f.dims[0]], tensor.shape[f.dims[1]])  # type: ignore[index]
+        if key not in self._public:  # windowed fields are evaluated unit by unit: once per field and size
+            self._public[key] = f.public((key[1], key[2]), self._image)
+        return self._public[key]
 
     def _get(self, t: torch.Tensor) -> _Field | None:
         return self._fields.get(id(t))
@@ -212,13 +415,20 @@ class ReceptiveFieldMode(TorchFunctionMode):
     def __torch_function__(self, func: Any, types: Any, args: Sequence[Any] = (), kwargs: dict[str, Any] | None = None) -> Any:
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
-        flat_in, _ = tree_flatten((args, kwargs))
-        tracked = [t for t in flat_in if isinstance(t, torch.Tensor) and id(t) in self._fields]
+        self.record(func, args, kwargs, out)
+        return out
+
+    def record(self, func: Any, args: Sequence[Any], kwargs: dict[str, Any], out: Any) -> None:
+        """Give the tensors that ``func(*args, **kwargs)`` returned (``out``) the field its tracked inputs lead to."""
+        fields = self._fields
+        tracked = [t for t in tensors_in(args) if id(t) in fields]
+        if kwargs:
+            tracked += [t for t in tensors_in(kwargs.values()) if id(t) in fields]
         if not tracked:
-            return out
-        outs = [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
+            return
+        outs = [out] if isinstance(out, torch.Tensor) else tensors_in(out) if isinstance(out, (tuple, list)) else []
         if not outs:
-            return out
+            return
         name = getattr(func, "__name__", "")
         if name == "fn":  # F.max_pool2d is a boolean_dispatch wrapper
             name = "max_pool2d"
@@ -230,7 +440,26 @@ class ReceptiveFieldMode(TorchFunctionMode):
             self.unknown_ops.add(name)
         for t in outs:
             self._set(t, field)
-        return out
+
+    def module_output(self, module: torch.nn.Module, args: Sequence[Any], output: Any) -> None:
+        """After ``module`` ran: give the output of a window-attention module (:func:`window_stages`) its
+        field from the windows and shifts. The ops inside such a module (partition reshapes, the cyclic
+        shift, the attention mask) are not followed one by one, so without this the output would be global."""
+        if not isinstance(output, torch.Tensor) or not args or not isinstance(args[0], torch.Tensor):
+            return
+        x = args[0]
+        field = self._fields.get(id(x))
+        if field is None or output.shape != x.shape:
+            return
+        rule = window_stages(module, x)
+        if rule is None:
+            return
+        dims, stages = rule
+        if field.is_global:
+            self._set(output, field)
+        elif field.dims == dims:
+            axes = (_then(field.axes[0], stages[0]), _then(field.axes[1], stages[1]))  # type: ignore[index]
+            self._set(output, _Field(dims, axes, field.aligned))
 
     # ---- rules --------------------------------------------------------------------------------------
     def _propagate(self, name: str, args: Sequence[Any], kwargs: dict[str, Any], tracked: list[torch.Tensor], out: torch.Tensor) -> _Field | None:
@@ -239,7 +468,7 @@ class ReceptiveFieldMode(TorchFunctionMode):
             return None
         first: _Field = fields[0]  # type: ignore[assignment]
         x = tracked[0]
-        if first.is_global and name not in _SPLITS | _VIEWS:
+        if first.is_global and name not in _KEEP_GLOBAL:
             return _GLOBAL_FIELD
         if name in ("conv2d", "conv1d", "conv3d") and x.dim() == 4 and x is args[0]:
             weight = _arg(args, kwargs, 1, "weight")
@@ -270,8 +499,7 @@ class ReceptiveFieldMode(TorchFunctionMode):
             for k, d in enumerate(dims):
                 from_end = x.dim() - 1 - d
                 if 2 * from_end + 1 < len(pads):
-                    a = axes[k]
-                    axes[k] = Axis(a.size, a.stride, a.padding + pads[2 * from_end] * a.stride)
+                    axes[k] = _then(axes[k], Axis(1, 1, pads[2 * from_end]))
             return _Field(dims, (axes[0], axes[1]), first.aligned)
         if name == "__getitem__":
             return self._getitem(first, x, args[1], out)
@@ -370,8 +598,7 @@ class ReceptiveFieldMode(TorchFunctionMode):
             if d_in in dims:
                 k = dims.index(d_in)
                 start, _, step = item.indices(x.shape[d_in])
-                a = axes[k]
-                axes[k] = Axis(a.size, a.stride * step, a.padding - start * a.stride)
+                axes[k] = _then(axes[k], Axis(1, step, -start))
                 new_dims[k] = d_out
             d_in += 1
             d_out += 1

@@ -504,7 +504,8 @@ def default_layers(model: nn.Module, capability: str) -> list[str]:
 
 def _last_spatial(model: nn.Module, prep: Preprocessing) -> str:
     """The module that last produced an output with a spatial extent (in execution order: a ResNet's
-    ``layer4``, not the ``bn2`` inside it)."""
+    ``layer4``, not the ``bn2`` inside it; adaptive pooling to a fixed size is not counted, so VGG16's
+    is ``features``, not the ``avgpool`` after it)."""
     from .hooks import eval_mode
 
     order: list[str] = []
@@ -519,7 +520,9 @@ def _last_spatial(model: nn.Module, prep: Preprocessing) -> str:
     c, h, w = prep.input_size
     dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
     x = torch.zeros(1, c, h, w, device=model_device(model), dtype=dtype)
-    handles = [m.register_forward_hook(hook(n)) for n, m in model.named_modules() if n and not isinstance(m, (nn.Dropout, nn.Identity))]
+    # an adaptive pool to a fixed size (vgg's and alexnet's avgpool) resamples the map before it, it adds no spatial layer
+    skip = (nn.Dropout, nn.Identity, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
+    handles = [m.register_forward_hook(hook(n)) for n, m in model.named_modules() if n and not isinstance(m, skip)]
     try:
         with torch.no_grad(), eval_mode(model):
             model(x)

@@ -81,6 +81,10 @@ def _base(command: str, f: dict[str, str]) -> list[str]:
         "invert": ["invert", f["photo"], "-m", M, "--steps", "1", "--size", "32"],
         "fgsm": ["fgsm", M, f["photo"]],
         "robustness": ["robustness", M, "--data", f["labelled"]],
+        "attribute": ["attribute", M, f["photo"], "--method", "saliency"],
+        "tuning": ["tuning", M, "--orientations", "4", "--num-frequencies", "2", "--phases", "4"],
+        "hierarchy": ["hierarchy", M, "--orientations", "4", "--num-frequencies", "2", "--phases", "4", "--no-baseline"],
+        "invariance": ["invariance", M, "--data", f["flat"], "--limit", "2", "--no-baseline"],
     }[command]
 
 
@@ -89,7 +93,10 @@ def _options(command: str) -> set[str]:
     return {o for p in cmd.params for o in getattr(p, "opts", [])}
 
 
-MODEL_COMMANDS = ["layers", "report", "filters", "patches", "deconv", "visualize", "dream", "style", "invert", "fgsm", "robustness"]
+MODEL_COMMANDS = [
+    "layers", "report", "filters", "patches", "deconv", "visualize", "dream", "style", "invert", "fgsm", "robustness",
+    "attribute", "tuning", "hierarchy", "invariance",
+]
 
 
 def _cases() -> list[tuple[str, str, list[str], str]]:
@@ -144,7 +151,7 @@ def _cases() -> list[tuple[str, str, list[str], str]]:
             add(command, "lr-nan", ["--lr", "nan"], "--lr")
             add(command, "lr-negative", ["--lr", "-0.1"], "--lr")
     # images that cannot be read, for commands that take one
-    for command in ("deconv", "dream", "style", "invert", "fgsm"):
+    for command in ("deconv", "dream", "style", "invert", "fgsm", "attribute"):
         for kind in ("missing", "bad", "empty", "text", "folder"):
             add(command, f"image-{kind}", [f"@image={kind}"], "")
     # numbers of one command
@@ -183,6 +190,20 @@ def _cases() -> list[tuple[str, str, list[str], str]]:
         add("deconv", name, args)
     for name, args in {"diversity-nan": ["--diversity", "nan"], "batch-zero": ["--batch", "0"], "redirect-negative": ["--redirect-steps", "-1"]}.items():
         add("visualize", name, args)
+    for name, args in {"method-unknown": ["--method", "gradkam"], "target-unknown": ["-t", "eleven"], "layer-unknown": ["-l", "nolayer"],
+                       "folder-empty": ["@image=emptydir"]}.items():
+        add("attribute", name, args)
+    for name, args in {"orientations-zero": ["--orientations", "0"], "contrast-nan": ["--contrast", "nan"], "contrast-above-one": ["--contrast", "2"],
+                       "layer-unknown": ["-l", "nolayer"], "frequencies-bad": ["--frequencies", "a,b"]}.items():
+        add("tuning", name, args)
+    for name, args in {"layer-unknown": ["-l", "nolayer"], "osi-threshold-nan": ["--osi-threshold", "nan"]}.items():
+        add("hierarchy", name, args)
+    for name, args in {"transform-unknown": ["--transform", "shear"], "data-missing": ["--data", "nowhere"], "data-empty": ["--data", "@emptydir"],
+                       "layer-unknown": ["-l", "nolayer"]}.items():
+        add("invariance", name, args)
+    for name, args in {"part-missing": ["@merge", "nowhere.json"], "part-garbage": ["@merge", "@notutf8"], "part-not-json": ["@merge", "@garbage_w"],
+                       "output-unknown-suffix": ["@merge", "@contradict", "-o", "x.xyz"]}.items():
+        add("merge", name, args)
     add("models", "source-unknown", ["@models", "--source", "pypi"], "--source")
     add("nonexistent", "command-unknown", ["@bare"], "")
     return cases
@@ -211,6 +232,8 @@ def _build(command: str, args: list[str], f: dict[str, str]) -> list[str]:
         return [command]
     if args and args[0] == "@models":
         return ["models", *args[1:]]
+    if args and args[0] == "@merge":
+        return ["merge", *[f[a[1:]] if a.startswith("@") else a for a in args[1:]]]
     base = _base(command, f)
     rest: list[str] = []
     for a in args:
@@ -219,6 +242,8 @@ def _build(command: str, args: list[str], f: dict[str, str]) -> list[str]:
         elif a.startswith("@image="):
             kind = a.split("=", 1)[1]
             path = "no/such/photo.png" if kind == "missing" else f[kind]
+            if command == "attribute" and kind == "folder":
+                path = f["emptydir"]
             base = [path if x == f["photo"] else x for x in base]
             if command == "style":  # the style image too
                 base = [x for x in base]

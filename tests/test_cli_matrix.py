@@ -46,10 +46,17 @@ def _commands(model: str, f: dict[str, Path], out: Path) -> dict[str, list[str]]
         "invert": ["invert", f["photo"], "-m", model, *w, "--steps", "2", "--size", "32", "-o", out / "invert.png", "--image", out / "invert-image.png", "--json"],
         "fgsm": ["fgsm", model, f["photo"], *w, "--steps", "2", "--random-start", "--eps", "0.05", "-o", out / "fgsm.png", "--image", out / "fgsm-adv.png", "--json"],
         "robustness": ["robustness", model, "--data", f["labelled"], *w, "--eps", "0,0.05", "--attack", "pgd", "--steps", "2", "-b", "2", "-o", out / "robustness.png", "--json"],
+        "attribute": ["attribute", model, f["photo"], *w, "--method", "gradcam", "--method", "smoothgrad", "--smoothgrad-samples", "2", "-o", out / "attribute.png", "--json"],
+        "tuning": ["tuning", model, *w, "--orientations", "4", "--num-frequencies", "2", "--phases", "4", "-o", out / "tuning.png", "--json"],
+        "hierarchy": ["hierarchy", model, *w, "--orientations", "4", "--num-frequencies", "2", "--phases", "4", "--no-baseline", "-o", out / "hierarchy.png", "--json"],
+        "invariance": ["invariance", model, "--data", f["flat"], *w, "--limit", "2", "--no-baseline", "-o", out / "invariance.png", "--json"],
     }
 
 
-COMMANDS = ["layers", "report", "filters", "patches", "deconv", "visualize", "dream", "style", "invert", "fgsm", "robustness"]
+COMMANDS = [
+    "layers", "report", "filters", "patches", "deconv", "visualize", "dream", "style", "invert", "fgsm", "robustness",
+    "attribute", "tuning", "hierarchy", "invariance",
+]
 
 
 def _run(args: list[object]) -> object:
@@ -108,7 +115,7 @@ def test_models_json_lists_every_name_with_source_input_size_and_pretrained() ->
         assert by_name["timm/resnet18"]["source"] == "timm" and by_name["timm/resnet18"]["pretrained"]
 
 
-@pytest.mark.parametrize("command", ["patches", "deconv", "visualize", "dream", "invert", "fgsm", "robustness"])
+@pytest.mark.parametrize("command", ["patches", "deconv", "visualize", "dream", "invert", "fgsm", "robustness", "attribute", "tuning", "invariance"])
 def test_a_model_that_takes_no_images_is_refused_in_one_line(command: str, folders: dict[str, Path], tmp_path: Path) -> None:
     """three-3x3 takes 64 feature maps, not images: docs/models.md says `no` for these commands."""
     args = _commands("three-3x3", folders, tmp_path)[command]

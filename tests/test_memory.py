@@ -44,3 +44,57 @@ def test_activation_bytes_count_inplace_relu_once() -> None:
     assert r.totals.activation_bytes == 8 * 32 * 32 * 4 + 8 * 16 * 16 * 4
     net[1].inplace = False
     assert cnnlens.report(net, (1, 3, 32, 32)).totals.activation_bytes == 2 * 8 * 32 * 32 * 4 + 8 * 16 * 16 * 4
+
+
+@pytest.mark.parametrize("name", ["densenet121", "mobilenet_v3_small", "efficientnet_b0"])
+def test_saved_for_backward_of_repeated_blocks_matches_a_real_run(name: str) -> None:
+    """The report builds repeated calls (and new sizes of known kinds of call: densenet's growing batch
+    norms and concatenations, in-place hardswish) from a memo; the bytes still equal a real run."""
+    torch.manual_seed(0)
+    model = torchvision.models.get_model(name, weights=None)
+    x = torch.rand(2, 3, 64, 64)
+    assert cnnlens.report(model, tuple(x.shape)).totals.saved_for_backward_bytes == real_saved_bytes(model, x)
+
+
+def test_attention_is_counted_as_the_cpu_kernel_keeps_it() -> None:
+    """nn.MultiheadAttention and F.scaled_dot_product_attention in train mode on the CPU take the fused
+    kernel, which keeps no L x L matrix: the report counts the same bytes and says so."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 32, 4, stride=4), torch.nn.Flatten(2), Transpose(),
+        torch.nn.TransformerEncoderLayer(32, 4, 64, dropout=0.0, batch_first=True),
+    )
+    x = torch.rand(2, 3, 32, 32)
+    r = cnnlens.report(model, tuple(x.shape))
+    assert r.totals.saved_for_backward_bytes == real_saved_bytes(model, x)
+    assert any("fused CPU kernel" in note for note in r.notes)
+
+
+class Transpose(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.transpose(1, 2)
+
+
+@pytest.mark.slow
+def test_vit_b_16_saved_for_backward_matches_a_real_cpu_run() -> None:
+    """The meta pass would take the math attention path and count the 197 x 197 attention matrices
+    (154.9 MB); a real CPU run keeps 118.2 MB."""
+    torch.manual_seed(0)
+    model = torchvision.models.vit_b_16()
+    x = torch.rand(1, 3, 224, 224)
+    real = real_saved_bytes(model, x)
+    reported = cnnlens.report(model, tuple(x.shape)).totals.saved_for_backward_bytes
+    assert abs(reported - real) <= 0.02 * real, (reported, real)
+    assert reported == real  # in fact exact
+
+
+def test_a_train_mode_error_is_not_skipped_by_the_memo() -> None:
+    """Batch norm refuses one value per channel in train mode; the report measures at batch 2 instead,
+    also when earlier calls of the same kind taught the memo the rule."""
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3), torch.nn.BatchNorm2d(8), torch.nn.Conv2d(8, 8, 3), torch.nn.BatchNorm2d(8),
+        torch.nn.Conv2d(8, 16, 3), torch.nn.BatchNorm2d(16), torch.nn.AdaptiveAvgPool2d(1), torch.nn.BatchNorm2d(16),
+    )
+    r = cnnlens.report(model, (1, 3, 16, 16))
+    assert any("measured at batch 2" in note for note in r.notes)
+    assert r.totals.saved_for_backward_bytes == real_saved_bytes(model, torch.rand(2, 3, 16, 16)) // 2

@@ -203,3 +203,114 @@ def test_global_after_pooling_and_gates() -> None:
     assert isinstance(r["features.1.0.block.0"].receptive_field, ReceptiveField)
     r = cnnlens.report("vgg16")
     assert r["avgpool"].receptive_field == r["features"].receptive_field  # 7x7 adaptive pool on 7x7: identity
+
+
+# ---- window attention: Swin's shifted windows and MaxViT's block and grid attention ------------------------
+
+
+def support_box(grad: torch.Tensor, rel: float = 1e-25) -> tuple[int, int, int, int]:
+    """Bounding box of the input pixels whose gradient exceeds ``rel`` of the largest: Swin masks the
+    wrapped positions of a shifted window with a logit of -100, which leaves them a weight of
+    e^-100 (about 4e-44) instead of zero; everything the unit really uses is far above 1e-25."""
+    g = grad.abs().sum(dim=(0, 1))
+    support = g > rel * g.max()
+    rows, cols = support.any(1).nonzero(), support.any(0).nonzero()
+    return rows.min().item(), cols.min().item(), rows.max().item() + 1, cols.max().item() + 1
+
+
+def clipped(rf: ReceptiveField, i: int, j: int, size: int) -> tuple[int, int, int, int]:
+    top, left, bottom, right = rf.box(i, j)
+    return max(top, 0), max(left, 0), min(bottom, size), min(right, size)
+
+
+def unit_gradients(model: nn.Module, layers: list[str], size: int, units: dict[str, list[tuple[int, int]]], nhwc: bool):  # noqa: ANN201
+    """{(layer, unit): input gradient of the unit's channel sum}, one forward pass for all layers."""
+    x = torch.full((1, 3, size, size), 1e-3, dtype=torch.float64, requires_grad=True)
+    outs: dict[str, torch.Tensor] = {}
+    handles = [model.get_submodule(name).register_forward_hook(lambda m, a, o, name=name: outs.__setitem__(name, o)) for name in layers]
+    try:
+        model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    grads = {}
+    for name in layers:
+        y = outs[name].permute(0, 3, 1, 2) if nhwc else outs[name]
+        for i, j in units[name]:
+            (grads[name, (i, j)],) = torch.autograd.grad(y[0, :, i, j].sum(), x, retain_graph=True)
+    return grads
+
+
+@pytest.mark.slow
+def test_swin_shifted_windows_equal_gradient_support() -> None:
+    """swin_t at 224: features.1 (56x56 tokens, windows 7, shift 3) and features.3 (28x28) are local and
+    depend on where a unit sits in its windows; features.5 (14x14) is global: every unit sees the whole image."""
+    size = 224
+    model = make_positive(build("swin_t"))
+    r = cnnlens.report(model, (1, 3, size, size))
+    layers = ["features.1", "features.3", "features.5"]
+    units = {}
+    for name in layers:
+        h, w = r[name].output_shape[1:3]  # Swin keeps (B, H, W, C)
+        units[name] = [(h // 2, w // 2), (1, 2), (h - 1, 3), (h // 2 - 2, w - 1)]
+    grads = unit_gradients(model, layers, size, units, nhwc=True)
+    rf1, rf3 = r["features.1"].receptive_field, r["features.3"].receptive_field
+    assert rf1.windowed and rf3.windowed
+    assert rf1.size == (56, 56) and rf3.size == (168, 168) and rf1.stride == (4, 4) and rf3.stride == (8, 8)
+    assert clipped(rf1, 28, 28, size) == (84, 84, 140, 140)  # the 56x56 px the centre unit measures
+    assert clipped(rf3, 14, 14, size) == (28, 28, 196, 196)  # 168x168 px
+    for name in ("features.1", "features.3"):
+        rf = r[name].receptive_field
+        for i, j in units[name]:
+            assert support_box(grads[name, (i, j)]) == clipped(rf, i, j, size), (name, i, j)
+    assert r["features.5"].receptive_field == GLOBAL
+    for unit in units["features.5"]:
+        assert support_box(grads["features.5", unit]) == (0, 0, size, size)
+        assert bool((grads["features.5", unit].abs().sum(dim=(0, 1)) > 0).all())
+
+
+def test_swin_fields_from_windows_and_shifts() -> None:
+    """The same fields from the report alone (no gradient): global only once the windows cover the image."""
+    r = cnnlens.report("swin_t")
+    assert r["features.0"].receptive_field == ReceptiveField((4, 4), (4, 4), (0, 0))
+    assert r["features.1"].receptive_field.box(28, 28) == (84, 84, 140, 140)
+    assert r["features.1"].receptive_field.box(0, 0) == (0, 0, 28, 28)  # the wrapped corner window of the shift
+    assert r["features.3"].receptive_field.box(14, 14) == (28, 28, 196, 196)
+    assert [r[f"features.{k}"].receptive_field for k in (5, 6, 7)] == [GLOBAL] * 3
+    assert r["features.1.0.attn"].receptive_field.box(28, 28) == (112, 112, 140, 140)  # one 7x7 window
+    assert r["features.1.1.attn"].receptive_field.box(28, 28) == (84, 84, 140, 140)  # shifted by 3
+    # a larger input keeps later stages local too
+    big = cnnlens.report("swin_t", (1, 3, 448, 448))
+    assert big["features.5"].receptive_field.windowed and big["features.7"].receptive_field == GLOBAL
+
+
+def test_vit_is_global_after_its_first_attention() -> None:
+    r = cnnlens.report("vit_b_16")
+    assert r["conv_proj"].receptive_field == ReceptiveField((16, 16), (16, 16), (0, 0))
+    assert r["encoder.layers.encoder_layer_0"].receptive_field == GLOBAL
+
+
+def maxvit_layer(kind: str) -> nn.Module:
+    from torchvision.models.maxvit import PartitionAttentionLayer
+
+    return PartitionAttentionLayer(8, 4, 7, kind, (28, 28), 2, nn.GELU, nn.LayerNorm, 0.0, 0.0, 0.0)
+
+
+@pytest.mark.parametrize("kinds", [("window",), ("grid",), ("window", "grid")])
+def test_maxvit_block_and_grid_attention_equal_gradient_support(kinds: tuple[str, ...]) -> None:
+    """MaxViT's block attention (7x7 windows) is local; its grid attention (a 7x7 grid of positions 4 apart
+    on a 28x28 map) spans the map sparsely: the predicted box is the bounding box of the support."""
+    torch.manual_seed(0)
+    model = make_positive(nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), *(maxvit_layer(k) for k in kinds)))
+    size, last = 28, str(len(kinds))
+    r = cnnlens.report(model, (1, 3, size, size))
+    units = [(14, 14), (0, 5), (27, 27), (9, 20)]
+    grads = unit_gradients(model, [last], size, {last: units}, nhwc=False)
+    rf = r[last].receptive_field
+    for unit in units:
+        expected = (0, 0, size, size) if rf == GLOBAL else clipped(rf, *unit, size)
+        assert support_box(grads[last, unit], rel=0.0) == expected, unit
+    if kinds == ("window",):
+        assert rf.box(14, 14) == (13, 13, 22, 22)  # the 3x3 conv around the window [14, 21)
+    if kinds == ("grid",):
+        assert rf.box(14, 14) == (1, 1, 28, 28)  # positions 2, 6, ..., 26, each widened by the conv

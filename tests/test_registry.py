@@ -302,7 +302,7 @@ def test_list_models_sources_and_patterns() -> None:
     everything = list_models()
     assert len(everything) == len(set(everything))
     assert set(tv + TEACHING + ["mnist-cnn"]) <= set(everything)
-    with pytest.raises(CnnlensError, match=r"unknown source 'teach' \(did you mean: teaching\?\)"):
+    with pytest.raises(CnnlensError, match=r"source 'teach' unknown \(did you mean: teaching\?\)"):
         list_models(source="teach")
 
 

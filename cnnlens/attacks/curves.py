@@ -395,6 +395,7 @@ class _RobustnessJob:
             devices = [model_device(m) for m in self.models]
             for index, pairs in self._batches(items):
                 starts: dict[tuple[int, ...], torch.Tensor] = {}  # random starts per input shape (models of other sizes)
+                batch = self.empty()  # counted apart and added once the batch is whole: a failed batch leaves no trace
                 for m, (net, device, (x, y)) in enumerate(zip(nets, devices, pairs)):
                     x, y = x.to(device), y.to(device)
                     noise = None
@@ -403,12 +404,14 @@ class _RobustnessJob:
                         if shape not in starts:
                             starts[shape] = _start_noise(self.seed, index, shape)
                         noise = starts[shape]
-                    self._evaluate_batch(state, m, net, x, y, grid, names, n_steps, alpha, noise, bar)
+                    self._evaluate_batch(batch, state, m, net, x, y, grid, names, n_steps, alpha, noise, bar)
+                state.merge(batch)
                 yield
 
     @staticmethod
-    def _evaluate_batch(state: RobustnessState, m: int, net: nn.Module, x: torch.Tensor, y: torch.Tensor, grid: list[float], names: list[str],
-                        steps: int, alpha: float | None, noise: torch.Tensor | None, bar: Any) -> None:  # fmt: skip
+    def _evaluate_batch(state: RobustnessState, before: RobustnessState, m: int, net: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                        grid: list[float], names: list[str], steps: int, alpha: float | None, noise: torch.Tensor | None, bar: Any) -> None:  # fmt: skip
+        """Count one batch of model ``m`` into ``state`` (``before``: the counts so far, for progress)."""
         with torch.no_grad():
             logits = class_logits(net, x)
         if y.numel() and (int(y.min()) < 0 or int(y.max()) >= logits.shape[1]):
@@ -418,7 +421,8 @@ class _RobustnessJob:
         state.n_correct[m] += int(clean_ok.sum())
 
         def tick() -> None:
-            bar.update(1, images=state.n[m], clean_accuracy=state.n_correct[m] / max(state.n[m], 1))
+            n = before.n[m] + state.n[m]
+            bar.update(1, images=n, clean_accuracy=(before.n_correct[m] + state.n_correct[m]) / max(n, 1))
 
         sign = None
         for name in names:

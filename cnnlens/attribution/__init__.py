@@ -17,7 +17,7 @@ Example:
 
 from __future__ import annotations
 
-from .faithfulness import CURVES, RANDOM, Faithfulness, area, deletion_insertion, pixel_order
+from .faithfulness import BASELINES, CURVES, RANDOM, RANDOM_GRID, Faithfulness, area, baseline_of, deletion_insertion, pixel_order, random_maps
 from .maps import Attribution, attribute, figure_names, resolve_targets
 from .methods import CAM_METHODS, DEFAULT_METHODS, METHODS, Settings, check_methods, gradcam, reduce_channels
 from .plots import plot_attribution, plot_faithfulness, plot_overview, plot_randomization
@@ -25,11 +25,13 @@ from .sanity import RandomizationTest, cascade_blocks, randomization_test, reini
 from .spatial import Grid, attribution_layer, grid_of
 
 __all__ = [
+    "BASELINES",
     "CAM_METHODS",
     "CURVES",
     "DEFAULT_METHODS",
     "METHODS",
     "RANDOM",
+    "RANDOM_GRID",
     "Attribution",
     "Faithfulness",
     "Grid",
@@ -38,6 +40,7 @@ __all__ = [
     "area",
     "attribute",
     "attribution_layer",
+    "baseline_of",
     "cascade_blocks",
     "check_methods",
     "deletion_insertion",
@@ -49,6 +52,7 @@ __all__ = [
     "plot_faithfulness",
     "plot_overview",
     "plot_randomization",
+    "random_maps",
     "randomization_test",
     "reduce_channels",
     "reinitialize",

@@ -7,10 +7,19 @@ the probability fall fast: a *small* area under the curve is good. **Insertion**
 blurred copy of the image (Gaussian, sigma 5 pixels at 224 px as in Petsiuk et al., scaled with the
 image) and reveals the original pixels in the same order: a *large* area is good.
 
-Every method is compared with a **random map** (uniform noise, the same curves): a map that knows
-nothing about the image. Pixels the map ranks equal (Grad-CAM's zeros) are taken in a random order,
-so that ties do not sweep the image from the top. The x axis is the fraction of pixels removed or
-revealed, ``0, 1/steps, ..., 1``; the area is the trapezoid rule on it.
+Every method is compared with a **random map** of its own grain, a map that knows nothing about the
+image: ``random`` is uniform noise per pixel, the baseline of the pixel-grained methods (saliency,
+integrated gradients, SmoothGrad, the guided ones); ``random-grid`` is uniform noise on the grid of
+the Grad-CAM layer (or 1/32 of the image, a CNN's usual stride, when there is none) upsampled
+bilinearly as Grad-CAM is, the baseline of Grad-CAM, Grad-CAM++ and occlusion. The grain matters:
+grey pixels scattered over the image are far from anything the network was trained on, so deleting
+pixels in a random *pixel* order drives the probability down within the first 10-20 % of pixels
+whatever the order, while removing smooth regions leaves the rest of the image intact; a coarse map
+compared with pixel noise would lose for its grain, not for where it looks.
+
+Pixels the map ranks equal (Grad-CAM's zeros) are taken in a random order, so that ties do not sweep
+the image from the top. The x axis is the fraction of pixels removed or revealed,
+``0, 1/steps, ..., 1``; the area is the trapezoid rule on it.
 """
 
 from __future__ import annotations
@@ -34,10 +43,30 @@ from ..results import Result
 if TYPE_CHECKING:
     from .maps import Attribution
 
-__all__ = ["CURVES", "RANDOM", "Faithfulness", "area", "deletion_insertion", "pixel_order"]
+__all__ = ["BASELINES", "CURVES", "RANDOM", "RANDOM_GRID", "Faithfulness", "area", "baseline_of", "deletion_insertion", "pixel_order", "random_maps"]
 
 CURVES = ("deletion", "insertion")
-RANDOM = "random"  # the name of the random-map baseline among the methods
+RANDOM = "random"  # uniform noise per pixel
+RANDOM_GRID = "random-grid"  # uniform noise on the class-activation layer's grid, upsampled bilinearly
+BASELINES = (RANDOM, RANDOM_GRID)
+COARSE = ("gradcam", "gradcam++", "occlusion")  # the methods compared with random-grid
+
+
+def baseline_of(method: str) -> str:
+    """The random map ``method`` is compared with (its grain: module docstring)."""
+    return RANDOM_GRID if method in COARSE else RANDOM
+
+
+def random_maps(n: int, size: tuple[int, int], grid: tuple[int, int] | None, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    """``{"random": (N, H, W) noise, "random-grid": (N, H, W) noise on grid, upsampled}``; grid None:
+    1/32 of the image (at least 2 x 2)."""
+    h, w = size
+    gh, gw = grid or (max(2, -(-h // 32)), max(2, -(-w // 32)))
+    coarse = torch.rand(n, 1, gh, gw, generator=generator)
+    return {
+        RANDOM: torch.rand(n, h, w, generator=generator),
+        RANDOM_GRID: F.interpolate(coarse, size=(h, w), mode="bilinear", align_corners=False)[:, 0],
+    }
 
 
 def pixel_order(saliency: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -75,7 +104,8 @@ class Faithfulness(Result):
 
     Attributes:
         curves: ``curves[curve][method]`` is ``(N, steps + 1)``: the target's probability after each
-            step; ``method`` includes ``"random"``, the baseline.
+            step; ``method`` includes the random baselines (``"random"``, ``"random-grid"``) the
+            methods are compared with.
         fractions: ``(steps + 1,)`` the fraction of pixels removed (deletion) or revealed (insertion).
         targets, target_names: the class each curve follows.
     """
@@ -93,6 +123,11 @@ class Faithfulness(Result):
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def baselines(self) -> tuple[str, ...]:
+        """The random maps among :attr:`methods`, in the order of :data:`BASELINES`."""
+        return tuple(b for b in BASELINES if b in self.methods)
+
+    @property
     def steps(self) -> int:
         return int(self.fractions.numel() - 1)
 
@@ -105,8 +140,9 @@ class Faithfulness(Result):
         return {c: {m: float(self.auc(c, m).mean()) for m in self.methods} for c in self.curves}
 
     def better_than_random(self, curve: str, method: str) -> float:
-        """Share of images where ``method`` beats the random map (deletion: smaller area; insertion: larger)."""
-        a, r = self.auc(curve, method), self.auc(curve, RANDOM)
+        """Share of images where ``method`` beats its random map (:func:`baseline_of`; deletion:
+        smaller area; insertion: larger)."""
+        a, r = self.auc(curve, method), self.auc(curve, baseline_of(method))
         return float(((a < r) if curve == "deletion" else (a > r)).float().mean())
 
     def to_dict(self) -> dict[str, Any]:
@@ -116,7 +152,7 @@ class Faithfulness(Result):
                 m: {
                     "mean_auc": means[c][m],
                     "std_auc": float(self.auc(c, m).std()) if len(self.image_names) > 1 else 0.0,
-                    **({} if m == RANDOM else {"better_than_random": self.better_than_random(c, m)}),
+                    **({} if m in BASELINES else {"baseline": baseline_of(m), "better_than_random": self.better_than_random(c, m)}),
                     "mean_curve": self.curves[c][m].mean(0),
                 }
                 for m in self.methods
@@ -131,7 +167,7 @@ class Faithfulness(Result):
             "deletion_fill": "normalization mean",
             "insertion_start": f"Gaussian blur, sigma {self.blur_sigma:.3g} px",
             "score": "softmax probability of the target class",
-            "baseline": "random map (uniform noise)",
+            "baselines": {RANDOM: "uniform noise per pixel", RANDOM_GRID: "uniform noise on the layer's grid, upsampled bilinearly"},
             "seed": self.seed,
             "curves": summary,
             "images": [
@@ -217,7 +253,7 @@ def deletion_insertion(
     seed: int | None = 0,
     progress: bool = True,
 ) -> Faithfulness:
-    """Deletion and insertion curves of every map of ``attribution``, and of a random map.
+    """Deletion and insertion curves of every map of ``attribution``, and of random maps of their grain.
 
     Args:
         model: the model the maps were computed on (as given to :func:`cnnlens.attribution.attribute`).
@@ -225,12 +261,12 @@ def deletion_insertion(
         steps: points of each curve after the first (16: 1/16 of the pixels per step).
         curves: ``"deletion"``, ``"insertion"`` or both.
         batch_size: images per forward pass.
-        seed: draws the random map and the order among equal values.
+        seed: draws the random maps and the order among equal values.
         progress: report progress (bar on a terminal, a line every 10 s elsewhere).
 
     Returns:
         :class:`Faithfulness`; ``to_dict()`` has the mean areas and, per method, the share of images
-        where it beats the random map.
+        where it beats its random map.
     """
     steps = check_int(steps, "steps", low=1, high=100_000)
     which = _check_curves(curves)
@@ -244,22 +280,24 @@ def deletion_insertion(
     dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
     images = attribution.images
     n, c, h, w = images.shape
-    fill = torch.tensor(prep.mean[:c] if len(prep.mean) >= c else prep.mean * c, dtype=dtype, device=device).view(1, c, 1, 1)
-    random_maps = torch.rand(n, h, w, generator=generator)
+    fill = torch.tensor(prep.mean, dtype=dtype, device=device).view(1, c, 1, 1)  # what the network sees as 0
+    grid = (attribution.grid.height, attribution.grid.width) if attribution.grid is not None else None
+    baselines = sorted({baseline_of(m) for m in attribution.methods}, key=BASELINES.index)
+    noise = random_maps(n, (h, w), grid, generator)
     parts: list[dict[str, dict[str, torch.Tensor]]] = []
-    per_image = max(1, batch_size // (len(attribution.methods) + 1))
+    per_image = max(1, batch_size // (len(attribution.methods) + len(baselines)))
     with eval_mode(model), progress_bar(n, "deletion/insertion curves", enabled=progress, unit="image") as bar:
         for start in range(0, n, per_image):
             sl = slice(start, min(n, start + per_image))
             maps = {m: attribution.by_method[m][sl] for m in attribution.methods}
-            maps[RANDOM] = random_maps[sl]
+            maps.update({b: noise[b][sl] for b in baselines})
             x = images[sl].to(device, dtype)
             parts.append(curves_of(pixnet, x, maps, attribution.targets[sl], fill=fill, steps=steps, curves=which, generator=generator, batch_size=batch_size))
             bar.update(sl.stop - sl.start)
     merged = {cv: {m: torch.cat([p[cv][m] for p in parts]) for m in parts[0][cv]} for cv in which}
     return Faithfulness(
         info=attribution.info,
-        methods=(*attribution.methods, RANDOM),
+        methods=(*attribution.methods, *baselines),
         fractions=torch.arange(steps + 1, dtype=torch.float32) / steps,
         curves=merged,
         image_names=list(attribution.image_names),

@@ -46,10 +46,11 @@ def _one_target(value: Any, net: nn.Module, categories: Sequence[str] | None, nu
         text = value.strip()
         if text.lower() == TOP:
             return None
+        names = {c.lower() for c in categories or ()}
         if text.lstrip("-").isdigit():
             unit = Unit(LOGITS, int(text))
-        elif text.startswith(f"{LOGITS}:"):
-            unit = text
+        elif ":" in text and text.lower() not in names:
+            unit = text  # logits:CLASS (or a layer address, refused below)
         else:
             unit = Unit(LOGITS, None, None, text)
     else:
@@ -84,13 +85,17 @@ def resolve_targets(target: Any, model: nn.Module) -> list[int | None]:
 
 
 def figure_names(image_names: Sequence[str], suffix: str = ".png") -> list[str]:
-    """One figure file name per image: its path's stem, with folders joined by ``_`` where two
-    images would otherwise share a name."""
-    stems = [Path(n).stem if not n.startswith("images[") else f"image{n[7:-1]}" for n in image_names]
-    if len(set(stems)) != len(stems):
-        parts = [Path(n).with_suffix("").parts[-3:] for n in image_names]
-        stems = ["_".join(p) for p in parts]
-    if len(set(stems)) != len(stems):
+    """One figure file name per image: its file's stem, with as many parent folders joined by ``_``
+    as it takes to tell two images apart (``cat.png``, ``train_cat.png`` beside ``val_cat.png``);
+    pixels given as a tensor are ``image0``, ``image1``..."""
+    parts = [(f"image{n[7:-1]}",) if n.startswith("images[") else Path(n).with_suffix("").parts for n in image_names]
+    depth = max((len(p) for p in parts), default=1)
+    stems = [p[-1] for p in parts]
+    for k in range(1, depth + 1):
+        stems = ["_".join(p[-k:]) for p in parts]
+        if len(set(stems)) == len(stems):
+            break
+    else:
         stems = [f"{i:05d}-{s}" for i, s in enumerate(stems)]
     safe = ["".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in s) for s in stems]
     return [s + suffix for s in safe]
@@ -111,7 +116,7 @@ class Attribution(Result):
             given (else the model's top class).
         probabilities: ``(N, classes)`` softmax of the model's output on the images.
         ig_delta: integrated gradients' completeness error per image (captum's convergence delta:
-            ``sum(map) - (y(x) - y(black))``), when that method ran.
+            ``sum(map) - (y(x) - y(baseline))``), when that method ran.
         relu_calls: ReLU-family calls the guided rule took (guided methods; 0: they equal the gradient).
         faithfulness: deletion/insertion curves (:class:`Faithfulness`) when asked.
         sanity: the cascading randomization test (:class:`RandomizationTest`) when asked.
@@ -261,12 +266,14 @@ class Attribution(Result):
     def text(self) -> str:
         """One line per image (the class explained and its probability), then the mean areas of the
         faithfulness curves and the last step of the randomization test, when computed."""
+        from .plots import percent
+
         lines = []
         for i, name in enumerate(self.image_names):
             what = "target" if self.target_given[i] else "top class"
-            line = f"{name}: {what} {self.target_names[i]} ({100 * float(self.target_probability[i]):.1f} %)"
+            line = f"{name}: {what} {self.target_names[i]} ({percent(self.target_probability[i])})"
             if self.target_given[i] and int(self.predicted[i]) != int(self.targets[i]):
-                line += f"; top class {self.predicted_names[i]} ({100 * float(self.predicted_probability[i]):.1f} %)"
+                line += f"; top class {self.predicted_names[i]} ({percent(self.predicted_probability[i])})"
             lines.append(line)
         if self.faithfulness is not None:
             f = self.faithfulness
@@ -281,9 +288,11 @@ class Attribution(Result):
         return "\n".join(lines)
 
     def _summary(self) -> dict[str, Any]:
+        from .plots import percent
+
         out: dict[str, Any] = {"model": self.info.label, "methods": list(self.methods), "layer": self.layer}
         if self.images.shape[0] == 1:
-            out["target"] = f"{self.target_names[0]} ({100 * float(self.target_probability[0]):.1f} %)"
+            out["target"] = f"{self.target_names[0]} ({percent(self.target_probability[0])})"
         else:
             out["images"] = self.images.shape[0]
         if self.faithfulness is not None:
@@ -334,6 +343,7 @@ def attribute(
     limit: int | None = None,
     batch_size: int = 16,
     ig_steps: int = 32,
+    ig_baseline: str = "mean",
     smoothgrad_samples: int = 25,
     smoothgrad_noise: float = 0.15,
     occlusion_window: int | None = None,
@@ -364,7 +374,9 @@ def attribute(
             are), ``"crop"`` for files, folders, PIL images and arrays.
         limit: use at most this many images (spread over a folder).
         batch_size: images per pass.
-        ig_steps: integration steps of integrated gradients.
+        ig_steps, ig_baseline: integration steps of integrated gradients, and where the path starts:
+            ``"mean"`` (the normalization mean: the network's zero input, and what deletion fills in)
+            or ``"black"`` (pixels 0, as Sundararajan et al.).
         smoothgrad_samples, smoothgrad_noise: SmoothGrad's noisy copies and their standard deviation
             in pixel units.
         occlusion_window, occlusion_stride: the occluding square's side and step in pixels
@@ -388,7 +400,10 @@ def attribute(
         ((2, 64, 64), 'layer4', 2)
     """
     methods = check_methods(method)
-    settings = Settings(ig_steps, smoothgrad_samples, smoothgrad_noise, occlusion_window, occlusion_stride, batch_size).checked()
+    settings = Settings(
+        ig_steps=ig_steps, ig_baseline=ig_baseline, smoothgrad_samples=smoothgrad_samples, smoothgrad_noise=smoothgrad_noise,
+        occlusion_window=occlusion_window, occlusion_stride=occlusion_stride, batch_size=batch_size,
+    ).checked()
     faithfulness_steps = check_int(faithfulness_steps, "faithfulness_steps", low=1, high=100_000)
     if sanity_blocks is not None:
         sanity_blocks = check_int(sanity_blocks, "sanity_blocks", low=1)

@@ -9,8 +9,8 @@
                             on every ReLU-family call, functional ones included (:func:`cnnlens.units.relu_rule`)
 ``guided-backprop``         Springenberg et al. 2015, the same rule alone (used by the sanity checks)
 ``saliency``                Simonyan et al. 2014: ``|dy/dx|`` (captum ``Saliency``)
-``integrated-gradients``    Sundararajan et al. 2017 from a black image (captum ``IntegratedGradients``,
-                            Gauss-Legendre steps)
+``integrated-gradients``    Sundararajan et al. 2017 from the normalization mean (the network's zero input)
+                            or a black image (captum ``IntegratedGradients``, Gauss-Legendre steps)
 ``smoothgrad``              Smilkov et al. 2017: ``|dy/dx|`` averaged over noisy copies (captum ``NoiseTunnel``)
 ``occlusion``               Zeiler & Fergus 2014: the drop of the class score when a square of the image is
                             replaced by the normalization mean (captum ``Occlusion``)
@@ -18,7 +18,7 @@
 
 ``y`` is the target class's logit (before the softmax, as in Grad-CAM). Colour channels are reduced as
 each method's paper shows its maps: the largest ``|.|`` over channels for the gradient methods
-(Simonyan et al.), the sum for integrated gradients (so a map sums to ``y(x) - y(black)``), the mean
+(Simonyan et al.), the sum for integrated gradients (so a map sums to ``y(x) - y(baseline)``), the mean
 for occlusion (every channel of a pixel gets the same score drop). Grad-CAM maps are one channel.
 """
 
@@ -27,14 +27,14 @@ from __future__ import annotations
 import contextlib
 import warnings
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..attacks.core import pixel_net
+from ..attacks.core import class_logits, pixel_net
 from ..checks import check_int, check_number
 from ..errors import CnnlensError, did_you_mean
 from ..hooks import eval_mode
@@ -42,7 +42,8 @@ from ..pixels import Preprocessing
 from ..registry import model_device
 from ..units.common import network
 from ..units.deconv import unit_gradients
-from .spatial import LayerGradients, attribution_layer, fill_targets, layer_gradients
+from ..layers import get_layer
+from .spatial import Grid, LayerGradients, attribution_layer, fill_targets, layer_gradients
 
 __all__ = [
     "CAM_METHODS",
@@ -67,6 +68,7 @@ METHODS = (
     "smoothgrad",
     "guided-backprop",
 )
+IG_BASELINES = ("black", "mean")  # integrated gradients from pixels 0, or from the normalization mean
 DEFAULT_METHODS = METHODS[:7]  # what the command draws by default
 CAM_METHODS = ("gradcam", "gradcam++", "guided-gradcam")  # the methods that read a layer
 _ALIASES = {
@@ -122,6 +124,7 @@ class Settings:
     """
 
     ig_steps: int = 32
+    ig_baseline: str = "mean"
     smoothgrad_samples: int = 25
     smoothgrad_noise: float = 0.15
     occlusion_window: int | None = None
@@ -132,6 +135,8 @@ class Settings:
         """A copy with every number checked (one-line errors naming the parameter)."""
         window = None if self.occlusion_window is None else check_int(self.occlusion_window, "occlusion_window", low=1, high=65536)
         stride = None if self.occlusion_stride is None else check_int(self.occlusion_stride, "occlusion_stride", low=1, high=65536)
+        if self.ig_baseline not in IG_BASELINES:
+            raise CnnlensError(f"ig_baseline must be one of {', '.join(IG_BASELINES)}, not {self.ig_baseline!r}", param="ig_baseline")
         return replace(
             self,
             ig_steps=check_int(self.ig_steps, "ig_steps", low=1, high=10_000),
@@ -154,7 +159,7 @@ class Settings:
     def to_dict(self, methods: Sequence[str], size: tuple[int, int]) -> dict[str, Any]:
         out: dict[str, Any] = {}
         if "integrated-gradients" in methods:
-            out.update(ig_steps=self.ig_steps, ig_baseline="black (pixels 0)", ig_method="gausslegendre")
+            out.update(ig_steps=self.ig_steps, ig_baseline=self.ig_baseline, ig_method="gausslegendre")
         if "smoothgrad" in methods:
             out.update(smoothgrad_samples=self.smoothgrad_samples, smoothgrad_noise=self.smoothgrad_noise)
         if "occlusion" in methods:
@@ -212,7 +217,6 @@ class BatchMaps:
     probabilities: torch.Tensor
     ig_delta: torch.Tensor | None = None
     relu_calls: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class Attributor:
@@ -237,16 +241,14 @@ class Attributor:
         self.device = model_device(self.net)
         self.dtype = next((p.dtype for p in self.net.parameters() if p.is_floating_point()), torch.float32)
         needs_layer = any(m in CAM_METHODS for m in self.methods)
+        if layer is not None and not needs_layer:
+            get_layer(self.net, layer)  # a layer that is given must exist, also when no method here uses it
         self.layer = attribution_layer(self.net, self.pixnet, preprocessing, layer) if needs_layer else None
-        self.grid: Any = None
+        self.grid: Grid | None = None  # how the layer's output was read, once a batch has run
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         with eval_mode(self.net), torch.no_grad():
-            out = self.pixnet(x)
-        if not isinstance(out, torch.Tensor) or out.dim() != 2:
-            shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-            raise CnnlensError(f"model must return (batch, classes) logits, not {shape}", param="model")
-        return out.detach()
+            return class_logits(self.pixnet, x).detach()
 
     def __call__(self, pixels: torch.Tensor, targets: Sequence[int | None] | torch.Tensor | None = None) -> BatchMaps:
         """Maps of a batch of prepared pixels ``(N, C, H, W)``; ``targets`` per image (None: its top class)."""
@@ -314,8 +316,12 @@ class Attributor:
                 )
             if method == "integrated-gradients":
                 ig = ca.IntegratedGradients(self.pixnet)
+                if s.ig_baseline == "black":
+                    base = torch.zeros_like(inp)
+                else:
+                    base = torch.tensor(self.preprocessing.mean, dtype=inp.dtype, device=inp.device).view(1, -1, 1, 1).expand_as(inp).contiguous()
                 attr, delta = ig.attribute(
-                    inp, baselines=torch.zeros_like(inp), target=tt, n_steps=s.ig_steps, method="gausslegendre",
+                    inp, baselines=base, target=tt, n_steps=s.ig_steps, method="gausslegendre",
                     internal_batch_size=max(s.batch_size, x.shape[0]), return_convergence_delta=True,
                 )
                 out.ig_delta = delta.detach().float().cpu()

@@ -10,16 +10,15 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from .faithfulness import RANDOM
-
 if TYPE_CHECKING:
     from .faithfulness import Faithfulness
     from .maps import Attribution
     from .sanity import RandomizationTest
 
-__all__ = ["draw_faithfulness", "draw_maps", "draw_randomization", "overlay", "plot_attribution", "plot_faithfulness", "plot_overview", "plot_randomization", "scaled"]
+__all__ = ["draw_faithfulness", "draw_maps", "draw_randomization", "overlay", "percent", "plot_attribution", "plot_faithfulness", "plot_overview", "plot_randomization", "scaled"]
 
 CMAP = "jet"
+BASELINE_STYLES = ({"color": "grey", "linestyle": "--"}, {"color": "black", "linestyle": ":"})  # random, random-grid
 SIGNED = ("integrated-gradients", "occlusion")  # maps with a sign: the positive part is drawn
 
 
@@ -65,11 +64,19 @@ def _short(name: str, limit: int = 28) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def percent(p: float) -> str:
+    """A probability as a percentage that stays readable when small: ``78.5 %``, ``0.0031 %``, ``<0.001 %``."""
+    value = 100 * float(p)
+    if value >= 0.1 or value == 0:
+        return f"{value:.1f} %"
+    return f"{value:.2g} %" if value >= 0.001 else "<0.001 %"
+
+
 def _class_line(r: Attribution, i: int) -> str:
-    target = f"{r.target_names[i]} ({100 * float(r.target_probability[i]):.1f} %)"
+    target = f"{r.target_names[i]} ({percent(r.target_probability[i])})"
     line = f"target: {target}" if r.target_given[i] else f"top: {target}"
     if r.target_given[i] and int(r.predicted[i]) != int(r.targets[i]):
-        line += f"\ntop: {r.predicted_names[i]} ({100 * float(r.predicted_probability[i]):.1f} %)"
+        line += f"\ntop: {r.predicted_names[i]} ({percent(r.predicted_probability[i])})"
     return line
 
 
@@ -101,7 +108,7 @@ def draw_faithfulness(fig: Any, f: Faithfulness, index: int | None = None) -> No
             ys = f.curves[curve][m]
             y = (ys[index] if index is not None else ys.mean(0)).numpy()
             a = float(f.auc(curve, m)[index]) if index is not None else float(f.auc(curve, m).mean())
-            style = {"color": "grey", "linestyle": "--"} if m == RANDOM else {}
+            style = BASELINE_STYLES[f.baselines.index(m) % 2] if m in f.baselines else {}
             ax.plot(x, y, label=f"{m} ({a:.3f})", **style)
         better = "lower" if curve == "deletion" else "higher"
         ax.set_title(f"{curve} ({'mean of ' + str(len(f.image_names)) + ' images' if index is None else 'this image'}; area {better} is better)", fontsize=8)

@@ -207,8 +207,12 @@ def randomization_test(
     prep = attribution.preprocessing
     work = copy.deepcopy(net)
     device = model_device(work)
-    trained_engine = Attributor(model, prep, wanted, attribution.layer, attribution.settings)
-    engine = Attributor(work, prep, wanted, trained_engine.layer, attribution.settings)
+    missing = [m for m in wanted if m not in attribution.by_method]
+    layer = attribution.layer
+    trained_engine = Attributor(model, prep, missing, layer, attribution.settings) if missing else None
+    if trained_engine is not None and layer is None:
+        layer = trained_engine.layer
+    engine = Attributor(work, prep, wanted, layer, attribution.settings)
     images = attribution.images
     n = images.shape[0]
     bs = attribution.settings.batch_size
@@ -218,19 +222,20 @@ def randomization_test(
         blocks = blocks[:max_blocks]
     targets = attribution.targets
 
-    def maps_of(eng: Attributor) -> dict[str, torch.Tensor]:
+    def maps_of(eng: Attributor, methods: Sequence[str]) -> dict[str, torch.Tensor]:
         parts = [eng(images[s : s + bs], targets[s : s + bs]).maps for s in range(0, n, bs)]
-        return {m: torch.cat([p[m] for p in parts]) for m in wanted}
+        return {m: torch.cat([p[m] for p in parts]) for m in methods}
 
     with seeded(seed, device):
-        have = {m: attribution.by_method[m] for m in wanted if m in attribution.by_method}
-        trained = {**maps_of(trained_engine), **have} if len(have) < len(wanted) else have
+        trained = {m: attribution.by_method[m] for m in wanted if m in attribution.by_method}
+        if trained_engine is not None:
+            trained.update(maps_of(trained_engine, missing))
         correlations = {m: torch.ones(n, len(blocks) + 1) for m in wanted}
         examples = {m: [trained[m][0]] for m in wanted}
         with progress_bar(len(blocks) * n, "randomization test", enabled=progress, unit="map") as bar:
             for k, (_, layers) in enumerate(blocks, start=1):
                 reinitialize(work, layers)
-                now = maps_of(engine)
+                now = maps_of(engine, wanted)
                 for m in wanted:
                     correlations[m][:, k] = torch.tensor([spearman(trained[m][i].abs(), now[m][i].abs()) for i in range(n)])
                     examples[m].append(now[m][0])

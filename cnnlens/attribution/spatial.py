@@ -27,13 +27,14 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from ..attacks.core import class_logits
 from ..errors import CnnlensError
 from ..hooks import capture, eval_mode
 from ..layers import get_layer, layer_name
 from ..pixels import Preprocessing
 from ..registry import default_layers, model_device, model_info
 
-__all__ = ["Grid", "LayerGradients", "attribution_layer", "fill_targets", "grid_of", "layer_gradients"]
+__all__ = ["Grid", "LayerGradients", "attribution_layer", "check_layer_output", "fill_targets", "grid_of", "layer_gradients"]
 
 MAX_EXTRA_TOKENS = 8  # class, distillation and register tokens before the patch tokens
 
@@ -109,11 +110,24 @@ class LayerGradients:
     grid: Grid
 
 
-def _check_logits(out: Any) -> torch.Tensor:
-    if not isinstance(out, torch.Tensor) or out.dim() != 2:
-        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise CnnlensError(f"model must return (batch, classes) logits, not {shape}", param="model")
-    return out
+def check_layer_output(layer: str, outputs: list[Any], size: tuple[int, int]) -> Grid:
+    """The :class:`Grid` of the one output ``layer`` produced in a forward pass on an image of
+    ``size``; a one-line :class:`CnnlensError` when it did not run, ran several times, or has no
+    spatial positions."""
+    if not outputs:
+        raise CnnlensError(f"layer {layer} did not run in the forward pass; pick a layer the model uses", param="layer")
+    if len(outputs) > 1:
+        raise CnnlensError(f"layer {layer} runs {len(outputs)} times in one forward pass (a reused module); pick a layer that runs once", param="layer")
+    out = outputs[0]
+    if not isinstance(out, torch.Tensor):
+        raise CnnlensError(f"layer {layer} outputs {type(out).__name__}, not a tensor; pick another layer", param="layer")
+    grid = grid_of(out.shape, size)
+    if grid is None:
+        raise CnnlensError(
+            f"layer {layer} outputs {tuple(out.shape)}, which has no spatial positions; class-activation maps need a convolutional or token layer",
+            param="layer",
+        )
+    return grid
 
 
 def fill_targets(logits: torch.Tensor, targets: torch.Tensor | None) -> torch.Tensor:
@@ -142,7 +156,7 @@ def layer_gradients(net: nn.Module, pixnet: nn.Module, x: torch.Tensor, layer: s
 
     def hook(mod: nn.Module, args: Any, output: Any) -> Any:
         if not isinstance(output, torch.Tensor):
-            raise CnnlensError(f"layer {layer} outputs {type(output).__name__}, not a tensor; pick another layer", param="layer")
+            check_layer_output(layer, [output], (x.shape[-2], x.shape[-1]))
         leaf = output.detach().requires_grad_(True)
         seen.append(leaf)
         return leaf.clone()  # the rest of the network may change it in place; the leaf stays as computed
@@ -150,21 +164,11 @@ def layer_gradients(net: nn.Module, pixnet: nn.Module, x: torch.Tensor, layer: s
     with eval_mode(net), torch.enable_grad():
         handle = module.register_forward_hook(hook)
         try:
-            logits = _check_logits(pixnet(x))
+            logits = class_logits(pixnet, x)
         finally:
             handle.remove()
-        if not seen:
-            raise CnnlensError(f"layer {layer} did not run in the forward pass; pick a layer the model uses", param="layer")
-        if len(seen) > 1:
-            raise CnnlensError(f"layer {layer} runs {len(seen)} times in one forward pass (a reused module); pick a layer that runs once", param="layer")
+        grid = check_layer_output(layer, seen, (x.shape[-2], x.shape[-1]))
         act = seen[0]
-        grid = grid_of(act.shape, tuple(x.shape[-2:]))
-        if grid is None:
-            raise CnnlensError(
-                f"layer {layer} outputs {tuple(act.shape)}, which has no spatial positions; "
-                "class-activation maps need a convolutional or token layer",
-                param="layer",
-            )
         t = fill_targets(logits.detach(), targets)
         score = logits.gather(1, t.view(-1, 1)).sum()
         if score.requires_grad:
@@ -203,18 +207,27 @@ def _spatial_outputs(net: nn.Module, pixnet: nn.Module, x: torch.Tensor) -> tupl
 def attribution_layer(net: nn.Module, pixnet: nn.Module, prep: Preprocessing, layer: str | nn.Module | None = None) -> str:
     """The layer class-activation maps read: ``layer`` checked (a dotted name of ``net``), or the default
     (module docstring). Raises a one-line :class:`CnnlensError` for an unknown layer, with the closest names."""
+    c, h, w = prep.input_size
+    dtype = next((p.dtype for p in net.parameters() if p.is_floating_point()), torch.float32)
+    x = torch.rand(1, c, h, w, generator=torch.Generator().manual_seed(0)).to(model_device(net), dtype)
     if layer is not None:
         try:
-            return layer_name(net, layer)
+            name = layer_name(net, layer)
         except CnnlensError as exc:
             raise CnnlensError(f"layer: {exc}", param="layer") from None
+        outputs: list[Any] = []
+        handle = get_layer(net, name).register_forward_hook(lambda mod, args, out: outputs.append(out))
+        try:
+            with torch.no_grad(), eval_mode(net):
+                pixnet(x)
+        finally:
+            handle.remove()
+        check_layer_output(name, outputs, (h, w))
+        return name
     try:
         base = default_layers(net, "last_spatial")[0]
     except CnnlensError:
         base = None
-    c, h, w = prep.input_size
-    dtype = next((p.dtype for p in net.parameters() if p.is_floating_point()), torch.float32)
-    x = torch.rand(1, c, h, w, generator=torch.Generator().manual_seed(0)).to(model_device(net), dtype)
     order, shapes = _spatial_outputs(net, pixnet, x)
     after = order[order.index(base) + 1 :] if base in order else order
     grids = {n: grid_of(shapes[n], (h, w)) for n in after if len(shapes[n]) == 3}

@@ -135,6 +135,8 @@ def cli() -> None:
       cnnlens dream photo.jpg --model googlenet  DeepDream
       cnnlens style photo.jpg starry_night.jpg   Gatys style transfer (VGG19 by default)
       cnnlens fgsm mobilenet_v2 photo.jpg --eps 0.007
+      cnnlens attribute resnet50 photo.jpg --faithfulness    Grad-CAM and friends, with deletion curves
+      cnnlens tuning alexnet -l features.0                   orientation tuning with gratings
 
     \b
     Conventions:

@@ -41,6 +41,7 @@ METHOD_HELP = (
 @click.option("--sanity", is_flag=True, help="cascading model-randomization test (Adebayo et al. 2018) of every method")
 @click.option("--sanity-blocks", type=click.IntRange(min=1), default=None, help="re-initialise at most N blocks from the top (default: all)")
 @click.option("--ig-steps", type=click.IntRange(min=1, max=10_000), default=32, show_default=True, help="integration steps of integrated gradients")
+@click.option("--ig-baseline", type=click.Choice(["mean", "black"]), default="mean", show_default=True, help="start of integrated gradients' path: the normalization mean or black")
 @click.option("--smoothgrad-samples", type=click.IntRange(min=1, max=10_000), default=25, show_default=True, help="noisy copies of SmoothGrad")
 @click.option("--smoothgrad-noise", default="0.15", show_default=True, help="SmoothGrad's noise (standard deviation, pixel units)")
 @click.option("--occlusion-window", type=click.IntRange(min=1), default=None, help="side of occlusion's square in pixels (default: 1/8 of the image)")
@@ -68,6 +69,7 @@ def attribute_command(
     sanity: bool,
     sanity_blocks: int | None,
     ig_steps: int,
+    ig_baseline: str,
     smoothgrad_samples: int,
     smoothgrad_noise: str,
     occlusion_window: int | None,
@@ -96,22 +98,25 @@ def attribute_command(
     Examples:
       cnnlens attribute mobilenet_v2 -w mobilenet_v2.pth cat.png -o cat-maps.png
       cnnlens attribute mobilenet_v2 -w mobilenet_v2.pth cat.png --method gradcam --method integrated-gradients --faithfulness
-      cnnlens attribute resnet18 photos/ --target 'tabby cat' --figures maps/ --json > maps.json
+      cnnlens attribute resnet18 photos/ --target tabby --figures maps/ --json > maps.json
       cnnlens attribute mobilenet_v2 -w mobilenet_v2.pth photos/ --method gradcam,guided-backprop --sanity -o sanity.png
       cnnlens attribute vit_b_16 -w none --seed 0 cat.png --method gradcam
     """
     from ..attribution import DEFAULT_METHODS, attribute, check_methods, figure_names
     from ..attribution.maps import INDEX_NAME
     from ..errors import CnnlensError
+    from ..images import load_image
     from ..results import FIGURE_SUFFIXES
     from ..units.patches import select_images
 
-    methods = check_methods([m for spec in method for m in spec.split(",") if m.strip()] or list(DEFAULT_METHODS), "method")
+    methods = check_methods([m.strip() for spec in method for m in spec.split(",") if m.strip()] if method else list(DEFAULT_METHODS), "method")
     noise = parse_float(smoothgrad_noise, "smoothgrad_noise", low=0.0, high=10.0)
     if not images.exists():
         raise CnnlensError(f"IMAGE|DIR {images}: no such file or folder")
     folder = images.is_dir()
     names = list(select_images(images, limit))
+    if not folder:
+        load_image(images)  # an unreadable image fails here, before any work
     if output is None and not as_json and not folder:
         output = Path(f"{model_stem(model)}-{safe_name(images.stem)}-attribution.png")
     if figures is None and not as_json and folder:
@@ -125,7 +130,7 @@ def attribute_command(
     check_outputs(outputs, overwrite)
     net = open_model(model, weights, device=device, seed=seed)
     result = attribute(
-        net, images, methods, target, layer, size=size, limit=limit, batch_size=batch_size, ig_steps=ig_steps,
+        net, images, methods, target, layer, size=size, limit=limit, batch_size=batch_size, ig_steps=ig_steps, ig_baseline=ig_baseline,
         smoothgrad_samples=smoothgrad_samples, smoothgrad_noise=noise, occlusion_window=occlusion_window,
         occlusion_stride=occlusion_stride, faithfulness=faithfulness, faithfulness_steps=faithfulness_steps,
         sanity=sanity, sanity_blocks=sanity_blocks, seed=seed, progress=True,

@@ -13,6 +13,7 @@ __all__ = ["COMMAND_ORDER", "support", "support_table"]
 
 COMMAND_ORDER = (
     "layers", "report", "filters", "patches", "deconv", "visualize", "dream", "style", "invert", "fgsm", "robustness",
+    "attribute", "tuning", "hierarchy", "invariance",
 )
 
 YES, LAYERS, NO = "yes", "with layers", "no"
@@ -45,6 +46,10 @@ def support(entry: Any, has_conv: bool, spatial: bool, known_layers: set[str]) -
     row["invert"] = (YES if has_conv else LAYERS) if images else NO
     row["fgsm"] = YES if classifier else NO
     row["robustness"] = YES if classifier else NO
+    row["attribute"] = YES if classifier else NO
+    row["tuning"] = YES if images and spatial else NO
+    row["hierarchy"] = YES if images and spatial else NO
+    row["invariance"] = YES if images else NO
     return row
 
 

@@ -162,14 +162,14 @@ def resolve_units(net: nn.Module, units: Sequence[Unit | str], prep: Preprocessi
     return out, fields
 
 
-def _probe(net: nn.Module, prep: Preprocessing, canvas: int, layers: list[str]) -> dict[str, tuple[int, ...]] | None:
-    """Output shapes of ``layers`` for one grey canvas, or ``None`` when the model cannot run it."""
+def _probe(net: nn.Module, prep: Preprocessing, canvas: int, layers: list[str]) -> tuple[dict[str, tuple[int, ...]] | None, str]:
+    """Output shapes of ``layers`` for one grey canvas, or ``None`` and why the model cannot run it."""
     x = torch.full((1, 1, canvas, canvas), 0.5)
     try:
         outs = read_units(net, prep, [x], {layer: None for layer in layers}, keep_maps=True)
-    except (RuntimeError, ValueError, CnnlensError):
-        return None
-    return {layer: tuple(t.shape) for layer, t in outs.items()}
+    except (RuntimeError, ValueError, CnnlensError) as exc:
+        return None, f"{type(exc).__name__}: {exc}".splitlines()[0]
+    return {layer: tuple(t.shape) for layer, t in outs.items()}, ""
 
 
 def place_layers(
@@ -180,7 +180,8 @@ def place_layers(
 
     The canvas is the smallest that holds every field (see the module docstring), or the full input
     size when a field does not fit in the image or cannot be followed (``fields``: from
-    :func:`layer_fields`, computed when not given). The chosen canvas is tried on one grey image; a model that cannot run it gets the full size.
+    :func:`layer_fields`, computed when not given). The chosen canvas is tried on one grey image;
+    a model that cannot run it gets the full size.
     """
     full = prep.input_size[1:]
     side = max(full)
@@ -196,12 +197,12 @@ def place_layers(
                 continue
         canvas = side
     small = canvas < side
-    shapes = _probe(net, prep, canvas, list(wanted)) if small else None
+    shapes = _probe(net, prep, canvas, list(wanted))[0] if small else None
     if shapes is None:
         small, canvas = False, side
-        shapes = _probe(net, prep, side, list(wanted))
+        shapes, why = _probe(net, prep, side, list(wanted))
         if shapes is None:
-            raise CnnlensError(f"the model does not run on a {full[0]}x{full[1]} grey image; give another size", param="size")
+            raise CnnlensError(f"size: the model does not run on a {full[0]}x{full[1]} grey image ({why})", param="size")
     placements = {}
     for layer, position in wanted.items():
         rf, _ = geometry[layer]

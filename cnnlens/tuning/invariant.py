@@ -152,8 +152,9 @@ def transform_views(frame: torch.Tensor, transforms: dict[str, Sequence[float]],
         x = left + centre + sx
         y = top + centre + sy
         grids.append(torch.stack([(2 * x + 1) / w - 1, (2 * y + 1) / h - 1], dim=-1))
-    grid = torch.stack(grids).to(dtype)
-    geometric = F.grid_sample(frame.unsqueeze(0).expand(len(grids), -1, -1, -1), grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    grid = torch.stack(grids)  # float64: a whole-pixel shift lands on pixel centres exactly
+    source = frame.to(torch.float64).unsqueeze(0).expand(len(grids), -1, -1, -1)
+    geometric = F.grid_sample(source, grid, mode="bilinear", padding_mode="reflection", align_corners=False).to(dtype)
     geometric[0] = frame[:, top : top + size, left : left + size]  # the exact centre crop
     base = geometric[0]
     extra = []
@@ -194,15 +195,20 @@ class Invariance(Result):
     baseline_info: ModelInfo | None = None
     warnings: list[str] = field(default_factory=list)
 
-    def score(self, family: str, *, baseline: bool = False) -> dict[str, float | None]:
-        """Per layer, the mean similarity over the non-identity sizes of ``family``: 1 = fully
-        invariant, 0 = as different as another image."""
+    def score(self, family: str, *, baseline: bool = False, sizes: Sequence[float] | None = None) -> dict[str, float | None]:
+        """Per layer, the mean similarity over the non-identity sizes of ``family`` (or only over
+        ``sizes``, which must be among them): 1 = fully invariant, 0 = as different as another image."""
         table = self.baseline_similarity if baseline else self.similarity
         if table is None:
             raise CnnlensError("no baseline was measured; call invariance(..., baseline=True)", param="baseline")
         if family not in self.transforms:
             raise CnnlensError(f"family {family!r} was not measured{did_you_mean(family, list(self.transforms))}", param="family")
-        keep = [k for k, v in enumerate(self.transforms[family]) if v != _IDENTITY[family]]
+        measured = self.transforms[family]
+        if sizes is not None:
+            missing = [v for v in sizes if float(v) not in measured]
+            if missing:
+                raise CnnlensError(f"sizes {missing} of {family} were not measured; measured: {measured}", param="sizes")
+        keep = [k for k, v in enumerate(measured) if v != _IDENTITY[family] and (sizes is None or v in [float(x) for x in sizes])]
         out: dict[str, float | None] = {}
         for layer in self.layers:
             vals = [table[layer][family][k] for k in keep if table[layer][family][k] is not None]

@@ -80,6 +80,7 @@ def orientation_selectivity(curve: torch.Tensor, orientations_deg: Sequence[floa
     total = c.sum(-1)
     osi = torch.where(total > 0, torch.sqrt(re**2 + im**2) / total.clamp_min(1e-300), torch.zeros_like(total))
     angle = torch.rad2deg(torch.atan2(im, re) / 2) % 180.0
+    angle = torch.where(angle > 180.0 - 1e-6, angle - 180.0, angle)  # -0.0000001 is 0, not 180
     angle = torch.where(total > 0, angle, torch.full_like(angle, float("nan")))
     return osi.clamp(0, 1), angle
 

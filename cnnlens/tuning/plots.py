@@ -59,9 +59,10 @@ def _pick(units: Sequence[UnitTuning], n: int) -> list[UnitTuning]:
 
 def _log_x(ax: Any) -> None:
     """A log x axis labelled with plain numbers (0.05, 0.1, 0.2)."""
-    from matplotlib.ticker import FuncFormatter, NullFormatter
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.xaxis.set_minor_formatter(NullFormatter())
 
@@ -196,8 +197,9 @@ def plot_osi_comparison(results: Sequence[TuningResult], *, title: str | None = 
     ax2.set_xlabel("modulation ratio F1/F0", fontsize=9)
     ax2.axvline(1.0, color="k", ls=":", lw=1)
     ax1.set_ylabel("units", fontsize=9)
-    for ax in (ax1, ax2):
-        ax.legend(fontsize=8, frameon=False)
+    for ax, where in ((ax1, "upper right"), (ax2, "upper left")):  # clear of the bars: OSI piles up low, F1/F0 high
+        ax.set_ylim(0, ax.get_ylim()[1] * 1.3)  # room for the legend
+        ax.legend(fontsize=8, frameon=False, loc=where)
         ax.tick_params(labelsize=8)
     names = ", ".join(dict.fromkeys(layer.layer for r in results for layer in r.layers))
     fig.suptitle(title or f"{results[0].info.name} {names}: trained against random initialisation", fontsize=10)
@@ -215,7 +217,7 @@ def _depth_colors(n: int) -> list[Any]:
 def plot_hierarchy(h: Hierarchy, *, title: str | None = None) -> Figure:
     """Per layer (x, shallow to deep): shares of orientation-selective, simple and complex units;
     median OSI and F1/F0; receptive-field size. The random initialisation, when measured, dashed."""
-    fig = _figure(14, 4.4)
+    fig = _figure(14, 4.8)
     ax1, ax2, ax3 = fig.subplots(1, 3, gridspec_kw={"width_ratios": [1.3, 1.0, 0.8]})
     x = np.arange(len(h.rows))
     labels = [f"{r.layer}\n{r.rf_size}px" for r in h.rows]
@@ -242,14 +244,15 @@ def plot_hierarchy(h: Hierarchy, *, title: str | None = None) -> Figure:
     ax3.bar(x, [r.rf_size for r in h.rows], color="0.6")
     ax3.set_yscale("log")
     ax3.set_title("receptive field (pixels)", fontsize=9)
+    many = len(h.rows) > 5
     for ax in (ax1, ax2, ax3):
-        ax.set_xticks(x, labels, fontsize=7, rotation=0)
+        ax.set_xticks(x, labels, fontsize=7, rotation=45 if many else 0, ha="right" if many else "center")
         ax.tick_params(axis="y", labelsize=8)
         ax.grid(alpha=0.25)
     t = h.tuning
     grid = f"{len(t.orientations)} orientations x {len(t.layers[0].frequencies) if t.layers else 0} frequencies x {len(t.phases)} phases, full-field gratings"
     base = f"; dashed: {h.baseline_info.label}" if h.baseline_info is not None else ""
-    fig.suptitle(title or f"{h.info.label}: tuning over depth ({grid}{base})", fontsize=10)
+    fig.suptitle(title or f"{h.info.label}: tuning over depth\n{grid}{base}", fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -261,31 +264,35 @@ def plot_invariance(inv: Invariance, *, title: str | None = None) -> Figure:
     from .invariant import TRANSFORM_UNITS
 
     families = list(inv.transforms)
-    fig = _figure(3.3 * len(families) + 1.8, 3.9)
+    fig = _figure(3.2 * len(families) + 0.6, 4.6)
     axes = np.atleast_1d(fig.subplots(1, len(families), sharey=True))
     colors = _depth_colors(len(inv.layers))
     for ax, family in zip(axes, families):
         xs = inv.transforms[family]
         for color, layer in zip(colors, inv.layers):
             ys = [np.nan if v is None else v for v in inv.similarity[layer][family]]
-            ax.plot(xs, ys, "o-", color=color, ms=3, lw=1.4, label=f"{layer} ({inv.rf_sizes.get(layer) or 'global'} px)")
+            rf = inv.rf_sizes.get(layer)
+            ax.plot(xs, ys, "o-", color=color, ms=3, lw=1.4, label=f"{layer} ({rf} px)" if rf else f"{layer} (global)")
             if inv.baseline_similarity is not None:
                 yb = [np.nan if v is None else v for v in inv.baseline_similarity[layer][family]]
                 ax.plot(xs, yb, "o--", color=color, ms=3, lw=1.0, alpha=0.7, mfc="white")
         ax.set_title(family, fontsize=10)
         ax.set_xlabel(TRANSFORM_UNITS[family], fontsize=8)
         ax.axhline(0.0, color="0.5", lw=0.6)
-        ax.set_ylim(-0.1, 1.03)
         ax.grid(alpha=0.25)
         ax.tick_params(labelsize=8)
+    tables = [inv.similarity] + ([inv.baseline_similarity] if inv.baseline_similarity is not None else [])
+    lowest = min((v for t in tables for fams in t.values() for vals in fams.values() for v in vals if v is not None), default=0.0)
+    axes[0].set_ylim(min(-0.1, lowest - 0.05), 1.03)
     axes[0].set_ylabel("similarity to the original\n(centred cosine; 0 = another image)", fontsize=8)
     handles, labels = axes[0].get_legend_handles_labels()
     if inv.baseline_similarity is not None:
         from matplotlib.lines import Line2D
 
         handles += [Line2D([], [], color="k", lw=1.4), Line2D([], [], color="k", ls="--", lw=1.0)]
-        labels += [inv.info.weights_label, inv.baseline_info.weights_label if inv.baseline_info is not None else "random init"]
-    fig.legend(handles, labels, loc="center right", fontsize=7, frameon=False)
+        labels += [f"solid: {inv.info.weights_label}", f"dashed: {inv.baseline_info.weights_label if inv.baseline_info is not None else 'random init'}"]
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4), fontsize=8, frameon=False)
+    rows = math.ceil(len(labels) / min(len(labels), 4))
     fig.suptitle(title or f"{inv.info.label}: invariance of each layer over {inv.n_images} images at {inv.image_size} px", fontsize=10)
-    fig.tight_layout(rect=(0, 0, 1 - 1.7 / (3.3 * len(families) + 1.8), 1))
+    fig.tight_layout(rect=(0, 0.02 + 0.055 * rows, 1, 1))
     return fig

@@ -188,7 +188,11 @@ def gratings(
     phi = torch.deg2rad(_column(phase, batch, device, dtype))
     c = _column(contrast, batch, device, dtype)
     y, x = _coordinates((h, w), center, device, dtype)
-    wave = torch.cos(2 * math.pi * f * (x * torch.cos(theta) + y * torch.sin(theta)) + phi)
+    # cos(a + b) = cos a cos b - sin a sin b with a along x and b along y: 2 (H + W) cosines a
+    # stimulus instead of H * W
+    a = 2 * math.pi * f * x * torch.cos(theta)  # (B, 1, W)
+    b = 2 * math.pi * f * y * torch.sin(theta) + phi  # (B, H, 1)
+    wave = torch.cos(b) * torch.cos(a) - torch.sin(b) * torch.sin(a)
     mask = window_mask(window, (h, w), box, device=device, dtype=dtype)
     return (0.5 + 0.5 * c * wave * mask).clamp(0, 1).unsqueeze(1)
 
