@@ -331,6 +331,26 @@ def _merge(fields: list[_Field]) -> _Field:
     return _Field(first.dims, (axes[0], axes[1]), aligned)
 
 
+def _shifted_copies(fields: list[_Field]) -> bool:
+    """Whether fields differ only in where their windows start (same sizes and strides, windows that
+    touch or overlap): concatenating them along channels (Swin's patch merging, a space-to-depth) makes
+    one window of their union, centred on it."""
+    for k in range(2):
+        lasts = []
+        for f in fields:
+            g = f.axes[k]  # type: ignore[index]
+            last = g if isinstance(g, Axis) else g[-1] if isinstance(g, tuple) else None
+            if not isinstance(last, Axis) or (isinstance(g, tuple) and g[:-1] != fields[0].axes[k][:-1]):  # type: ignore[index]
+                return False
+            lasts.append(last)
+        if len({(a.size, a.stride) for a in lasts}) != 1:
+            return False
+        starts = sorted({-a.padding for a in lasts})
+        if any(b - a > lasts[0].size for a, b in zip(starts, starts[1:])):
+            return False
+    return True
+
+
 def _windowed(field: _Field, kernel: tuple[int, int], stride: tuple[int, int], pad: tuple[int, int], dilation: tuple[int, int]) -> _Field:
     """Geometry after a sliding window (conv or pool) over the last two dims."""
     if field.is_global:
@@ -520,7 +540,10 @@ class ReceptiveFieldMode(TorchFunctionMode):
                 dims = tuple(d + (d >= dim) for d in dims)  # type: ignore[assignment]
             elif dim % x.dim() in dims:
                 return None
-            return _merge(fields).moved(dims)  # type: ignore[arg-type]
+            merged = _merge(fields)
+            if not merged.aligned and all(f.aligned for f in fields) and _shifted_copies(fields):  # type: ignore[arg-type]
+                merged = _Field(merged.dims, merged.axes, True)  # space to depth: one window of the union
+            return merged.moved(dims)  # type: ignore[arg-type]
         if name in ("permute", "transpose", "swapaxes", "swapdims", "movedim", "moveaxis", "t"):
             return self._permute(name, first, x, args, kwargs)
         if name in _VIEWS or name in _BROADCASTS:

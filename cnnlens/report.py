@@ -337,7 +337,7 @@ class Report(Result):
                 f"{t.optimizer} state + {human_bytes(t.saved_for_backward_bytes or 0)} saved for backward"
             )
         lines.append("FLOPs = 2 x MACs of conv, matmul and attention (torch.utils.flop_counter); bias, norm, activations, pooling not counted")
-        lines.append("receptive field: size / stride / padding in input pixels per axis (h, w); 'global' = depends on the whole image")
+        lines.append("receptive field: size / stride / padding in input pixels per axis (h, w); 'global' = depends on the whole image; 'windowed' = window attention: the largest size")
         lines += self.notes
         return lines
 
@@ -369,7 +369,9 @@ ACTIVATION_NOTE = (
 RF_NOTE = (
     "theoretical receptive field per axis [h, w]: unit (i, j) sees input rows i*stride-padding to "
     "i*stride-padding+size-1; 'global' when the unit depends on the whole input (global pooling, "
-    "squeeze-excitation gates, attention, linear layers on flattened maps); null when not computed"
+    "squeeze-excitation gates, global attention, linear layers on flattened maps); after window attention "
+    "('windowed': true) the region depends on the unit's place in its window: size is the largest, "
+    "ReceptiveField.box(i, j) the exact one; null when not computed"
 )
 ATTENTION_NOTE = (
     "saved for backward counts attention as PyTorch's fused CPU kernel keeps it (query, key, value, output and "
@@ -430,7 +432,8 @@ def rf_text(rf: ReceptiveField | str | None) -> str:
     size = f"{rf.size[0]}" if rf.size[0] == rf.size[1] else f"{rf.size[0]}x{rf.size[1]}"
     stride = f"{rf.stride[0]}" if rf.stride[0] == rf.stride[1] else f"{rf.stride[0]}x{rf.stride[1]}"
     pad = f"{rf.padding[0]}" if rf.padding[0] == rf.padding[1] else f"{rf.padding[0]}x{rf.padding[1]}"
-    return f"{size} / {stride} / {pad}" + ("" if rf.aligned else " (unaligned)")
+    notes = [word for word, flag in (("unaligned", not rf.aligned), ("windowed", rf.windowed)) if flag]
+    return f"{size} / {stride} / {pad}" + (f" ({', '.join(notes)})" if notes else "")
 
 
 # ---- computing ----------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from ..checks import check_int, check_number
 from ..errors import CnnlensError
 from ..registry import create_model, model_device, model_info
 
-__all__ = ["check_numbers", "count_or_list", "median", "random_init_like", "share"]
+__all__ = ["TRANSFORM_UNITS", "check_numbers", "count_or_list", "median", "random_init_like", "share"]
 
 
 def check_numbers(values: Any, name: str, *, low: float | None = None, high: float | None = None, low_open: bool = False) -> list[float]:
@@ -64,3 +64,12 @@ def median(values: Sequence[float | None]) -> float | None:
 def share(flags: Sequence[bool]) -> float | None:
     """The share of true values (``None`` for an empty list)."""
     return sum(bool(f) for f in flags) / len(flags) if flags else None
+
+# what the size of each transform family is measured in (axis labels, JSON)
+TRANSFORM_UNITS = {
+    "translation": "shift (pixels)",
+    "rotation": "rotation (degrees)",
+    "scale": "zoom factor",
+    "brightness": "brightness added (pixel units)",
+    "contrast": "contrast reduction (1 - factor)",
+}

@@ -37,19 +37,12 @@ from ..registry import ModelInfo, default_layers, model_device, model_info
 from ..results import Result
 from ..units.common import image_preprocessing, network
 from ..units.patches import iter_batches, select_images
-from .common import check_numbers, random_init_like
+from .common import TRANSFORM_UNITS, check_numbers, random_init_like
 from .engine import layer_fields
 
 __all__ = ["FAMILIES", "TRANSFORM_UNITS", "Invariance", "default_transforms", "invariance", "transform_views"]
 
 FAMILIES = ("translation", "rotation", "scale", "brightness", "contrast")
-TRANSFORM_UNITS = {
-    "translation": "shift (pixels)",
-    "rotation": "rotation (degrees)",
-    "scale": "zoom factor",
-    "brightness": "brightness added (pixel units)",
-    "contrast": "contrast reduction (1 - factor)",
-}
 _DEFAULTS = {
     "translation": (0.0, 0.01, 0.02, 0.04, 0.08, 0.16),  # fractions of the image side, rounded to whole pixels
     "rotation": (0.0, 2.0, 5.0, 10.0, 20.0, 45.0, 90.0),

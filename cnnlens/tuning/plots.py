@@ -261,7 +261,7 @@ def plot_invariance(inv: Invariance, *, title: str | None = None) -> Figure:
     """One panel per transform: the similarity of transformed and original activations against the
     size of the transform, a line per layer (lighter = shallower, darker = deeper); the random
     initialisation dashed."""
-    from .invariant import TRANSFORM_UNITS
+    from .common import TRANSFORM_UNITS
 
     families = list(inv.transforms)
     fig = _figure(3.2 * len(families) + 0.6, 4.6)
