@@ -53,7 +53,7 @@ def main() -> None:
     import torchattacks
 
     dev = args.device
-    cases = [("resnet18", 8, 128), ("mobilenet_v2", 8, 224)]
+    cases = [("resnet18", 8, 128), ("resnet18", 8, 224), ("mobilenet_v2", 8, 128), ("mobilenet_v2", 8, 224)]
     if args.quick:
         cases = [("resnet18", 4, 64)]
     repeat = 2 if args.quick else 5

@@ -766,10 +766,16 @@ def _start_process_group() -> None:
 
 
 def shutdown() -> None:
-    """Close the process group, if one is running."""
+    """Close the process group, if one is running, once every rank is here (rank 0 may still be
+    writing the outputs: a rank that tears its connections down alone can abort the others)."""
     dist = _torch_distributed()
-    if dist is not None:
-        dist.destroy_process_group()
+    if dist is None:
+        return
+    try:
+        dist.barrier()
+    except RuntimeError:  # a rank is gone already (killed, or failed): nothing to wait for
+        pass
+    dist.destroy_process_group()
 
 
 # -- the run ----------------------------------------------------------------------------------------

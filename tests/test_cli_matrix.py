@@ -48,8 +48,8 @@ def _commands(model: str, f: dict[str, Path], out: Path) -> dict[str, list[str]]
         "robustness": ["robustness", model, "--data", f["labelled"], *w, "--eps", "0,0.05", "--attack", "pgd", "--steps", "2", "-b", "2", "-o", out / "robustness.png", "--json"],
         "attribute": ["attribute", model, f["photo"], *w, "--method", "gradcam", "--method", "smoothgrad", "--smoothgrad-samples", "2", "-o", out / "attribute.png", "--json"],
         "tuning": ["tuning", model, *w, "--orientations", "4", "--num-frequencies", "2", "--phases", "4", "-o", out / "tuning.png", "--json"],
-        "hierarchy": ["hierarchy", model, *w, "--orientations", "4", "--num-frequencies", "2", "--phases", "4", "--no-baseline", "-o", out / "hierarchy.png", "--json"],
-        "invariance": ["invariance", model, "--data", f["flat"], *w, "--limit", "2", "--no-baseline", "-o", out / "invariance.png", "--json"],
+        "hierarchy": ["hierarchy", model, *w, "--orientations", "4", "--num-frequencies", "2", "--phases", "4", "--size", "48", "--no-baseline", "-o", out / "hierarchy.png", "--json"],
+        "invariance": ["invariance", model, "--data", f["flat"], *w, "--limit", "2", "--size", "48", "--no-baseline", "-o", out / "invariance.png", "--json"],
     }
 
 

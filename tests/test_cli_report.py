@@ -325,7 +325,7 @@ def test_output_is_checked_before_any_work(tmp_path: Path, monkeypatch: pytest.M
         (["report", "vgg16", "--depth", "0"], "--depth must be >= 1, not 0"),
         (["layers", "vgg1"], "did you mean"),
         (["models", "zzzqqq"], "no model name matches 'zzzqqq'"),
-        (["models", "--source", "teach"], "unknown source 'teach' (did you mean: teaching?)"),
+        (["models", "--source", "teach"], "source 'teach' unknown (did you mean: teaching?)"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(args: list[str], message: str) -> None:
