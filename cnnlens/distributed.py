@@ -50,7 +50,7 @@ import torch
 
 from .errors import CnnlensError
 from .progress import Progress, progress_bar
-from .results import Result, check_output
+from .results import Result, check_output, save_text
 
 __all__ = [
     "FORMAT",
@@ -78,7 +78,6 @@ __all__ = [
     "run",
     "shutdown",
     "split",
-    "write_atomic",
 ]
 
 FORMAT = 1  # version of the partial-state JSON
@@ -487,8 +486,7 @@ class Partial(Result):
     def save(self, path: str | Path, *, overwrite: bool = False, **_: Any) -> Path:
         """Write the JSON (``.json`` only), atomically: a run killed while writing leaves the last
         complete file."""
-        path = check_output(path, overwrite=overwrite, suffixes=(".json",))
-        return write_atomic(path, self.to_json() + "\n")
+        return save_text(self.to_json() + "\n", path, overwrite=overwrite, suffixes=(".json",))
 
     def figure(self, **_: Any) -> Any:
         raise CnnlensError("a partial state has no figure: merge the parts first (cnnlens merge PART.json ... -o figure.png)")
@@ -496,20 +494,6 @@ class Partial(Result):
     def _summary(self) -> dict[str, Any]:
         return {"kind": self.kind, "shard": None if self.shard is None else str(self.shard), "images_done": self.images_done,
                 "images": self.n_items, "complete": self.complete}
-
-
-def write_atomic(path: str | Path, text: str) -> Path:
-    """Write ``text`` to a temporary file beside ``path``, then rename it over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise CnnlensError(f"cannot write {path}: {exc.strerror or exc}") from None
-    return path
 
 
 def _partial_from_dict(data: Any, where: str) -> Partial:
