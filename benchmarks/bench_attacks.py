@@ -49,11 +49,13 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--models", default="resnet18,mobilenet_v2", help="comma-separated subset of the cases' models")
     args = parser.parse_args()
     import torchattacks
 
     dev = args.device
     cases = [("resnet18", 8, 128), ("resnet18", 8, 224), ("mobilenet_v2", 8, 128), ("mobilenet_v2", 8, 224)]
+    cases = [c for c in cases if c[0] in args.models.split(",")]
     if args.quick:
         cases = [("resnet18", 4, 64)]
     repeat = 2 if args.quick else 5

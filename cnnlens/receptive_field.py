@@ -271,7 +271,7 @@ def window_stages(module: torch.nn.Module, x: torch.Tensor) -> tuple[tuple[int, 
     window, shift = getattr(module, "window_size", None), getattr(module, "shift_size", None)
     if window is not None and shift is not None:
         stages = []
-        for n, w, s in zip(x.shape[1:3], _pair(window), _pair(shift)):
+        for n, w, s in zip(x.shape[1:3], pair(window), pair(shift)):
             if w <= 0:
                 return None
             if hasattr(module, "attn") and n % w:  # timm shifts before padding: only whole windows agree
@@ -289,7 +289,8 @@ def window_stages(module: torch.nn.Module, x: torch.Tensor) -> tuple[tuple[int, 
     return None
 
 
-def _pair(value: Any, default: int = 1) -> tuple[int, int]:
+def pair(value: Any, default: int = 1) -> tuple[int, int]:
+    """An int or a 1- or 2-sequence as ``(h, w)`` (the last two of a longer one); ``None`` is ``default``."""
     if value is None:
         return default, default
     if isinstance(value, int):
@@ -493,21 +494,21 @@ class ReceptiveFieldMode(TorchFunctionMode):
         if name in ("conv2d", "conv1d", "conv3d") and x.dim() == 4 and x is args[0]:
             weight = _arg(args, kwargs, 1, "weight")
             kernel = tuple(weight.shape[-2:])
-            stride = _pair(_arg(args, kwargs, 3, "stride", 1))
-            dilation = _pair(_arg(args, kwargs, 5, "dilation", 1))
+            stride = pair(_arg(args, kwargs, 3, "stride", 1))
+            dilation = pair(_arg(args, kwargs, 5, "dilation", 1))
             padding = _arg(args, kwargs, 4, "padding", 0)
             if isinstance(padding, str):
                 pad = (0, 0) if padding == "valid" else _same_padding(kernel, dilation)  # type: ignore[arg-type]
             else:
-                pad = _pair(padding, 0)
+                pad = pair(padding, 0)
             return self._spatial(first, x, out, _windowed(first, kernel, stride, pad, dilation))  # type: ignore[arg-type]
         if name in ("max_pool2d", "avg_pool2d", "lp_pool2d", "max_pool2d_with_indices"):
             offset = 1 if name == "lp_pool2d" else 0
-            kernel = _pair(_arg(args, kwargs, 1 + offset, "kernel_size"))
+            kernel = pair(_arg(args, kwargs, 1 + offset, "kernel_size"))
             stride_arg = _arg(args, kwargs, 2 + offset, "stride")
-            stride = kernel if stride_arg in (None, (), []) else _pair(stride_arg)
-            pad = (0, 0) if name == "lp_pool2d" else _pair(_arg(args, kwargs, 3, "padding", 0), 0)
-            dilation = _pair(_arg(args, kwargs, 4, "dilation", 1)) if name.startswith("max") else (1, 1)
+            stride = kernel if stride_arg in (None, (), []) else pair(stride_arg)
+            pad = (0, 0) if name == "lp_pool2d" else pair(_arg(args, kwargs, 3, "padding", 0), 0)
+            dilation = pair(_arg(args, kwargs, 4, "dilation", 1)) if name.startswith("max") else (1, 1)
             return self._spatial(first, x, out, _windowed(first, kernel, stride, pad, dilation))
         if name in ("adaptive_avg_pool2d", "adaptive_max_pool2d"):
             return self._adaptive(first, x, out)

@@ -7,9 +7,11 @@ Everything is computed on the meta device: a registered model is built with its
 parameters on ``meta`` (no weights are allocated, none downloaded); any other ``nn.Module`` is run
 through :func:`torch.func.functional_call` with meta stand-ins for its parameters and buffers, so
 its real weights are never touched or copied. One forward pass in eval mode gives shapes, FLOPs
-(:class:`torch.utils.flop_counter.FlopCounterMode`) and receptive fields
+(the formulas and rules of :class:`torch.utils.flop_counter.FlopCounterMode`) and receptive fields
 (:class:`~cnnlens.receptive_field.ReceptiveFieldMode`); a second one in train mode counts the
-tensors autograd saves for backward (:func:`torch.autograd.graph.saved_tensors_hooks`).
+tensors autograd saves for backward (:func:`torch.autograd.graph.saved_tensors_hooks`), with
+attention run as the CPU's kernel would run it. A memo of calls (see "computing" below) keeps both
+passes at about the cost of torchinfo's one.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from .checks import check_int
 from .errors import CnnlensError, did_you_mean
 from .hooks import eval_mode, preserved_state
 from .layers import depth_of
-from .receptive_field import ReceptiveField, ReceptiveFieldMode, tensors_in
+from .receptive_field import ReceptiveField, ReceptiveFieldMode, pair, tensors_in
 from .registry import ModelInfo, model_info
 from .results import FIGURE_SUFFIXES, Result, check_output, save_text
 
@@ -615,13 +617,6 @@ def _contiguous_strides(shape: Sequence[int]) -> tuple[int, ...]:
     return tuple(reversed(strides))
 
 
-def _two(value: Any) -> tuple[int, int]:
-    if isinstance(value, int):
-        return value, value
-    value = tuple(value)
-    return (value[0], value[0]) if len(value) == 1 else (value[0], value[1])
-
-
 def _batch_norm_valid(args: Sequence[Any], kwargs: dict[str, Any]) -> bool:
     """What ``F.batch_norm`` checks before its kernel (and after a torch-function mode took the call):
     per-channel tensors of the right length, more than one value per channel when training."""
@@ -682,7 +677,7 @@ def _family_rule(func: Any, args: Sequence[Any], kwargs: dict[str, Any]) -> tupl
             return None
         if groups < 1 or x.shape[1] != w.shape[1] * groups or w.shape[0] % groups or (bias is not None and (not isinstance(bias, torch.Tensor) or bias.shape != (w.shape[0],))):
             return None  # the real call raises: let it
-        stride, padding, dilation = _two(stride), _two(padding), _two(dilation)
+        stride, padding, dilation = pair(stride), pair(padding), pair(dilation)
         kernel = tuple(w.shape[-2:])
         sides = [(x.shape[2 + k] + 2 * padding[k] - dilation[k] * (kernel[k] - 1) - 1) // stride[k] + 1 for k in range(2)]
         if min(sides) < 1:
@@ -986,7 +981,11 @@ class _TrainMode(TorchFunctionMode):
             return sdpa(query, key, value, **call, enable_gqa=enable_gqa)
         stand = [None if t is None else torch.empty((1,) * (t.dim() - 1) + t.shape[-1:], dtype=t.dtype, requires_grad=t.requires_grad).expand(t.shape)
                  for t in (query, key, value, attn_mask)]  # fmt: skip
-        if torch._fused_sdp_choice(*stand[:3], stand[3], dropout_p, is_causal, scale=scale) != int(SDPBackend.FLASH_ATTENTION):
+        try:
+            fused = torch._fused_sdp_choice(*stand[:3], stand[3], dropout_p, is_causal, scale=scale) == int(SDPBackend.FLASH_ATTENTION)
+        except Exception:  # a PyTorch without this (private) query: count the math path, as before
+            fused = False
+        if not fused:
             return sdpa(query, key, value, **call)
         three = query.dim() == 3
         if three:

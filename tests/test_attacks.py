@@ -424,3 +424,32 @@ def test_cli_fgsm_on_every_registry_source_repeats_under_a_seed(tmp_path: Path, 
     assert a[2]["random_init"] is True and a[2]["weights"] == "random init, seed 0" and a[2]["attack"] == "PGD"
     size = {"lenet5": [1, 32, 32], "mnist-cnn": [1, 28, 28], "FILE": [1, 28, 28]}.get(name, [3, 224, 224])
     assert a[2]["input_size"] == size
+
+
+@pytest.mark.slow
+def test_pgd_agreement_with_torchattacks_on_trained_mobilenet(mobilenet_trained: nn.Module, data) -> None:  # noqa: ANN001
+    """16 ImageNet samples, eps 8/255, 10 steps of 2/255 from the images (torchattacks' PGD without random
+    start): the plain float path (contiguous input, BatchNorm as it is) gives torchattacks' pixels; the fast
+    default (BatchNorm folded, channels-last) rounds differently, which flips the signs of near-zero
+    gradients, so the pixels part ways (59 % equal on the development machine) while the attack does the same."""
+    import csv
+
+    from cnnlens.attacks.core import pgd_steps, pixel_net
+    from cnnlens.hooks import eval_mode
+
+    torchattacks = pytest.importorskip("torchattacks")
+    prep = cnnlens.model_info(mobilenet_trained).preprocessing
+    rows = list(csv.DictReader(open(data / "imagenet_samples/labels.csv")))[::62][:16]
+    x = cnnlens.pixels.as_pixels([str(data / "imagenet_samples" / r["filename"]) for r in rows], prep, fit="crop")
+    y = torch.tensor([int(r["class_index"]) for r in rows])
+    net = Normalized(mobilenet_trained, prep).eval()
+    theirs = torchattacks.PGD(net, eps=8 / 255, alpha=2 / 255, steps=10, random_start=False)(x, y)
+    with eval_mode(mobilenet_trained):
+        plain = pgd_steps(pixel_net(mobilenet_trained, prep), x, y, eps=8 / 255, step_size=2 / 255, steps=10, random_start=False, channels_last=False)
+    assert ((plain - theirs).abs() <= 1e-6).float().mean() > 0.999
+    fast = iterative_fgsm(mobilenet_trained, x, y, eps=8 / 255, step_size=2 / 255, steps=10)
+    with torch.no_grad():
+        ours, ref = net(fast).argmax(1), net(theirs).argmax(1)
+    assert (ours != y).sum() == (ref != y).sum() == 16  # every image fooled by both
+    assert (ours == ref).sum() >= 14
+    assert (fast - theirs).abs().max() <= 2 * 8 / 255 + 1e-6

@@ -314,3 +314,21 @@ def test_maxvit_block_and_grid_attention_equal_gradient_support(kinds: tuple[str
         assert rf.box(14, 14) == (13, 13, 22, 22)  # the 3x3 conv around the window [14, 21)
     if kinds == ("grid",):
         assert rf.box(14, 14) == (1, 1, 28, 28)  # positions 2, 6, ..., 26, each widened by the conv
+
+
+@pytest.mark.slow
+def test_swin_windows_on_a_padded_grid_equal_gradient_support() -> None:
+    """At 200 px stage 1 has 50 tokens: Swin pads to 56 (whole windows) and the last windows are cut."""
+    size = 200
+    model = make_positive(build("swin_t"))
+    r = cnnlens.report(model, (1, 3, size, size))
+    layers = ["features.1", "features.3"]
+    units = {}
+    for name in layers:
+        h, w = r[name].output_shape[1:3]
+        units[name] = [(h // 2, w // 2), (1, 2), (h - 1, w - 2), (h - 3, 3)]
+    grads = unit_gradients(model, layers, size, units, nhwc=True)
+    for name in layers:
+        for unit in units[name]:
+            assert support_box(grads[name, unit]) == clipped(r[name].receptive_field, *unit, size), (name, unit)
+    assert r["features.1"].receptive_field.box(49, 48) == (168, 168, 200, 200)  # windows cut at the border: padding carries nothing
