@@ -446,8 +446,9 @@ def rf_text(rf: ReceptiveField | str | None) -> str:
 # four), and on meta tensors a call's outputs depend only on the metadata of its arguments. So each pass
 # keeps a memo per call signature: the first call runs, later ones build their outputs from the memo
 # (with the FLOPs the first one counted, and in the train pass the tensors autograd saved). Every number
-# stays the one the real calls give; calls whose outputs alias an input (views, in-place ops), that take
-# a non-meta tensor or an argument that is not plain data, always run.
+# stays the one the real calls give; views, in-place ops that change a shape, and calls that take a non-meta
+# tensor or an argument that is not plain data always run (an in-place op that keeps its input's shape is
+# replayed: its input comes back, with autograd's bookkeeping in the train pass).
 
 
 def _tensors(obj: Any) -> list[torch.Tensor]:
