@@ -75,6 +75,8 @@ _EXPORTS = {
     "tuning_curves": "tuning",
     "hierarchy": "tuning",
     "invariance": "tuning",
+    # the microscope site
+    "build_site": "microscope",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -107,6 +109,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .address import Unit, parse_unit, resolve_unit
     from .attacks import attack, robustness
     from .attribution import attribute
+    from .microscope import build_site
     from .tuning import hierarchy, invariance, tuning_curves
     from .errors import CnnlensError
     from .featvis import dream, render

@@ -295,6 +295,13 @@ class ExactSum:
                 out.append(total / (n << self.OFFSET))  # Python's int division rounds correctly
         return out
 
+    def select(self, rows: slice) -> ExactSum:
+        """A copy holding only ``rows`` (a slice), with the same sums."""
+        self._carry()
+        out = ExactSum(0)
+        out.limbs, out.special = self.limbs[rows].clone(), self.special[rows].clone()
+        return out
+
     def merge(self, other: ExactSum) -> None:
         if other.rows != self.rows:
             raise CnnlensError(f"cannot merge sums of {other.rows} rows into {self.rows}")
@@ -342,6 +349,12 @@ class TopK:
         # streaming (new items after every item held, in order): one stable sort keeps the tie rule
         streaming = not self.index.numel() or (bool((index[0, 1:] > index[0, :-1]).all()) and int(index[0, 0]) > int(self.index.max()))
         self._select(torch.cat([self.values, values], 1), torch.cat([self.index, index], 1), torch.cat([self.payload, payload], 1), streaming)
+
+    def select(self, rows: slice) -> TopK:
+        """A copy holding only ``rows`` (a slice)."""
+        out = TopK(0, self.k)
+        out.values, out.index, out.payload = self.values[rows].clone(), self.index[rows].clone(), self.payload[rows].clone()
+        return out
 
     def merge(self, other: TopK) -> None:
         if other.rows != self.rows:
@@ -533,6 +546,12 @@ def _difference(a: Any, b: Any, path: str = "") -> str | None:
     if isinstance(a, dict) and isinstance(b, dict):
         for key in sorted(set(a) | set(b)):
             found = _difference(a.get(key), b.get(key), f"{path}.{key}" if path else str(key))
+            if found is not None:
+                return found
+        return None
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):  # the setups of several layers
+        for i, (x, y) in enumerate(zip(a, b)):
+            found = _difference(x, y, f"{path}.{i}" if path else str(i))
             if found is not None:
                 return found
         return None

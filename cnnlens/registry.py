@@ -581,15 +581,7 @@ def hub_checkpoint_path(weights: Any) -> Path:
 
 def _load_pretrained(entry: ModelEntry, choice: Any) -> nn.Module:
     if choice == "timm-pretrained":
-        timm = _timm()
-        try:
-            return timm.create_model(entry.name.removeprefix("timm/"), pretrained=True)
-        except Exception as exc:  # no network, no cache
-            raise CnnlensError(
-                f"weights: timm's pretrained {entry.name} are not cached and could not be downloaded "
-                f"({type(exc).__name__}); pass a weights file or none",
-                param="weights",
-            ) from None
+        return _timm_pretrained_model(entry.name)
     import torchvision
 
     cached = hub_checkpoint_path(choice)
@@ -608,6 +600,67 @@ def _load_pretrained(entry: ModelEntry, choice: Any) -> nn.Module:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         return torchvision.models.get_model(entry.name, weights=choice)
+
+
+def _timm_pretrained_model(name: str) -> nn.Module:
+    """timm's pretrained ``name`` (``timm/ARCH``): from the local Hugging Face cache without a request
+    when it is there, else downloaded -- after one request without retries has shown that the hub
+    answers (offline, huggingface_hub retries each file for about half a minute before it gives up)."""
+    timm = _timm()
+    arch = name.removeprefix("timm/")
+    try:
+        with _hub_cache_only():
+            return timm.create_model(arch, pretrained=True)
+    except Exception:  # not in the cache: download below
+        pass
+    cfg = timm.get_pretrained_cfg(arch)
+    why = _hub_unreachable(cfg.hf_hub_id) if cfg is not None and cfg.hf_hub_id else None
+    if why is None:
+        try:
+            return timm.create_model(arch, pretrained=True)
+        except Exception as exc:  # no network, no cache
+            why = type(exc).__name__
+    raise CnnlensError(
+        f"weights: timm's pretrained {name} are not cached and could not be downloaded ({why}); pass a weights file or none",
+        param="weights",
+    )
+
+
+@contextlib.contextmanager
+def _hub_cache_only() -> Iterator[None]:
+    """Inside the block the Hugging Face hub is in its offline mode: files come from the local cache
+    only, no request is made (the user's own setting is restored after)."""
+    try:
+        from huggingface_hub import constants
+    except ImportError:  # timm without huggingface_hub loads from URLs
+        yield
+        return
+    saved = constants.HF_HUB_OFFLINE
+    constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        constants.HF_HUB_OFFLINE = saved
+
+
+def _hub_unreachable(repo_id: str) -> str | None:
+    """Why the Hugging Face hub cannot serve ``repo_id`` now (``"HF_HUB_OFFLINE is set"``, ``"ConnectError"``),
+    found with one request and no retries; ``None`` when it answers (a missing file is an answer)."""
+    try:
+        import huggingface_hub
+        from huggingface_hub.errors import HfHubHTTPError
+    except ImportError:
+        return None
+    if huggingface_hub.constants.HF_HUB_OFFLINE:
+        return "HF_HUB_OFFLINE is set"
+    try:
+        url = huggingface_hub.hf_hub_url(repo_id.split("@")[0], "config.json")
+        huggingface_hub.get_hf_file_metadata(url, timeout=huggingface_hub.constants.HF_HUB_ETAG_TIMEOUT)
+    except HfHubHTTPError:  # the server answered (404, gated): the download can be tried
+        return None
+    except Exception as exc:  # DNS, refused, timeout, offline mode
+        return type(exc).__name__
+    return None
 
 
 def load_state_file(model: nn.Module, path: Path, *, name: str | None = None) -> None:

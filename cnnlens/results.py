@@ -95,6 +95,9 @@ def write_atomic(path: Path, write: Any) -> Path:
     os.close(fd)
     try:
         write(Path(tmp))
+        umask = os.umask(0)  # read it back: a new file gets the usual permissions, not mkstemp's 0600
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)

@@ -102,6 +102,15 @@ def file_model(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 @pytest.fixture(scope="session")
+def two_input_model(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """``path/two.py:TinyNet``: the same user model with ``forward(self, x, y)``, which cnnlens cannot feed images."""
+    path = tmp_path_factory.mktemp("usermodel") / "two.py"
+    path.write_text(TINY_NET.replace("def forward(self, x):", "def forward(self, x, y):"))
+    assert "def forward(self, x, y):" in path.read_text()
+    return f"{path}:TinyNet"
+
+
+@pytest.fixture(scope="session")
 def photo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """scikit-image's chelsea photo (it ships with the library), 64 px high, as a PNG."""
     import numpy as np

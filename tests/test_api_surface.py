@@ -13,7 +13,7 @@ from typing import Any
 RECORD = Path(__file__).with_name("api_surface.json")
 MODULES = (
     "cnnlens", "cnnlens.address", "cnnlens.attacks", "cnnlens.attribution", "cnnlens.checks", "cnnlens.errors", "cnnlens.featvis",
-    "cnnlens.hooks", "cnnlens.images", "cnnlens.layers", "cnnlens.pixels", "cnnlens.progress",
+    "cnnlens.hooks", "cnnlens.images", "cnnlens.layers", "cnnlens.microscope", "cnnlens.pixels", "cnnlens.progress",
     "cnnlens.receptive_field", "cnnlens.registry", "cnnlens.report", "cnnlens.results", "cnnlens.speed",
     "cnnlens.style", "cnnlens.testing", "cnnlens.tuning", "cnnlens.units", "cnnlens.zoo",
 )

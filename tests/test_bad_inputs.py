@@ -85,6 +85,8 @@ def _base(command: str, f: dict[str, str]) -> list[str]:
         "tuning": ["tuning", M, "--orientations", "4", "--num-frequencies", "2", "--phases", "4"],
         "hierarchy": ["hierarchy", M, "--orientations", "4", "--num-frequencies", "2", "--phases", "4", "--no-baseline"],
         "invariance": ["invariance", M, "--data", f["flat"], "--limit", "2", "--no-baseline"],
+        "microscope": ["microscope", M, "--data", f["flat"], "-o", "site", "--layers", "3", "--units", "1", "-k", "1", "--steps", "1",
+                       "--no-tuning", "--attribution", "0", "--method", "none"],
     }[command]
 
 
@@ -95,7 +97,7 @@ def _options(command: str) -> set[str]:
 
 MODEL_COMMANDS = [
     "layers", "report", "filters", "patches", "deconv", "visualize", "dream", "style", "invert", "fgsm", "robustness",
-    "attribute", "tuning", "hierarchy", "invariance",
+    "attribute", "tuning", "hierarchy", "invariance", "microscope",
 ]
 
 
@@ -126,7 +128,7 @@ def _cases() -> list[tuple[str, str, list[str], str]]:
         if "--seed" in opts:
             add(command, "seed-too-large", ["--seed", str(2**64)], "--seed")
             add(command, "seed-negative", ["--seed", "-1"], "--seed")
-        if "--output" in opts:
+        if "--output" in opts and command != "microscope":  # its -o is a folder: cases of its own below
             add(command, "output-unknown-suffix", ["-o", "out.xyz"], "out.xyz")
             add(command, "output-exists", ["-o", "keep.png"], "exists")
             add(command, "output-parent-is-a-file", ["-o", "@afile/out.png"], "not a folder")
@@ -204,6 +206,11 @@ def _cases() -> list[tuple[str, str, list[str], str]]:
     for name, args in {"part-missing": ["@merge", "nowhere.json"], "part-garbage": ["@merge", "@notutf8"], "part-not-json": ["@merge", "@garbage_w"],
                        "output-unknown-suffix": ["@merge", "@contradict", "-o", "x.xyz"]}.items():
         add("merge", name, args)
+    for name, args in {"data-missing": ["--data", "nowhere"], "data-empty": ["--data", "@emptydir"], "data-bad-image": ["--data", "@badflat"],
+                       "layers-unknown": ["--layers", "nolayer"], "layers-not-a-map": ["--layers", "9"], "units-zero": ["--units", "0"], "top-zero": ["-k", "0"],
+                       "attribution-negative": ["--attribution", "-1"], "method-unknown": ["--method", "deconv"], "output-is-a-file": ["-o", "keep.png"],
+                       "output-parent-is-a-file": ["-o", "@afile/site"], "output-holds-other-files": ["-o", "@flat"]}.items():
+        add("microscope", name, args)
     add("models", "source-unknown", ["@models", "--source", "pypi"], "--source")
     add("nonexistent", "command-unknown", ["@bare"], "")
     return cases

@@ -50,12 +50,14 @@ def _commands(model: str, f: dict[str, Path], out: Path) -> dict[str, list[str]]
         "tuning": ["tuning", model, *w, "--orientations", "4", "--num-frequencies", "2", "--phases", "4", "-o", out / "tuning.png", "--json"],
         "hierarchy": ["hierarchy", model, *w, "--orientations", "4", "--num-frequencies", "2", "--phases", "4", "--size", "48", "--no-baseline", "-o", out / "hierarchy.png", "--json"],
         "invariance": ["invariance", model, "--data", f["flat"], *w, "--limit", "2", "--size", "48", "--no-baseline", "-o", out / "invariance.png", "--json"],
+        "microscope": ["microscope", model, *w, "--data", f["flat"], "-o", out / "site", "--units", "1", "-k", "1", "--steps", "1", "--featvis-size", "32",
+                       "--no-tuning", "--attribution", "0", "--method", "none", "--limit", "2", "--json"],
     }
 
 
 COMMANDS = [
     "layers", "report", "filters", "patches", "deconv", "visualize", "dream", "style", "invert", "fgsm", "robustness",
-    "attribute", "tuning", "hierarchy", "invariance",
+    "attribute", "tuning", "hierarchy", "invariance", "microscope",
 ]
 
 
@@ -64,7 +66,8 @@ def _run(args: list[object]) -> object:
 
 
 def _outputs(folder: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+    """Every file written (a site is a folder of files), by its path in ``folder``."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -115,7 +118,7 @@ def test_models_json_lists_every_name_with_source_input_size_and_pretrained() ->
         assert by_name["timm/resnet18"]["source"] == "timm" and by_name["timm/resnet18"]["pretrained"]
 
 
-@pytest.mark.parametrize("command", ["patches", "deconv", "visualize", "dream", "invert", "fgsm", "robustness", "attribute", "tuning", "invariance"])
+@pytest.mark.parametrize("command", ["patches", "deconv", "visualize", "dream", "invert", "fgsm", "robustness", "attribute", "tuning", "invariance", "microscope"])
 def test_a_model_that_takes_no_images_is_refused_in_one_line(command: str, folders: dict[str, Path], tmp_path: Path) -> None:
     """three-3x3 takes 64 feature maps, not images: docs/models.md says `no` for these commands."""
     args = _commands("three-3x3", folders, tmp_path)[command]

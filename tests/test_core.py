@@ -226,3 +226,17 @@ def test_forward_until_leaves_batchnorm_statistics_in_train_mode() -> None:
     assert torch.equal(model.bn1.running_mean, mean)
     assert int(model.bn1.num_batches_tracked) == 0
     assert model_state(model) == before and model.training
+
+
+def test_outputs_get_the_usual_file_permissions(tmp_path: Path) -> None:
+    """Atomic writes go through a private temporary file; the result must not stay private (0600)."""
+    import os
+
+    from cnnlens.results import save_text
+
+    umask = os.umask(0o022)
+    try:
+        path = save_text("hello", tmp_path / "out.txt")
+    finally:
+        os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o644

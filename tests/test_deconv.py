@@ -406,38 +406,7 @@ def test_deconv_cli(tmp_path: Path) -> None:
     assert res.exit_code == 2 and res.output.startswith("Error: image not found") and not (tmp_path / "m.png").exists()
 
 
-MODEL_FILE = """
-import torch.nn as nn
-
-class Tiny(nn.Module):
-    input_size = (3, 24, 24)
-
-    def __init__(self):
-        super().__init__()
-        self.conv = nn.Conv2d(3, 4, 5, padding=2)
-        self.act = nn.ReLU()
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(4, 3)
-
-    def forward(self, x):
-        return self.fc(self.pool(self.act(self.conv(x))).flatten(1))
-"""
-
-
-TWO_INPUTS = """
-import torch.nn as nn
-
-class Two(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.conv = nn.Conv2d(3, 4, 3)
-
-    def forward(self, x, y):
-        return self.conv(x) + y
-"""
-
-
-def test_deconv_cli_on_every_registry_source(tmp_path: Path) -> None:
+def test_deconv_cli_on_every_registry_source(tmp_path: Path, file_model: str, two_input_model: str) -> None:
     """One model per source with -w none --seed 0 and tiny sizes; stderr and JSON say when the
     methods equal the gradient; models that take no images refuse in one line."""
     import skimage.io
@@ -445,13 +414,11 @@ def test_deconv_cli_on_every_registry_source(tmp_path: Path) -> None:
     pytest.importorskip("timm")
     img = tmp_path / "x.png"
     skimage.io.imsave(img, (torch.rand(40, 50, 3, generator=torch.Generator().manual_seed(0)) * 255).byte().numpy(), check_contrast=False)
-    spec = tmp_path / "tiny.py"
-    spec.write_text(MODEL_FILE)
     cases = {
         "resnet18": (["-u", "layer2", "--size", "64"], True),
         "lenet5": (["-u", "3"], False),  # tanh: no ReLU-family nonlinearity
         "mnist-cnn": ([], True),
-        f"{spec}:Tiny": (["-u", "act"], True),
+        file_model: (["-u", "features.1"], True),  # features.1: the ReLU after its first conv
         "timm/resnet18": (["-u", "layer2", "--size", "64"], True),
     }
     runner = CliRunner()
@@ -464,11 +431,9 @@ def test_deconv_cli_on_every_registry_source(tmp_path: Path) -> None:
         assert out.stat().st_size > 1000
         warned = "Warning: " in res.stderr and "equal the plain gradient" in res.stderr
         assert warned is (not has_relu), (name, res.stderr)
-    (tmp_path / "two.py").write_text(TWO_INPUTS)
-    two = f"{tmp_path / 'two.py'}:Two"
     with pytest.raises(cnnlens.CnnlensError, match=r"needs 2 inputs \(x, y\); cnnlens feeds a model one batch of images"):
-        project(cnnlens.create_model(two, seed=0), img)
-    for name in ("three-3x3", "mlp-mnist", two):
+        project(cnnlens.create_model(two_input_model, seed=0), img)
+    for name in ("three-3x3", "mlp-mnist", two_input_model):
         res = runner.invoke(cli, ["deconv", name, str(img), "-w", "none", "-o", str(tmp_path / "no.png")])
         assert res.exit_code == 2 and res.output.startswith("Error: ") and len(res.output.strip().splitlines()) == 1, res.output
         assert not (tmp_path / "no.png").exists()

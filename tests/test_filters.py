@@ -204,30 +204,10 @@ def test_filters_cli(tmp_path) -> None:
     assert not (tmp_path / "d.png").exists()
 
 
-MODEL_FILE = """
-import torch.nn as nn
-
-class Tiny(nn.Module):
-    input_size = (3, 24, 24)
-
-    def __init__(self):
-        super().__init__()
-        self.conv = nn.Conv2d(3, 4, 5, padding=2)
-        self.act = nn.ReLU()
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(4, 3)
-
-    def forward(self, x):
-        return self.fc(self.pool(self.act(self.conv(x))).flatten(1))
-"""
-
-
-def test_filters_cli_on_every_registry_source(tmp_path) -> None:
+def test_filters_cli_on_every_registry_source(file_model: str) -> None:
     """One model per source with -w none --seed 0; a model without convolution refuses in one line."""
     pytest.importorskip("timm")
-    spec = tmp_path / "tiny.py"
-    spec.write_text(MODEL_FILE)
-    expected = {"squeezenet1_0": ("features.0", 96), "lenet5": ("0", 6), "mnist-cnn": ("conv1", 32), f"{spec}:Tiny": ("conv", 4), "timm/resnet18": ("conv1", 64)}
+    expected = {"squeezenet1_0": ("features.0", 96), "lenet5": ("0", 6), "mnist-cnn": ("conv1", 32), file_model: ("features.0", 8), "timm/resnet18": ("conv1", 64)}
     runner = CliRunner()
     for name, (layer, n) in expected.items():
         res = runner.invoke(cli, ["filters", name, "-w", "none", "--seed", "0", "--json"])

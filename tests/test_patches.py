@@ -332,34 +332,14 @@ def test_patches_cli_bad_image_with_a_worker_is_one_line(folder: Path, tmp_path:
     assert [p for p in tmp.rglob("*") if p.is_socket() or p.name.startswith("pymp-")] == []
 
 
-MODEL_FILE = """
-import torch.nn as nn
-
-class Tiny(nn.Module):
-    input_size = (3, 24, 24)
-
-    def __init__(self):
-        super().__init__()
-        self.conv = nn.Conv2d(3, 4, 5, padding=2)
-        self.act = nn.ReLU()
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(4, 3)
-
-    def forward(self, x):
-        return self.fc(self.pool(self.act(self.conv(x))).flatten(1))
-"""
-
-
-def test_patches_cli_on_every_registry_source(folder: Path, tmp_path: Path) -> None:
+def test_patches_cli_on_every_registry_source(folder: Path, tmp_path: Path, file_model: str, two_input_model: str) -> None:
     """One model per source with -w none --seed 0 and tiny sizes; models that take no images refuse in one line."""
     pytest.importorskip("timm")
-    spec = tmp_path / "tiny.py"
-    spec.write_text(MODEL_FILE)
     cases = {
         "squeezenet1_0": ["-u", "features.4", "--size", "48"],
         "lenet5": ["-u", "3"],
         "mnist-cnn": [],  # default: the last spatial layer
-        f"{spec}:Tiny": ["-u", "act"],
+        file_model: ["-u", "features.1"],  # features.1: the ReLU after its first conv
         "timm/resnet18": ["-u", "layer2", "--size", "48"],
     }
     runner = CliRunner()
@@ -368,8 +348,7 @@ def test_patches_cli_on_every_registry_source(folder: Path, tmp_path: Path) -> N
         assert res.exit_code == 0, (name, res.output)
         data = json.loads(res.stdout)
         assert data["random_init"] and data["n_images"] == 4 and len(data["channels"]) == 2, name
-    (tmp_path / "two.py").write_text(MODEL_FILE.replace("def forward(self, x):", "def forward(self, x, y):"))
-    for name in ("three-3x3", "mlp-mnist", f"{tmp_path / 'two.py'}:Tiny"):
+    for name in ("three-3x3", "mlp-mnist", two_input_model):
         res = runner.invoke(cli, ["patches", name, "-w", "none", "--data", str(folder), "-o", str(tmp_path / "no.png")])
         assert res.exit_code == 2 and res.output.startswith("Error: ") and len(res.output.strip().splitlines()) == 1, res.output
         assert not (tmp_path / "no.png").exists()

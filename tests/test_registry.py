@@ -4,6 +4,7 @@ listing, default layers and did-you-mean."""
 from __future__ import annotations
 
 import pickle
+import re
 from pathlib import Path
 
 import pytest
@@ -133,6 +134,74 @@ def test_timm_model() -> None:
     assert get_entry("timm/resnet18").pretrained  # timm publishes weights for it
     with pytest.raises(CnnlensError, match=r"unknown timm model 'resnet1' \(did you mean: resnet18"):
         cnnlens.create_model("timm/resnet1")
+
+
+def _hub_cache(root: Path, repo_id: str, state: dict[str, torch.Tensor]) -> None:
+    """Lay ``state`` down in a Hugging Face hub cache at ``root`` as ``repo_id``'s model.safetensors."""
+    from safetensors.torch import save_file
+
+    commit = "0" * 40
+    folder = root / f"models--{repo_id.replace('/', '--')}"
+    (folder / "refs").mkdir(parents=True)
+    (folder / "refs" / "main").write_text(commit)
+    (folder / "snapshots" / commit).mkdir(parents=True)
+    save_file({k: v.contiguous() for k, v in state.items()}, str(folder / "snapshots" / commit / "model.safetensors"))
+
+
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch) -> dict[str, list]:
+    """Every host name lookup fails (and is recorded); every sleep returns at once (and is recorded):
+    a downloader that retries with backoff shows up in ``sleeps`` instead of hanging the test."""
+    import socket
+    import time
+
+    calls: dict[str, list] = {"lookups": [], "sleeps": []}
+
+    def lookup(host: object, *args: object, **kwargs: object) -> object:
+        calls["lookups"].append(host)
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", lookup)
+    monkeypatch.setattr(time, "sleep", lambda seconds: calls["sleeps"].append(seconds))
+    return calls
+
+
+def test_timm_pretrained_weights_come_from_the_hub_cache_without_a_request(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_network: dict[str, list]) -> None:
+    timm = pytest.importorskip("timm")
+    hf = pytest.importorskip("huggingface_hub")
+    cached = timm.create_model("test_resnet")  # random weights, standing for the published ones
+    _hub_cache(tmp_path, timm.get_pretrained_cfg("test_resnet").hf_hub_id, cached.state_dict())
+    monkeypatch.setattr(hf.constants, "HF_HUB_CACHE", str(tmp_path))
+    offline_before = hf.constants.HF_HUB_OFFLINE
+    model = cnnlens.create_model("timm/test_resnet", "DEFAULT")
+    assert model_info(model).weights == "pretrained" and not model.training
+    assert weights_equal(model, cached)
+    assert no_network == {"lookups": [], "sleeps": []}  # not even the hub's usual check for a newer file
+    assert hf.constants.HF_HUB_OFFLINE == offline_before  # the user's setting is back
+
+
+def test_timm_pretrained_weights_offline_and_not_cached_fail_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_network: dict[str, list]) -> None:
+    pytest.importorskip("timm")
+    hf = pytest.importorskip("huggingface_hub")
+    monkeypatch.setattr(hf.constants, "HF_HUB_CACHE", str(tmp_path))  # an empty cache
+    monkeypatch.setattr(hf.constants, "HF_HUB_OFFLINE", False)
+    with pytest.raises(CnnlensError) as info:
+        cnnlens.create_model("timm/test_resnet", "DEFAULT")
+    message = str(info.value)
+    assert "\n" not in message and info.value.param == "weights"
+    # the network error's class name: httpx's ConnectError, or requests' ConnectionError in older huggingface_hub
+    assert re.fullmatch(r"weights: timm's pretrained timm/test_resnet are not cached and could not be downloaded \((ConnectError|ConnectionError)\); pass a weights file or none", message), message
+    # one request (the reachability check) and no retries: huggingface_hub alone retries each file with
+    # 1+2+4+8+8 s of backoff before giving up
+    assert no_network["lookups"] == ["huggingface.co"] and no_network["sleeps"] == []
+    assert hf.constants.HF_HUB_OFFLINE is False  # the cache-only attempt did not leave offline mode on
+
+    # the user's offline mode: not even the check
+    monkeypatch.setattr(hf.constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(CnnlensError, match=r"^weights: timm's pretrained timm/test_resnet are not cached and could not be downloaded \(HF_HUB_OFFLINE is set\)"):
+        cnnlens.create_model("timm/test_resnet", "DEFAULT")
+    assert no_network["lookups"] == ["huggingface.co"] and no_network["sleeps"] == []
+    assert hf.constants.HF_HUB_OFFLINE is True  # left as the user set it
 
 
 # -- seeds ---------------------------------------------------------------------------------------------

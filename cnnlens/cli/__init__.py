@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "tuning": "cnnlens.cli.tuning:tuning_command",
     "hierarchy": "cnnlens.cli.tuning:hierarchy_command",
     "invariance": "cnnlens.cli.tuning:invariance_command",
+    "microscope": "cnnlens.cli.microscope:microscope_command",
     "merge": "cnnlens.cli.merge:merge_command",
 }
 

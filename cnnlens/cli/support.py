@@ -13,7 +13,7 @@ __all__ = ["COMMAND_ORDER", "support", "support_table"]
 
 COMMAND_ORDER = (
     "layers", "report", "filters", "patches", "deconv", "visualize", "dream", "style", "invert", "fgsm", "robustness",
-    "attribute", "tuning", "hierarchy", "invariance",
+    "attribute", "tuning", "hierarchy", "invariance", "microscope",
 )
 
 YES, LAYERS, NO = "yes", "with layers", "no"
@@ -50,6 +50,7 @@ def support(entry: Any, has_conv: bool, spatial: bool, known_layers: set[str]) -
     row["tuning"] = YES if images and spatial else NO
     row["hierarchy"] = YES if images and spatial else NO
     row["invariance"] = YES if images else NO
+    row["microscope"] = YES if images and spatial else NO
     return row
 
 

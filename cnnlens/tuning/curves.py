@@ -217,14 +217,15 @@ class TuningResult(Result):
             "warnings": list(self.warnings),
         }
 
-    def figure(self, *, kind: str | None = None, max_units: int = 24, title: str | None = None) -> Any:
+    def figure(self, *, kind: str | None = None, unit: str | Unit | None = None, max_units: int = 24, title: str | None = None) -> Any:
         """``kind``: ``"unit"`` (one unit: polar orientation curve, frequency curve, phase and contrast
         response), ``"polar"`` (polar plots of up to ``max_units`` units, the strongest first),
         ``"summary"`` (histograms of OSI, F1/F0, preferred orientation and frequency) or ``"all"``
-        (polar grid above the summary). Default: ``"unit"`` for one unit, else ``"all"``."""
+        (polar grid above the summary). Default: ``"unit"`` for one unit, else ``"all"``. ``unit``:
+        the unit figure of that unit (``"features.0:3"``) of a result holding several."""
         from .plots import plot_tuning
 
-        return plot_tuning(self, kind=kind, max_units=max_units, title=title)
+        return plot_tuning(self, kind=kind, unit=unit, max_units=max_units, title=title)
 
     def _summary(self) -> dict[str, Any]:
         s = self.summary()

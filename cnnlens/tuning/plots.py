@@ -145,10 +145,13 @@ def _unit_figure(result: TuningResult, u: UnitTuning, title: str) -> Figure:
     return fig
 
 
-def plot_tuning(result: TuningResult, *, kind: str | None = None, max_units: int = 24, title: str | None = None) -> Figure:
+def plot_tuning(result: TuningResult, *, kind: str | None = None, unit: Any = None, max_units: int = 24, title: str | None = None) -> Figure:
     """The figure of :class:`~cnnlens.tuning.TuningResult` (see its ``figure``)."""
     from ..errors import CnnlensError, did_you_mean
 
+    if unit is not None:
+        u = result[unit]
+        return _unit_figure(result, u, title or f"{result.info.label}: {u.unit}")
     units = result.units
     kind = kind or ("unit" if len(units) == 1 else "all")
     if kind not in KINDS:

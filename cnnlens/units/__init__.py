@@ -22,6 +22,7 @@ from .patches import (
     MIN_INSIDE,
     Patch,
     PatchResult,
+    PatchSet,
     add_projections,
     border_mask,
     crop_box,
@@ -33,6 +34,7 @@ from .patches import (
     replay,
     select_images,
     top_patches,
+    top_patches_layers,
 )
 from .plots import filter_grid, plot_filters, plot_patches, plot_projection, signed_to_rgb
 
@@ -44,6 +46,7 @@ __all__ = [
     "GaborFit",
     "Patch",
     "PatchResult",
+    "PatchSet",
     "Projection",
     "ReLUGradientMode",
     "UnitGradient",
@@ -75,5 +78,6 @@ __all__ = [
     "signed_to_rgb",
     "strongest",
     "top_patches",
+    "top_patches_layers",
     "unit_gradients",
 ]

@@ -3,6 +3,7 @@ layer, and the figure title that names model, weights, layer and unit."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -15,7 +16,7 @@ from ..pixels import Normalized, Preprocessing
 from ..receptive_field import ReceptiveField
 from ..registry import ModelInfo, model_info
 
-__all__ = ["check_one_input", "image_preprocessing", "info_label", "layer_geometry", "network", "parse_units", "strongest"]
+__all__ = ["check_one_input", "image_preprocessing", "info_label", "layer_geometry", "layers_geometry", "network", "parse_units", "strongest"]
 
 
 def network(model: nn.Module) -> tuple[nn.Module, Preprocessing | None]:
@@ -74,14 +75,21 @@ def layer_geometry(model: nn.Module, layer: str, size: tuple[int, int], channels
     """The receptive field and output shape of ``layer`` for a ``(1, channels, *size)`` input,
     computed on the meta device (:func:`cnnlens.report`): a :class:`ReceptiveField`, ``"global"``,
     or ``None`` when it cannot be followed; the shape ``None`` when the layer did not run."""
+    return layers_geometry(model, [layer], size, channels)[layer]
+
+
+def layers_geometry(
+    model: nn.Module, layers: Sequence[str], size: tuple[int, int], channels: int = 3
+) -> dict[str, tuple[ReceptiveField | str | None, list[int] | None]]:
+    """:func:`layer_geometry` of several layers from one report."""
     from ..report import report
 
     net, _ = network(model)
     try:
-        row = report(net, (1, channels, *size))[layer]
+        rows = {row.name: row for row in report(net, (1, channels, *size)).layers}
     except CnnlensError:
-        return None, None
-    return row.receptive_field, row.output_shape
+        return {layer: (None, None) for layer in layers}
+    return {layer: (rows[layer].receptive_field, rows[layer].output_shape) if layer in rows else (None, None) for layer in layers}
 
 
 def parse_units(units: Any, name: str = "unit") -> list[Unit]:

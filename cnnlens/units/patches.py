@@ -38,7 +38,7 @@ import torch.nn as nn
 
 from ..checks import check_int, check_number
 from ..distributed import Checkpoint, ExactSum, Partial, Shard, TopK, fingerprint, is_main, model_fingerprint, run
-from ..errors import CnnlensError
+from ..errors import CnnlensError, did_you_mean
 from ..hooks import eval_mode, forward_until
 from ..images import list_images
 from ..pixels import Preprocessing, as_pixels
@@ -46,11 +46,12 @@ from ..progress import progress_bar
 from ..receptive_field import ReceptiveField
 from ..registry import default_layers, model_device, model_info
 from ..results import Result
-from .common import image_preprocessing, info_label, layer_geometry, network, parse_units
+from .common import image_preprocessing, info_label, layers_geometry, network, parse_units
 
 __all__ = [
     "Patch",
     "PatchResult",
+    "PatchSet",
     "PatchSetup",
     "PatchState",
     "add_projections",
@@ -65,6 +66,7 @@ __all__ = [
     "replay",
     "select_images",
     "top_patches",
+    "top_patches_layers",
 ]
 
 MIN_INSIDE = 0.5  # default share of a unit's receptive field that must lie inside the image
@@ -314,22 +316,24 @@ def border_mask(rf: ReceptiveField, shape: Sequence[int], size: tuple[int, int],
 # -- mining ------------------------------------------------------------------------------------------
 
 
-def _layer_and_channels(model: nn.Module, unit: Any) -> tuple[str, list[int] | None]:
+def _layer_requests(model: nn.Module, unit: Any) -> list[tuple[str, list[int] | None]]:
+    """The units asked for, grouped by layer in order of first mention: ``(layer, channels)`` with
+    ``channels`` None for a whole layer."""
     from ..address import resolve_unit
 
     units = [resolve_unit(u, model) for u in parse_units(unit)]
-    layers = {u.layer for u in units}
-    if len(layers) > 1:
-        raise CnnlensError(f"unit: patches rank one layer at a time, not {', '.join(sorted(layers))}", param="unit")
-    (layer,) = layers
     if any(u.is_logits for u in units):
         raise CnnlensError("unit: logits have no receptive field to cut; give a spatial layer (LAYER or LAYER:CHANNEL)", param="unit")
     if any(u.position is not None for u in units):
         raise CnnlensError("unit: a patch unit is the maximum over positions; give LAYER or LAYER:CHANNEL without @Y,X", param="unit")
-    channels = [u.channel for u in units if u.channel is not None]
-    if channels and len(channels) != len(units):
-        raise CnnlensError(f"unit: give either the layer {layer} or channels of it (LAYER:CHANNEL), not both", param="unit")
-    return layer, (list(dict.fromkeys(channels)) if channels else None)
+    requests = []
+    for layer in dict.fromkeys(u.layer for u in units):
+        mine = [u for u in units if u.layer == layer]
+        channels = [u.channel for u in mine if u.channel is not None]
+        if channels and len(channels) != len(mine):
+            raise CnnlensError(f"unit: give either the layer {layer} or channels of it (LAYER:CHANNEL), not both", param="unit")
+        requests.append((layer, list(dict.fromkeys(channels)) if channels else None))
+    return requests
 
 
 def top_patches(
@@ -359,7 +363,7 @@ def top_patches(
         unit: ``LAYER`` (rank the ``n_channels`` channels with the highest mean unit value), or
             ``LAYER:CHANNEL`` / a list of them (those channels); ``None``: the model's last layer
             with a spatial output. The layer needs a ``(B, C, H, W)`` output and a local receptive
-            field.
+            field. Several layers at once: :func:`top_patches_layers`.
         images: a folder (flat or class subfolders), image files, or pixels in [0, 1] (an
             ``(N, C, H, W)`` tensor or a list of images). Each is resized and centre-cropped like the
             model's weights expect (``preprocessing``).
@@ -400,6 +404,83 @@ def top_patches(
         >>> top = result.patches[5][0]  # doctest: +SKIP
         >>> top.image, top.position, top.box, top.activation  # box: (top, left, bottom, right)  # doctest: +SKIP
     """
+    net, _ = network(model)
+    if unit is None:
+        unit = default_layers(net, "last_spatial")[0]
+    if len(_layer_requests(net, unit)) > 1:
+        layers = ", ".join(layer for layer, _ in _layer_requests(net, unit))
+        raise CnnlensError(f"unit: patches rank one layer at a time, not {layers}; several layers in one pass: top_patches_layers", param="unit")
+    out = _mine(
+        model, unit, images, k=k, n_channels=n_channels, batch_size=batch_size, limit=limit, preprocessing=preprocessing, size=size,
+        workers=workers, min_inside=min_inside, crops=crops, method=method, progress=progress, distributed=distributed, shard=shard,
+        checkpoint=checkpoint, multi=False,
+    )  # fmt: skip
+    return out if isinstance(out, Partial) else next(iter(out.layers.values()))
+
+
+def top_patches_layers(
+    model: nn.Module,
+    units: Any,
+    images: Any,
+    *,
+    k: int = 9,
+    n_channels: int = 8,
+    batch_size: int = 32,
+    limit: int | None = None,
+    preprocessing: Preprocessing | None = None,
+    size: int | None = None,
+    workers: int = 0,
+    min_inside: float = MIN_INSIDE,
+    crops: bool = True,
+    method: str | None = None,
+    progress: bool = True,
+    distributed: bool | None = None,
+    shard: str | Shard | None = None,
+    checkpoint: str | Path | Checkpoint | None = None,
+) -> PatchSet | Partial:
+    """:func:`top_patches` of several layers in ONE streaming pass over the images.
+
+    ``units`` is a list of ``LAYER`` and ``LAYER:CHANNEL`` addresses over any number of layers (per
+    layer either the whole layer or channels of it). Each image goes through the network once, up
+    to the deepest layer asked for; every layer's top-k is kept from that pass. The result of each
+    layer equals :func:`top_patches` of that layer alone, byte for byte (same ranking, ties and
+    sums); the other arguments mean what they mean there.
+
+    Example:
+        >>> import cnnlens, torch
+        >>> net = cnnlens.create_model("squeezenet1_0", seed=0)
+        >>> found = top_patches_layers(net, ["features.3", "features.7:0"], torch.rand(6, 3, 64, 64), k=2, progress=False)
+        >>> list(found.layers), found["features.7"].channels
+        (['features.3', 'features.7'], [0])
+    """
+    return _mine(
+        model, units, images, k=k, n_channels=n_channels, batch_size=batch_size, limit=limit, preprocessing=preprocessing, size=size,
+        workers=workers, min_inside=min_inside, crops=crops, method=method, progress=progress, distributed=distributed, shard=shard,
+        checkpoint=checkpoint, multi=True,
+    )  # fmt: skip
+
+
+def _mine(
+    model: nn.Module,
+    units: Any,
+    images: Any,
+    *,
+    k: int,
+    n_channels: int,
+    batch_size: int,
+    limit: int | None,
+    preprocessing: Preprocessing | None,
+    size: int | None,
+    workers: int,
+    min_inside: float,
+    crops: bool,
+    method: str | None,
+    progress: bool,
+    distributed: bool | None,
+    shard: str | Shard | None,
+    checkpoint: str | Path | Checkpoint | None,
+    multi: bool,
+) -> PatchSet | Partial:
     from .deconv import check_methods
 
     k = check_int(k, "k", low=1, high=100_000)
@@ -415,47 +496,102 @@ def top_patches(
             )
     net, _ = network(model)
     prep = image_preprocessing(model, preprocessing, size)
-    if unit is None:
-        unit = default_layers(net, "last_spatial")[0]
-    name, wanted_list = _layer_and_channels(net, unit)
+    requests = _layer_requests(net, units)
     sources = select_images(images, limit)
     side = (int(prep.crop_size), int(prep.crop_size))  # type: ignore[arg-type]
-    rf, shape = layer_geometry(net, name, side, prep.channels)
-    if not isinstance(rf, ReceptiveField):
-        raise CnnlensError(
-            f"unit: layer {name!r} has a {rf or 'unknown'} receptive field: its units see the whole image, so there is no patch "
-            "to cut; pick a convolutional layer before the global pooling",
-            param="unit",
+    geometry = layers_geometry(net, [name for name, _ in requests], side, prep.channels)
+    setups, masks = [], []
+    for name, wanted_list in requests:
+        rf, shape = geometry[name]
+        if not isinstance(rf, ReceptiveField):
+            raise CnnlensError(
+                f"unit: layer {name!r} has a {rf or 'unknown'} receptive field: its units see the whole image, so there is no patch "
+                "to cut; pick a convolutional layer before the global pooling",
+                param="unit",
+            )
+        if shape is None or len(shape) != 4:
+            raise CnnlensError(f"unit: layer {name!r} outputs {shape}, not a (B, C, H, W) map", param="unit")
+        if wanted_list is not None and max(wanted_list) >= shape[1]:
+            bad = [c for c in wanted_list if c >= shape[1]]
+            raise CnnlensError(f"unit: channel {bad[0]} out of range, {name} has channels 0..{shape[1] - 1}", param="unit")
+        setups.append(
+            PatchSetup(
+                layer=name,
+                tracked=wanted_list if wanted_list is not None else list(range(int(shape[1]))),
+                given=wanted_list is not None,
+                n_channels=n_channels,
+                k=k,
+                receptive_field=rf,
+                preprocessing=prep,
+                input_size=side,
+                width=int(shape[3]),
+                n_images=len(sources),
+                info=model_info(model).to_dict(),
+                min_inside=min_inside,
+            )
         )
-    if shape is None or len(shape) != 4:
-        raise CnnlensError(f"unit: layer {name!r} outputs {shape}, not a (B, C, H, W) map", param="unit")
-    if wanted_list is not None and max(wanted_list) >= shape[1]:
-        bad = [c for c in wanted_list if c >= shape[1]]
-        raise CnnlensError(f"unit: channel {bad[0]} out of range, {name} has channels 0..{shape[1] - 1}", param="unit")
-    setup = PatchSetup(
-        layer=name,
-        tracked=wanted_list if wanted_list is not None else list(range(int(shape[1]))),
-        given=wanted_list is not None,
-        n_channels=n_channels,
-        k=k,
-        receptive_field=rf,
-        preprocessing=prep,
-        input_size=side,
-        width=int(shape[3]),
-        n_images=len(sources),
-        info=model_info(model).to_dict(),
-        min_inside=min_inside,
-    )
-    job = _PatchJob(net, setup, sources, border_mask(rf, shape[2:], side, min_inside), batch_size, workers)
+        masks.append(border_mask(rf, shape[2:], side, min_inside))
+    job = _PatchJob(net, setups, masks, sources, batch_size, workers, multi)
     part = run(job, distributed=distributed, shard=shard, checkpoint=checkpoint, progress=progress)
     if shard is not None:
         return part
-    result = setup.result(part.state, sources)
+    found = PatchSet.of(setups, part.state, sources)
     if crops or method is not None:
-        extract_crops(result)
+        images_read = _images_of(*found.layers.values())
+        for result in found.layers.values():
+            extract_crops(result, images_read)
     if method is not None:
-        add_projections(model, result, method=method, batch_size=min(batch_size, 16), progress=progress and is_main())
-    return result
+        for result in found.layers.values():
+            add_projections(model, result, method=method, batch_size=min(batch_size, 16), progress=progress and is_main())
+    return found
+
+
+@dataclass(repr=False)
+class PatchSet(Result):
+    """What :func:`top_patches_layers` returns: one :class:`PatchResult` per layer, in the order
+    asked; ``found["features.3"]`` is one of them."""
+
+    layers: dict[str, PatchResult]
+
+    @classmethod
+    def of(cls, setups: Sequence[PatchSetup], state: PatchState, sources: dict[str, Any] | None = None) -> PatchSet:
+        """The results of the layers of one run from its merged state (rows in the order of ``setups``)."""
+        layers, start = {}, 0
+        for setup in setups:
+            stop = start + len(setup.tracked)
+            layers[setup.layer] = setup.result(state.select(start, stop), sources)
+            start = stop
+        if start != state.top.rows:
+            raise CnnlensError(f"the state holds {state.top.rows} rows, the layers track {start}")
+        return cls(layers=layers)
+
+    def __getitem__(self, layer: str) -> PatchResult:
+        if layer not in self.layers:
+            raise CnnlensError(f"layer {layer!r} was not mined{did_you_mean(layer, list(self.layers))}", param="layer")
+        return self.layers[layer]
+
+    @property
+    def info(self) -> dict[str, Any]:
+        return next(iter(self.layers.values())).info if self.layers else {}
+
+    @property
+    def warnings(self) -> list[str]:
+        return [w for r in self.layers.values() for w in r.warnings]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.info, "layers": {name: r.to_dict() for name, r in self.layers.items()}}
+
+    def figure(self, *, layer: str | None = None, **kwargs: Any) -> Any:
+        """The figure of one layer (default: the first): see :meth:`PatchResult.figure`."""
+        return self[layer if layer is not None else next(iter(self.layers))].figure(**kwargs)
+
+    def _summary(self) -> dict[str, Any]:
+        return {
+            "model": self.info.get("model"),
+            "weights": self.info.get("weights"),
+            "layers": {name: r.channels for name, r in self.layers.items()},
+            "n_images": next(iter(self.layers.values())).n_images if self.layers else 0,
+        }
 
 
 @dataclass(frozen=True)
@@ -554,6 +690,12 @@ class PatchState:
     def name(self, index: int) -> str:
         return self.known[index] if index in self.known else self.names[index]  # type: ignore[index]
 
+    def select(self, start: int, stop: int) -> PatchState:
+        """The state of rows ``start:stop`` (one layer of a run over several)."""
+        out = PatchState(0, self.top.k, self.names)
+        out.top, out.sums, out.known = self.top.select(slice(start, stop)), self.sums.select(slice(start, stop)), dict(self.known)
+        return out
+
     def merge(self, other: PatchState) -> None:
         self.top.merge(other.top)
         self.sums.merge(other.sums)
@@ -578,52 +720,68 @@ class PatchState:
         return out
 
     @classmethod
-    def result(cls, settings: dict[str, Any], state: PatchState) -> PatchResult:
-        """The :class:`PatchResult` of merged parts (crops are cut when the figure is drawn)."""
-        return PatchSetup.from_json(settings["setup"]).result(state)
+    def result(cls, settings: dict[str, Any], state: PatchState) -> PatchResult | PatchSet:
+        """The result of merged parts: a :class:`PatchResult` (:func:`top_patches`) or a
+        :class:`PatchSet` (:func:`top_patches_layers`); crops are cut when a figure is drawn."""
+        found = PatchSet.of([PatchSetup.from_json(s) for s in settings["setups"]], state)
+        return found if settings.get("multi") else next(iter(found.layers.values()))
 
 
 class _PatchJob:
-    """The streaming pass of :func:`top_patches` as a :class:`cnnlens.distributed.Job`."""
+    """The streaming pass of :func:`top_patches_layers` as a :class:`cnnlens.distributed.Job`: the
+    tracked channels of all layers are the rows of one state, layer after layer."""
 
     kind = "patches"
     unit = "img"
 
-    def __init__(self, net: nn.Module, setup: PatchSetup, sources: dict[str, Any], mask: torch.Tensor, batch_size: int, workers: int) -> None:
-        self.net, self.setup, self.mask = net, setup, mask
+    def __init__(
+        self, net: nn.Module, setups: Sequence[PatchSetup], masks: Sequence[torch.Tensor], sources: dict[str, Any], batch_size: int, workers: int, multi: bool
+    ) -> None:
+        self.net, self.setups, self.masks, self.multi = net, list(setups), list(masks), multi
         self.names = list(sources)
         self.paths = list(sources.values())
         self.n_items = len(self.paths)
         self.batch_size, self.workers = batch_size, workers
-        self.desc = f"patches {setup.layer}"
+        self.desc = f"patches {', '.join(s.layer for s in self.setups)}"
 
     def settings(self) -> dict[str, Any]:
         pixels = [p for p in self.paths if isinstance(p, torch.Tensor)]  # in-memory images: their content counts
-        return {"setup": self.setup.to_json(), "images_sha256": fingerprint(self.names, *pixels), "model_sha256": model_fingerprint(self.net)}
+        return {
+            "setups": [s.to_json() for s in self.setups],
+            "multi": self.multi,
+            "images_sha256": fingerprint(self.names, *pixels),
+            "model_sha256": model_fingerprint(self.net),
+        }
 
     def empty(self) -> PatchState:
-        return PatchState(len(self.setup.tracked), self.setup.k, self.names)
+        return PatchState(sum(len(s.tracked) for s in self.setups), self.setups[0].k, self.names)
 
     def work(self, n_items: int, n_batches: int) -> int:
         return n_items
 
     def steps(self, state: PatchState, items: Sequence[int] | None, bar: Any) -> Iterator[None]:
         assert items is not None
-        net, setup, prep = self.net, self.setup, self.setup.preprocessing
+        net, prep = self.net, self.setups[0].preprocessing
         device = model_device(net)
         dtype = next((p.dtype for p in net.parameters() if p.is_floating_point()), torch.float32)
-        wanted = torch.tensor(setup.tracked, dtype=torch.long) if setup.given else None
-        use_mask = not bool(self.mask.all())
+        layers = [s.layer for s in self.setups]
+        wanted = [torch.tensor(s.tracked, dtype=torch.long, device=device) if s.given else None for s in self.setups]
+        masks = [None if bool(m.all()) else ~m.to(device) for m in self.masks]
         with eval_mode(net), torch.no_grad():
             for batch_idx, x in iter_batches([self.paths[i] for i in items], prep, batch_size=self.batch_size, workers=self.workers):
                 x = prep.normalize(x.to(device, dtype=dtype, non_blocking=True))
-                act = forward_until(net, x, setup.layer)[setup.layer]
-                if wanted is not None:
-                    act = act[:, wanted.to(act.device)]
-                if use_mask:
-                    act = act.masked_fill(~self.mask.to(act.device), -math.inf)
-                unit_v, where = act.flatten(2).max(dim=2)  # (B, C): value and first position of the maximum
-                unit_v, where = unit_v.float().T.cpu(), where.T.cpu()  # (C, B)
+                record = forward_until(net, x, layers)
+                values, wheres = [], []
+                for layer, channels, outside in zip(layers, wanted, masks):
+                    act = record[layer]
+                    if channels is not None:
+                        act = act[:, channels]
+                    if outside is not None:
+                        act = act.masked_fill(outside, -math.inf)
+                    unit_v, where = act.flatten(2).max(dim=2)  # (B, C): value and first position of the maximum
+                    values.append(unit_v.float())
+                    wheres.append(where)
+                unit_v, where = torch.cat(values, 1).T.cpu(), torch.cat(wheres, 1).T.cpu()  # (rows, B)
                 state.sums.add(unit_v)
                 state.top.add(unit_v, [items[i] for i in batch_idx], where)  # ties: the earlier image first
                 bar.update(len(batch_idx))
@@ -635,11 +793,14 @@ def receptive_field_from_dict(data: dict[str, Any]) -> ReceptiveField:
     return ReceptiveField(tuple(data["size"]), tuple(data["stride"]), tuple(data["padding"]), data.get("aligned", True))  # type: ignore[arg-type]
 
 
-def _images_of(result: PatchResult) -> dict[str, torch.Tensor]:
-    wanted = dict.fromkeys(p.image for p in result.all_patches())
+def _images_of(*results: PatchResult) -> dict[str, torch.Tensor]:
+    """The preprocessed images of the patches of ``results``, each read once."""
+    wanted = dict.fromkeys(p.image for result in results for p in result.all_patches())
+    sources = {name: source for result in results for name, source in result.sources.items()}
+    result = results[0]
     out = {}
     for name in wanted:
-        source = result.sources.get(name)
+        source = sources.get(name)
         if source is None:
             if name.startswith("images["):
                 raise CnnlensError(f"images: the patches come from in-memory images ({name}); pass them again as images=", param="images")

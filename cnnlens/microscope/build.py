@@ -1,0 +1,677 @@
+"""Build a microscope site: every capability of cnnlens on chosen layers of one model, as pages.
+
+Stages, each done only for what the site does not hold yet (see :mod:`cnnlens.microscope.store`):
+
+1. the report and its figure, the first-layer filters (the model page);
+2. ONE streaming pass over the images mining the top-k of every channel of every layer missing
+   (:func:`cnnlens.units.top_patches_layers`), saved at intervals so a stopped build resumes;
+3. per shown unit: its crops and their deconvnet (or guided) projections;
+4. per layer: feature visualizations of the shown units, optimized together in batches;
+5. per layer: tuning curves of the shown units (:func:`cnnlens.tuning.tuning_curves`);
+6. attribution maps of a few of the images (:func:`cnnlens.attribution.attribute`);
+7. the pages and the JSON beside them.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from ..checks import check_int
+from ..distributed import Checkpoint, fingerprint, model_fingerprint, process_group
+from ..errors import CnnlensError, did_you_mean
+from ..images import save_image
+from ..receptive_field import ReceptiveField
+from ..registry import ModelInfo, model_info
+from ..results import Result, save_figure
+from . import pages
+from .assets import CSS, JS
+from .store import SiteStore, slug
+
+__all__ = ["DEFAULT_METHODS", "SITE_TUNING", "Site", "build_site", "site_layers"]
+
+DEFAULT_METHODS = ("gradcam", "integrated-gradients")  # attribution maps on the images page
+FEATVIS_BATCH = 16  # units optimized together
+# the grating grid of the site's tuning curves: 12 orientations (15 degrees apart), 6 frequencies and 4
+# phases are 288 gratings a unit -- a fifth of tuning_curves' default grid, which a deep layer's large
+# receptive field makes slow; `tuning=` takes other tuning_curves arguments
+SITE_TUNING = {"orientations": 12, "frequencies": 6, "phases": 4}
+_TUNING_ARGUMENTS = {"orientations", "frequencies", "phases", "contrast", "contrasts", "window", "rectify", "osi_threshold", "batch_size"}
+MINING_SAVE_EVERY = 30.0  # seconds between saves of the mining state
+
+
+# modules whose output is another module's output seen again: normalizations, activations, pools...
+_NOT_SHOWN = re.compile(
+    r"(BatchNorm\dd|GroupNorm|LayerNorm\w*|InstanceNorm\dd|LocalResponseNorm|ReLU6?|LeakyReLU|PReLU|ELU|GELU|SiLU|Mish|Sigmoid|Hardswish|"
+    r"Hardsigmoid|Hardtanh|Tanh|\w*Pool\dd|Dropout\w*|Identity|Flatten|Upsample\w*|Permute|StochasticDepth)"
+)
+
+
+def site_layers(model: nn.Module, n: int = 4, *, size: int | None = None) -> list[str]:
+    """``n`` layers spread over the depth of ``model`` that a site can show: outputs ``(B, C, H, W)``
+    with a local receptive field, not normalization, activation, pooling or dropout modules, at the
+    shallowest depth of module names that has ``n`` of them (``features.N`` of squeezenet,
+    ``layerN`` and ``conv1`` of a resnet)."""
+    from ..report import report
+    from ..units.common import image_preprocessing, network
+
+    net, _ = network(model)
+    prep = image_preprocessing(model, None, size)
+    rows = report(net, (1, prep.channels, prep.crop_size, prep.crop_size)).layers
+    candidates = [
+        r for r in rows
+        if r.output_shape is not None and len(r.output_shape) == 4 and isinstance(r.receptive_field, ReceptiveField)
+        and not _NOT_SHOWN.fullmatch(r.type) and r.name
+    ]  # fmt: skip
+    if not candidates:
+        raise CnnlensError(f"{model_info(model).name} has no layer with a (B, C, H, W) output and a local receptive field to show", param="layers")
+    by_depth: dict[int, list[str]] = {}
+    for r in candidates:
+        by_depth.setdefault(r.name.count("."), []).append(r.name)
+    names = next((by_depth[d] for d in sorted(by_depth) if len(by_depth[d]) >= n), max(by_depth.values(), key=len))
+    if len(names) <= n:
+        return names
+    picks = sorted({round(i * (len(names) - 1) / (n - 1)) for i in range(n)}) if n > 1 else [len(names) - 1]
+    return [names[i] for i in picks]
+
+
+@dataclass(repr=False)
+class Site(Result):
+    """What :func:`build_site` returns: where the site is, what it shows, what this build computed.
+
+    Attributes:
+        root: the site folder; ``index`` its model page (open it in a browser).
+        layers: layer -> the channels that have a unit page.
+        stages: per stage, what was computed now and what was reused from an earlier build, and
+            the seconds it took.
+        featvis: layer -> ``(U, C, H, W)`` the feature visualizations of the shown units (CPU), for
+            :meth:`figure`.
+    """
+
+    root: Path
+    info: ModelInfo
+    layers: dict[str, list[int]]
+    n_images: int
+    pages: int
+    stages: dict[str, dict[str, Any]] = field(default_factory=dict)
+    featvis: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def index(self) -> Path:
+        return self.root / "index.html"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **self.info.to_dict(),
+            "site": str(self.root),
+            "index": str(self.index),
+            "layers": {name: list(channels) for name, channels in self.layers.items()},
+            "n_images": self.n_images,
+            "pages": self.pages,
+            "stages": self.stages,
+            "warnings": list(self.warnings),
+        }
+
+    def figure(self, *, title: str | None = None) -> Any:
+        """One row per layer: the feature visualizations of its shown units."""
+        import matplotlib.pyplot as plt
+
+        rows = [(name, images) for name, images in self.featvis.items() if images.numel()]
+        if not rows:
+            raise CnnlensError("the site has no feature visualizations to draw (featvis_steps=0)")
+        ncols = max(images.shape[0] for _, images in rows)
+        fig, axes = plt.subplots(len(rows), ncols, figsize=(1.3 * ncols, 1.45 * len(rows)), squeeze=False, layout="constrained")
+        for r, (name, images) in enumerate(rows):
+            for c in range(ncols):
+                ax = axes[r][c]
+                ax.axis("off")
+                if c < images.shape[0]:
+                    img = images[c].permute(1, 2, 0).numpy()
+                    ax.imshow(img if img.shape[2] == 3 else img[..., 0], cmap=None if img.shape[2] == 3 else "gray")
+                    ax.set_title(f"{name}:{self.layers[name][c]}", fontsize=7)
+        fig.suptitle(title or f"{self.info.label}: feature visualizations of the site's units", fontsize=10)
+        return fig
+
+    def _summary(self) -> dict[str, Any]:
+        return {
+            "model": self.info.name,
+            "weights": self.info.weights_label,
+            "site": str(self.index),
+            "layers": {name: len(c) for name, c in self.layers.items()},
+            "pages": self.pages,
+        }
+
+
+# -- the build -----------------------------------------------------------------------------------
+
+
+def build_site(
+    model: nn.Module,
+    images: Any,
+    output: str | Path,
+    *,
+    layers: str | Sequence[str] | None = None,
+    units: int = 16,
+    k: int = 9,
+    method: str | None = "deconvnet",
+    featvis_steps: int = 128,
+    featvis_size: int | None = None,
+    tuning: bool | dict[str, Any] = True,
+    attribution: int = 8,
+    attribution_methods: Sequence[str] = DEFAULT_METHODS,
+    limit: int | None = None,
+    batch_size: int = 32,
+    workers: int = 0,
+    seed: int = 0,
+    overwrite: bool = False,
+    progress: bool = True,
+    distributed: bool | None = None,
+) -> Site:
+    """Build (or complete) a static site of ``model`` on ``images`` in the folder ``output``.
+
+    The site opens from the file system (``output/index.html``; no server, nothing fetched from
+    a network): a model page (report table with receptive fields and costs, their plots, the
+    first-layer filters), a page per layer with a grid of its units and a filter box, a page per
+    unit (its top-k dataset patches cropped by the receptive field, their projections, its feature
+    visualization, its tuning curves), an attribution page, links between neighbours, and the
+    page's numbers as JSON beside every page.
+
+    Run again on the same folder and only what is missing is computed: more ``units`` or
+    ``layers`` add pages, a stopped build continues (the mining pass is saved every 30 s), and
+    a changed setting (``featvis_steps``, ``method``...) recomputes that stage only. Under
+    torchrun the pass over the images is shared among the processes (:mod:`cnnlens.distributed`);
+    rank 0 makes the pictures and pages.
+
+    Args:
+        model: any image model (e.g. from :func:`cnnlens.create_model`); left exactly as it was.
+        images: a folder (flat or class subfolders), image files, or pixels in [0, 1].
+        output: the site folder: new, empty, or a site built earlier from the same model, weights
+            and images (anything else is refused unless ``overwrite``).
+        layers: layer names (default: four spread over the depth, :func:`site_layers`).
+        units: units per layer with a page: channels 0 to ``units - 1``.
+        k: top patches per unit.
+        method: projection of the patches: ``deconvnet``, ``guided``, ``gradient`` or None.
+        featvis_steps: optimization steps of each feature visualization (0: none);
+            ``featvis_size`` its side (default 128, or the model's fixed input size).
+        tuning: measure tuning curves with gratings (layers where that is possible), on a grid of
+            12 orientations, 6 frequencies and 4 phases; a dict of
+            :func:`cnnlens.tuning.tuning_curves` arguments measures with those instead.
+        attribution: images on the attribution page (0: no page); ``attribution_methods`` its maps.
+        limit: use this many of the images (spread over the folder).
+        batch_size, workers: of the mining pass (see :func:`cnnlens.units.top_patches`).
+        seed: seeds the feature visualizations (and the attribution's random baselines).
+        overwrite: rebuild a site of another model, weights or images (or everything afresh).
+        progress: report progress on stderr.
+        distributed: see :func:`cnnlens.distributed.run`.
+
+    Raises:
+        CnnlensError: unknown layers (with the closest names), layers without a local receptive
+            field, bad numbers, unreadable images, an output folder holding something else -- before
+            any work.
+    """
+    from ..units.common import image_preprocessing, network
+    from ..units.deconv import check_methods
+    from ..units.patches import select_images
+
+    units = check_int(units, "units", low=1, high=100_000)
+    k = check_int(k, "k", low=1, high=1000)
+    featvis_steps = check_int(featvis_steps, "featvis_steps", low=0, high=100_000)
+    attribution = check_int(attribution, "attribution", low=0, high=10_000)
+    seed = check_int(seed, "seed", low=0, high=2**63 - 1)
+    if featvis_size is not None:
+        featvis_size = check_int(featvis_size, "featvis_size", low=8, high=4096)
+    if method is not None:
+        (method,) = check_methods(method, "method")
+    if isinstance(tuning, dict):
+        unknown = sorted(set(tuning) - _TUNING_ARGUMENTS)
+        if unknown:
+            raise CnnlensError(f"tuning: {unknown[0]!r} is not a tuning_curves argument{did_you_mean(unknown[0], sorted(_TUNING_ARGUMENTS))}", param="tuning")
+    if attribution:
+        from ..attribution import check_methods as check_attribution_methods
+
+        attribution_methods = tuple(check_attribution_methods(list(attribution_methods)))
+    net, _ = network(model)
+    info = model_info(model)
+    prep = image_preprocessing(model)
+    if prep.channels not in (1, 3):
+        raise CnnlensError(f"model: {info.name} takes {prep.channels}-channel input, not images (1 or 3 channels)", param="model")
+    from ..report import report
+
+    side = int(prep.crop_size)  # type: ignore[arg-type]
+    rep = report(net, (1, prep.channels, side, side))
+    rows = {r.name: r for r in rep.layers}
+    chosen = _check_layers(layers, rows) if layers is not None else site_layers(model)
+    sources = select_images(images, limit)
+    names = list(sources)
+    pixels = [s for s in sources.values() if isinstance(s, torch.Tensor)]
+    identity = {
+        "model": info.name,
+        "weights": info.weights_label,
+        "model_sha256": model_fingerprint(net),
+        "images_sha256": fingerprint(names, *pixels),
+        "n_images": len(names),
+        "input_size": [prep.channels, side, side],
+        "preprocessing": prep.to_dict(),
+        "k": k,
+    }
+    group = process_group(distributed)
+    store = SiteStore(output)
+    created = not store.root.exists()
+    if group.main:
+        try:
+            store.open(identity, overwrite=overwrite)
+        except OSError as exc:
+            raise CnnlensError(f"output: cannot write the site to {store.root}: {exc.strerror or exc}", param="output") from None
+    shown = {name: list(range(min(units, int(rows[name].output_shape[1])))) for name in chosen}  # type: ignore[index]
+    plan = _Plan(model, net, info, rep, rows, shown, images, sources, limit, store, identity, group, progress)
+    try:
+        return _build(plan, k=k, method=method, featvis_steps=featvis_steps, featvis_size=featvis_size, tuning=tuning,
+                      attribution=attribution, attribution_methods=attribution_methods, batch_size=batch_size, workers=workers,
+                      seed=seed, distributed=distributed)  # fmt: skip
+    except CnnlensError:
+        if created and group.main:  # bad input found on the way (an unreadable image): leave nothing behind
+            shutil.rmtree(store.root, ignore_errors=True)
+        raise
+
+
+@dataclass
+class _Plan:
+    """What every stage of one build reads, and what the stages report."""
+
+    model: nn.Module
+    net: nn.Module
+    info: ModelInfo
+    report: Any
+    rows: dict[str, Any]  # layer name -> its row of the report
+    shown: dict[str, list[int]]  # layer -> the channels with a unit page, in the order of the site
+    images: Any
+    sources: dict[str, Any]
+    limit: int | None
+    store: SiteStore
+    identity: dict[str, Any]
+    group: Any
+    progress: bool
+    stages: dict[str, dict[str, Any]] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def layers(self) -> list[str]:
+        return list(self.shown)
+
+    def stage(self, name: str, start: float, **what: Any) -> None:
+        self.stages[name] = {**what, "seconds": round(time.perf_counter() - start, 3)}
+
+
+def _build(
+    plan: _Plan, *, k: int, method: str | None, featvis_steps: int, featvis_size: int | None, tuning: bool | dict[str, Any], attribution: int,
+    attribution_methods: Sequence[str], batch_size: int, workers: int, seed: int, distributed: bool | None,
+) -> Site:  # fmt: skip
+    store = plan.store
+    mined = _mine(plan, k=k, batch_size=batch_size, workers=workers, distributed=distributed)  # all ranks: the pass over the data
+    if not plan.group.main:
+        return Site(root=store.root, info=plan.info, layers=plan.shown, n_images=len(plan.sources), pages=0, stages=plan.stages)
+    has_filters = _model_pictures(plan)
+    _patch_pictures(plan, mined, method)
+    featvis = _featvis(plan, featvis_steps, featvis_size, seed)
+    tuned = _tuning(plan, {**SITE_TUNING, **(tuning if isinstance(tuning, dict) else {})}) if tuning else {}
+    attributed = _attribution(plan, attribution, attribution_methods, seed)
+    start = time.perf_counter()
+    n_pages = _write_pages(plan, mined, tuned, featvis, attributed, method, has_filters=has_filters)
+    plan.stage("pages", start, pages=n_pages)
+    pictures = {name: _featvis_tensor(store, name, plan.shown[name]) for name in plan.layers} if featvis_steps else {}
+    return Site(root=store.root, info=plan.info, layers=plan.shown, n_images=len(plan.sources), pages=n_pages, stages=plan.stages,
+                featvis=pictures, warnings=plan.warnings)  # fmt: skip
+
+
+def _check_layers(layers: str | Sequence[str], rows: dict[str, Any]) -> list[str]:
+    items = [layers] if isinstance(layers, str) else list(layers)
+    items = [part.strip() for item in items for part in str(item).split(",") if part.strip()]
+    if not items:
+        raise CnnlensError("layers is empty; give layer names such as features.3", param="layers")
+    out = []
+    for name in dict.fromkeys(items):
+        if name not in rows or not name:
+            raise CnnlensError(f"layers: no layer {name!r}{did_you_mean(name, [n for n in rows if n])}", param="layers")
+        row = rows[name]
+        if row.output_shape is None or len(row.output_shape) != 4:
+            raise CnnlensError(f"layers: {name} outputs {row.output_shape}, not a (B, C, H, W) map", param="layers")
+        if not isinstance(row.receptive_field, ReceptiveField):
+            raise CnnlensError(
+                f"layers: {name} has a {row.receptive_field or 'unknown'} receptive field, so its units have no patch to cut; pick a layer before the global pooling",
+                param="layers",
+            )
+        out.append(name)
+    return out
+
+
+def _images_text(images: Any, n: int) -> str:
+    if isinstance(images, (str, Path)):
+        return f"{n} images from {Path(images).expanduser().name or images}"
+    return f"{n} images given in memory"
+
+
+# -- stages --------------------------------------------------------------------------------------
+
+
+def _mine(plan: _Plan, *, k: int, batch_size: int, workers: int, distributed: bool | None) -> dict[str, dict[str, Any]]:
+    """layer -> the patches index of all its channels (:meth:`PatchResult.to_dict`)."""
+    from ..units.patches import top_patches_layers
+
+    start, store, identity = time.perf_counter(), plan.store, plan.identity
+    mined = {name: store.cached(f"mined/{slug(name)}.json", [identity, name]) for name in plan.layers}
+    missing = plan.group.all_gather([name for name in plan.layers if mined[name] is None])[0]  # rank 0 says what is missing
+    if missing:
+        checkpoint = Checkpoint(store.state / "mining-checkpoint.json", every=MINING_SAVE_EVERY, replace=True, param="output")
+        found = top_patches_layers(
+            plan.model, missing, plan.images, k=k, n_channels=max(int(plan.rows[n].output_shape[1]) for n in missing), batch_size=batch_size,
+            limit=plan.limit, workers=workers, crops=False, progress=plan.progress, distributed=distributed, checkpoint=checkpoint,
+        )  # fmt: skip
+        for name in missing:
+            mined[name] = found[name].to_dict()  # type: ignore[union-attr]
+            if plan.group.main:
+                store.cache(f"mined/{slug(name)}.json", [identity, name], mined[name])
+        if plan.group.main:
+            checkpoint.path.unlink(missing_ok=True)
+    plan.stage("mining", start, computed=missing, reused=[n for n in plan.layers if n not in missing])
+    return mined  # type: ignore[return-value]
+
+
+def _model_pictures(plan: _Plan) -> bool:
+    """The report's figure and the first-layer filters; True when the filter plot exists."""
+    start, store, made = time.perf_counter(), plan.store, []
+    if not store.exists("img/report.png"):
+        save_figure(plan.report.figure(), store.path("img/report.png"), overwrite=True, dpi=80)
+        made.append("report")
+    has_filters = store.exists("img/filters.png")
+    if not has_filters:
+        from ..units.filters import conv_filters
+
+        try:
+            save_figure(conv_filters(plan.model).figure(max_filters=64), store.path("img/filters.png"), overwrite=True, dpi=80)
+            made.append("filters")
+            has_filters = True
+        except CnnlensError as exc:
+            plan.warnings.append(f"no filter plot: {exc}")
+    plan.stage("model", start, computed=made)
+    return has_filters
+
+
+def _unit_dir(layer: str, channel: int) -> str:
+    return f"units/{slug(layer)}/{channel}"
+
+
+def _patch_pictures(plan: _Plan, mined: dict[str, dict[str, Any]], method: str | None) -> None:
+    """Per shown unit, its crops and their projections (``method``), as pictures."""
+    from ..units.patches import add_projections, extract_crops, load_index
+    from ..units.plots import signed_to_rgb
+
+    start, store = time.perf_counter(), plan.store
+    computed: dict[str, int] = {}
+    for layer, channels in plan.shown.items():
+        k = max((len(c["patches"]) for c in mined[layer]["channels"]), default=0)
+        def files(c: int, kind: str) -> list[str]:
+            return [f"{_unit_dir(layer, c)}/{kind}-{j}.png" for j in range(len(_patches_of(mined[layer], c)))]
+        need_crops = [c for c in channels if not store.exists(*files(c, "patch"))]
+        need_proj = [c for c in channels if method is not None and not store.exists(*files(c, method))]
+        todo = sorted(set(need_crops) | set(need_proj))
+        if not todo or k == 0:
+            continue
+        index = dict(mined[layer])
+        index["channels"] = [c for c in index["channels"] if c["channel"] in todo]
+        result = load_index(index, crops=False)
+        result.sources = plan.sources
+        if need_proj:
+            subset = replace(result, channels=[c for c in result.channels if c in need_proj], patches={c: result.patches[c] for c in need_proj})
+            add_projections(plan.model, subset, method=method, progress=plan.progress)  # type: ignore[arg-type]
+            for c in need_proj:
+                for j, g in enumerate(subset.projections[c]):
+                    save_image(signed_to_rgb(g, percentile=99.5), store.path(f"{_unit_dir(layer, c)}/{method}-{j}.png"), overwrite=True)
+        extract_crops(result)
+        for c in need_crops:
+            for j, crop in enumerate(result.crops[c]):
+                save_image(crop, store.path(f"{_unit_dir(layer, c)}/patch-{j}.png"), overwrite=True)
+        computed[layer] = len(todo)
+    plan.stage("patches", start, computed=computed, method=method)
+
+
+def _patches_of(index: dict[str, Any], channel: int) -> list[dict[str, Any]]:
+    for c in index["channels"]:
+        if c["channel"] == channel:
+            return c["patches"]
+    return []
+
+
+def _featvis(plan: _Plan, steps: int, size: int | None, seed: int) -> dict[str, dict[str, Any]]:
+    """Feature visualizations of the shown units, a batch of units at a time: layer -> {"settings", "values": {channel: objective}}."""
+    from ..featvis import render
+
+    t0, store = time.perf_counter(), plan.store
+    out: dict[str, dict[str, Any]] = {}
+    computed: dict[str, int] = {}
+    if steps == 0:
+        plan.stage("featvis", t0, computed={})
+        return out
+    settings = {"steps": steps, "size": size, "seed": seed, "batch": FEATVIS_BATCH}
+    for layer, channels in plan.shown.items():
+        name = f"featvis/{slug(layer)}.json"
+        values = {int(c): v for c, v in (store.cached(name, [settings, layer]) or {}).items()}
+        todo = [c for c in channels if c not in values or not store.exists(f"{_unit_dir(layer, c)}/featvis.png")]
+        for start in range(0, len(todo), FEATVIS_BATCH):
+            chunk = todo[start : start + FEATVIS_BATCH]
+            generator = torch.Generator().manual_seed(seed + chunk[0])
+            result = render(plan.model, [f"{layer}:{c}" for c in chunk], steps=steps, size=size, generator=generator, progress=plan.progress)
+            for c, image, value in zip(chunk, result.images, result.values.tolist()):
+                save_image(image, store.path(f"{_unit_dir(layer, c)}/featvis.png"), overwrite=True)
+                values[c] = value
+            store.cache(name, [settings, layer], values)
+        computed[layer] = len(todo)
+        out[layer] = {"settings": settings, "values": values}
+    plan.stage("featvis", t0, computed=computed)
+    return out
+
+
+def _featvis_tensor(store: SiteStore, layer: str, channels: list[int]) -> torch.Tensor:
+    from ..images import load_image
+
+    pics = [load_image(store.path(f"{_unit_dir(layer, c)}/featvis.png")) for c in channels if store.exists(f"{_unit_dir(layer, c)}/featvis.png")]
+    return torch.stack(pics) if pics and all(p.shape == pics[0].shape for p in pics) else torch.empty(0)
+
+
+def _tuning(plan: _Plan, grid: dict[str, Any]) -> dict[str, Any]:
+    """Tuning curves of the shown units on the grating ``grid``: layer -> {channel: UnitTuning.to_dict()} or {"note": why not}."""
+    from ..tuning import tuning_curves
+
+    t0, store = time.perf_counter(), plan.store
+    out: dict[str, Any] = {}
+    computed: dict[str, int] = {}
+    settings = dict(grid)
+    for layer, channels in plan.shown.items():
+        name = f"tuning/{slug(layer)}.json"
+        cached = store.cached(name, [settings, layer]) or {}
+        if "note" in cached:
+            out[layer] = cached
+            continue
+        values = {int(c): v for c, v in cached.items()}
+        todo = [c for c in channels if c not in values or not store.exists(f"{_unit_dir(layer, c)}/tuning.png")]
+        if todo:
+            try:
+                result = tuning_curves(plan.model, [f"{layer}:{c}" for c in todo], progress=plan.progress, **grid)
+            except CnnlensError as exc:
+                note = f"not measured: {exc}"
+                plan.warnings.append(f"{layer}: tuning {note}")
+                store.cache(name, [settings, layer], {"note": note})
+                out[layer] = {"note": note}
+                continue
+            for c in todo:
+                unit = f"{layer}:{c}"
+                values[c] = result[unit].to_dict()
+                save_figure(result.figure(unit=unit), store.path(f"{_unit_dir(layer, c)}/tuning.png"), overwrite=True, dpi=70)
+            store.cache(name, [settings, layer], values)
+        computed[layer] = len(todo)
+        out[layer] = values
+    plan.stage("tuning", t0, computed=computed)
+    return out
+
+
+def _attribution(plan: _Plan, n: int, methods: Sequence[str], seed: int) -> dict[str, Any] | None:
+    """Attribution maps of ``n`` images spread over the list, for their top class: the images page's data."""
+    from ..attribution import attribute, figure_names
+
+    t0, store = time.perf_counter(), plan.store
+    if n == 0:
+        plan.stage("attribution", t0, computed=0)
+        return None
+    picked = list(plan.sources.items())[:: max(1, len(plan.sources) // n)][:n]
+    key = [list(methods), [name for name, _ in picked], seed]
+    cached = store.cached("attribution.json", key)
+    if cached is not None and all(store.exists(item["figure"]) for item in cached["images"]):
+        plan.stage("attribution", t0, computed=0)
+        return cached
+    files = [s for _, s in picked]
+    batch = files if all(isinstance(s, Path) for s in files) else torch.stack([_pixels(s, plan.model) for s in files])
+    try:
+        result = attribute(plan.model, batch, list(methods), seed=seed, progress=plan.progress)
+    except CnnlensError as exc:
+        plan.warnings.append(f"no attribution page: {exc}")
+        plan.stage("attribution", t0, computed=0, note=str(exc))
+        return None
+    figure_files = figure_names([name for name, _ in picked])
+    items = []
+    for i, (name, _) in enumerate(picked):
+        path = f"img/attribution/{figure_files[i]}"
+        save_figure(result.figure(i), store.path(path), overwrite=True, dpi=70)
+        probs = result.probabilities[i]
+        top = torch.topk(probs, min(5, probs.numel()))
+        items.append({
+            "name": Path(name).name if not name.startswith("images[") else name,
+            "source": name,
+            "figure": path,
+            "target": int(result.targets[i]),
+            "top": [{"class": result.info.category(int(j)) or str(int(j)), "index": int(j), "probability": float(p)} for p, j in zip(top.values, top.indices)],
+        })  # fmt: skip
+    value = {"methods": list(methods), "images": items}
+    store.cache("attribution.json", key, value)
+    plan.stage("attribution", t0, computed=len(items))
+    return value
+
+
+def _pixels(source: Any, model: nn.Module) -> torch.Tensor:
+    from ..pixels import as_pixels
+    from ..units.common import image_preprocessing
+
+    return as_pixels(source, image_preprocessing(model), fit="crop")[0]
+
+
+# -- pages ---------------------------------------------------------------------------------------
+
+
+def _write_pages(
+    plan: _Plan, mined: dict[str, dict[str, Any]], tuned: dict[str, Any], featvis: dict[str, dict[str, Any]], attributed: dict[str, Any] | None,
+    method: str | None, *, has_filters: bool,
+) -> int:  # fmt: skip
+    """Every page and the JSON beside it (a file is rewritten only when its text changed); the number of pages."""
+    store, identity, rows, chosen, shown = plan.store, plan.identity, plan.rows, plan.layers, plan.shown
+    head = plan.info.to_dict()
+    images_text = _images_text(plan.images, len(plan.sources))
+    store.write_text("assets/site.css", CSS)
+    store.write_text("assets/site.js", JS)
+    n = 0
+    layer_entries = []
+    for layer in chosen:
+        row = rows[layer]
+        layer_entries.append({
+            "name": layer, "slug": slug(layer), "page": f"layers/{slug(layer)}.html", "type": row.type, "output_shape": row.output_shape,
+            "receptive_field": row.receptive_field.to_dict(), "units": shown[layer],
+        })  # fmt: skip
+    index = {
+        **head,
+        "input_size": identity["input_size"],
+        "n_images": identity["n_images"],
+        "images": images_text,
+        "k": identity["k"],
+        "layers": layer_entries,
+        "figures": {"report": "img/report.png", "filters": "img/filters.png" if has_filters else None},
+        "attribution": {"page": "images.html", "n_images": len(attributed["images"]), "methods": attributed["methods"]} if attributed else None,
+        "report": plan.report.to_dict(),
+    }
+    store.write_json("index.json", index)
+    store.write_text("index.html", pages.model_page(index))
+    n += 1
+    if attributed:
+        data = {**head, **attributed}
+        store.write_json("images.json", data)
+        store.write_text("images.html", pages.images_page(data))
+        n += 1
+    for li, layer in enumerate(chosen):
+        s = slug(layer)
+        index_l = mined[layer]
+        entries = {c["channel"]: c for c in index_l["channels"]}
+        layer_tuning = tuned.get(layer) or {}
+        values = (featvis.get(layer) or {}).get("values", {})
+        cards = []
+        for c in shown[layer]:
+            e = entries[c]
+            top = e["patches"][0]["activation"] if e["patches"] else None
+            t = layer_tuning.get(c) if isinstance(layer_tuning, dict) and "note" not in layer_tuning else None
+            cards.append({
+                "channel": c, "page": f"../units/{s}/{c}.html",
+                "featvis": f"../units/{s}/{c}/featvis.png" if c in values else None,
+                "top_patch": f"../units/{s}/{c}/patch-0.png" if e["patches"] else None,
+                "mean_activation": e["mean_activation"], "top_activation": top, "dead": e["dead"],
+                "tuning": {key: t.get(key) for key in ("classification", "osi", "preferred_orientation_deg", "modulation_ratio")} if t else None,
+            })  # fmt: skip
+        neighbours = {
+            "previous": {"name": chosen[li - 1], "page": f"{slug(chosen[li - 1])}.html"} if li > 0 else None,
+            "next": {"name": chosen[li + 1], "page": f"{slug(chosen[li + 1])}.html"} if li + 1 < len(chosen) else None,
+        }
+        all_channels = sorted(index_l["channels"], key=lambda e: e["channel"])
+        data = {
+            **head, "layer": layer, "type": rows[layer].type, "output_shape": rows[layer].output_shape,
+            "receptive_field": rows[layer].receptive_field.to_dict(), "n_channels": len(all_channels),
+            "n_dead": sum(1 for e in all_channels if e["dead"]), "units": cards, **neighbours,
+            "model_page": "../index.html", "json": f"{s}.json",
+            "channels": [{"channel": e["channel"], "mean_activation": e["mean_activation"],
+                          "top_activation": e["patches"][0]["activation"] if e["patches"] else None, "dead": e["dead"]} for e in all_channels],
+        }  # fmt: skip
+        store.write_json(f"layers/{s}.json", data)
+        store.write_text(f"layers/{s}.html", pages.layer_page(data))
+        n += 1
+        channels = shown[layer]
+        for ci, c in enumerate(channels):
+            e = entries[c]
+            d = str(c)
+            patches = [
+                {
+                    **p, "image_name": Path(p["image"]).name, "crop": f"{d}/patch-{j}.png",
+                    "projection": f"{d}/{method}-{j}.png" if method and store.exists(f"{_unit_dir(layer, c)}/{method}-{j}.png") else None,
+                }
+                for j, p in enumerate(e["patches"])
+            ]  # fmt: skip
+            t = layer_tuning.get(c) if isinstance(layer_tuning, dict) and "note" not in layer_tuning else None
+            unit = {
+                **head, "unit": f"{layer}:{c}", "layer": layer, "channel": c, "mean_activation": e["mean_activation"],
+                "top_activation": e["patches"][0]["activation"] if e["patches"] else None, "dead": e["dead"],
+                "receptive_field": rows[layer].receptive_field.to_dict(), "n_images": identity["n_images"],
+                "featvis": {"image": f"{d}/featvis.png", "objective": values[c], "description": (
+                    f"An image optimized for {featvis[layer]['settings']['steps']} steps to excite the unit's mean activation "
+                    "(Fourier parameterization, decorrelated colours, random transforms; Olah et al. 2017).")} if c in values else None,
+                "patches": patches, "deconv_method": method,
+                "tuning": {**t, "figure": f"{d}/tuning.png"} if t else None,
+                "tuning_note": layer_tuning.get("note") if isinstance(layer_tuning, dict) else None,
+                "previous": {"name": f"unit {channels[ci - 1]}", "page": f"{channels[ci - 1]}.html"} if ci > 0 else None,
+                "next": {"name": f"unit {channels[ci + 1]}", "page": f"{channels[ci + 1]}.html"} if ci + 1 < len(channels) else None,
+                "layer_page": f"../../layers/{s}.html", "model_page": "../../index.html", "json": f"{c}.json",
+            }  # fmt: skip
+            store.write_json(f"units/{s}/{c}.json", unit)
+            store.write_text(f"units/{s}/{c}.html", pages.unit_page(unit))
+            n += 1
+    return n

@@ -1,0 +1,240 @@
+"""The HTML of each page, made from the same dict that is written beside it as JSON.
+
+Pages are plain HTML5 with every tag closed and every value escaped; links and pictures are
+relative paths inside the site, so it opens from the file system and works offline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from html import escape
+from typing import Any
+
+__all__ = ["images_page", "layer_page", "model_page", "unit_page"]
+
+
+def _e(value: Any) -> str:
+    return escape(str(value), quote=True)
+
+
+def _num(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return _e(value)
+
+
+def _link(target: dict[str, Any] | None, label: str) -> str:
+    if not target:
+        return f'<span class="muted">{_e(label)}</span>'
+    return f'<a href="{_e(target["page"])}">{_e(label)} {_e(target["name"])}</a>'
+
+
+def _page(title: str, depth: int, crumbs: Sequence[tuple[str, str | None]], body: str, neighbours: str = "") -> str:
+    up = "../" * depth
+    trail = " › ".join(f'<a href="{_e(href)}">{_e(text)}</a>' if href else f"<span>{_e(text)}</span>" for text, href in crumbs)
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8" />
+<meta name="viewport" content="width=device-width, initial-scale=1" />
+<title>{_e(title)}</title>
+<link rel="stylesheet" href="{up}assets/site.css" />
+<script src="{up}assets/site.js"></script>
+</head>
+<body>
+<header class="top"><nav class="crumbs">{trail}</nav><nav class="neighbours">{neighbours}</nav></header>
+<main>
+{body}
+</main>
+</body>
+</html>
+"""
+
+
+def _facts(items: Sequence[tuple[str, Any]]) -> str:
+    cells = "".join(f"<div><b>{_num(v) if not isinstance(v, str) else _e(v)}</b><span>{_e(k)}</span></div>" for k, v in items)
+    return f'<div class="facts">{cells}</div>'
+
+
+def _rf_text(rf: Any) -> str:
+    if isinstance(rf, dict):
+        size, stride = rf.get("size") or ["?", "?"], rf.get("stride") or ["?", "?"]
+        return f"{size[0]}×{size[1]} px, stride {stride[0]}"
+    return "–" if rf is None else str(rf)
+
+
+def _shape(shape: Any) -> str:
+    return "×".join(str(s) for s in shape) if shape else "–"
+
+
+def _tuning_tag(tuning: dict[str, Any] | None) -> str:
+    if not tuning:
+        return ""
+    cls = tuning.get("classification") or ""
+    return f' <span class="tag {_e(cls)}">{_e(cls)}</span>'
+
+
+# -- model page ----------------------------------------------------------------------------------
+
+
+def _report_table(report: dict[str, Any], site_layers: dict[str, str]) -> str:
+    head = "<tr><th>layer</th><th>type</th><th>output</th><th>params</th><th>MACs</th><th>output memory</th><th>receptive field</th></tr>"
+    rows = []
+    for row in report.get("layers", []):
+        name, kind = row.get("name", ""), row.get("type", "")
+        page = site_layers.get(name)
+        label = f'<a href="{_e(page)}">{_e(name)}</a>' if page else _e(name)
+        rf = _rf_text(row.get("receptive_field"))
+        mark = ' class="site"' if page else ""
+        rows.append(
+            f'<tr{mark} data-text="{_e(f"{name} {kind} {rf}")}"><td>{label}</td><td class="type">{_e(kind)}</td>'
+            f"<td>{_e(_shape(row.get('output_shape')))}</td><td>{_num(row.get('params'))}</td><td>{_num(row.get('macs'))}</td>"
+            f"<td>{_num(row.get('output_bytes'))} B</td><td>{_e(rf)}</td></tr>"
+        )
+    return f'<table class="report"><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table>'
+
+
+def model_page(data: dict[str, Any]) -> str:
+    totals = data["report"].get("totals", {})
+    layers = data["layers"]
+    items = "".join(
+        f'<li><a href="{_e(layer["page"])}">{_e(layer["name"])}</a> <span class="muted">{_e(layer["type"])}, '
+        f'{_e(_shape(layer["output_shape"]))}, field {_e(_rf_text(layer["receptive_field"]))}, {len(layer["units"])} units</span></li>'
+        for layer in layers
+    )
+    figures = []
+    if data["figures"].get("report"):
+        figures.append(f'<h2>Costs and receptive fields</h2><img class="figure" src="{_e(data["figures"]["report"])}" alt="output memory, MACs and receptive field per layer" />')
+    if data["figures"].get("filters"):
+        figures.append(f'<h2>First-layer filters</h2><img class="figure" src="{_e(data["figures"]["filters"])}" alt="first-layer filters" />')
+    attribution = ""
+    if data.get("attribution"):
+        attribution = f'<p><a href="{_e(data["attribution"]["page"])}">Attribution maps of {data["attribution"]["n_images"]} images</a> <span class="muted">({_e(", ".join(data["attribution"]["methods"]))})</span></p>'
+    body = f"""<h1>{_e(data["model"])} <span class="muted">({_e(data["weights"])})</span></h1>
+{_facts([("input", _shape(data["input_size"])), ("parameters", totals.get("params")), ("MACs", totals.get("macs")), ("images mined", data["n_images"]), ("top-k per unit", data["k"])])}
+<p class="muted">Images: {_e(data["images"])}. Every unit's top patches are cut from these images by its receptive field.</p>
+<h2>Layers in this site</h2>
+<ul class="layers">{items}</ul>
+{attribution}
+{"".join(figures)}
+<h2>Report</h2>
+<div class="filter"><input id="filter" type="search" placeholder="filter layers: name, type" aria-label="filter layers" /><span id="filter-count" class="count"></span></div>
+{_report_table(data["report"], {layer["name"]: layer["page"] for layer in layers})}
+<p class="muted"><a href="index.json">index.json</a></p>"""
+    return _page(f"{data['model']} – cnnlens microscope", 0, [(data["model"], None)], body)
+
+
+# -- layer page ----------------------------------------------------------------------------------
+
+
+def layer_page(data: dict[str, Any]) -> str:
+    cards = []
+    for u in data["units"]:
+        pics = []
+        if u.get("featvis"):
+            pics.append(f'<img src="{_e(u["featvis"])}" alt="feature visualization of unit {u["channel"]}" />')
+        if u.get("top_patch"):
+            pics.append(f'<img src="{_e(u["top_patch"])}" alt="strongest patch of unit {u["channel"]}" />')
+        tuning = u.get("tuning")
+        words = [f"unit {u['channel']}", f"#{u['channel']}", "dead" if u.get("dead") else "alive"]
+        if tuning:
+            words += [str(tuning.get("classification") or ""), f"osi {tuning.get('osi')}"]
+        numbers = f"mean {_num(u.get('mean_activation'))} · top {_num(u.get('top_activation'))}"
+        if tuning:
+            numbers += f" · OSI {_num(tuning.get('osi'), 2)}"
+        dead = ' <span class="tag dead">dead</span>' if u.get("dead") else ""
+        cards.append(
+            f'<a class="card" href="{_e(u["page"])}" data-text="{_e(" ".join(words))}"><div class="pics">{"".join(pics)}</div>'
+            f'<div class="name">unit {u["channel"]}{_tuning_tag(tuning)}{dead}</div><div class="numbers">{numbers}</div></a>'
+        )
+    rf = data["receptive_field"]
+    body = f"""<h1>{_e(data["layer"])} <span class="muted">{_e(data["type"])}</span></h1>
+{_facts([("output", _shape(data["output_shape"])), ("receptive field", _rf_text(rf)), ("units shown", f"{len(data['units'])} of {data['n_channels']}"), ("dead units (all channels)", data["n_dead"])])}
+<p class="muted">Each card: the unit's feature visualization (an image optimized to excite it) beside its strongest patch among the images. Type in the box to filter (unit number, simple, complex, dead ...).</p>
+<div class="filter"><input id="filter" type="search" placeholder="filter units" aria-label="filter units" /><span id="filter-count" class="count"></span></div>
+<div class="grid">{"".join(cards)}</div>
+<p class="muted"><a href="{_e(data["json"])}">{_e(data["json"])}</a> (all {data["n_channels"]} channels' mean and top activation)</p>"""
+    neighbours = _link(data.get("previous"), "←") + _link(data.get("next"), "→")
+    return _page(f"{data['layer']} – {data['model']}", 1, [(data["model"], data["model_page"]), (data["layer"], None)], body, neighbours)
+
+
+# -- unit page -----------------------------------------------------------------------------------
+
+
+def _cells(items: Sequence[tuple[str, str, str]]) -> str:
+    return '<div class="row">' + "".join(
+        f'<div class="cell"><img src="{_e(src)}" alt="{_e(alt)}" /><div class="caption">{caption}</div></div>' for src, alt, caption in items
+    ) + "</div>"
+
+
+def unit_page(data: dict[str, Any]) -> str:
+    dead = ' <span class="tag dead">dead</span>' if data["dead"] else ""
+    parts = [f'<h1>{_e(data["unit"])}{_tuning_tag(data.get("tuning"))}{dead}</h1>']
+    parts.append(
+        _facts([
+            ("mean activation", data.get("mean_activation")),
+            ("top activation", data.get("top_activation")),
+            ("receptive field", _rf_text(data["receptive_field"])),
+            ("images", data["n_images"]),
+        ])
+    )
+    fv = data.get("featvis")
+    if fv:
+        parts.append(
+            f'<h2>Feature visualization</h2><div class="row"><div class="cell"><img src="{_e(fv["image"])}" alt="feature visualization" />'
+            f'<div class="caption">objective {_num(fv.get("objective"))}</div></div></div>'
+            f'<p class="muted">{_e(fv.get("description", ""))}</p>'
+        )
+    patches = data["patches"]
+    if patches:
+        parts.append("<h2>Top dataset patches</h2>")
+        parts.append(_cells([(p["crop"], f"patch {p['rank']}", f"{_e(p['image_name'])}<br />{_num(p['activation'])}") for p in patches]))
+        parts.append('<p class="muted">Each patch is the unit\'s receptive field in the image where it fired most (grey where the field leaves the image).</p>')
+        if any(p.get("projection") for p in patches):
+            parts.append(f"<h2>{_e(data['deconv_method'])} projections</h2>")
+            parts.append(_cells([(p["projection"], f"projection {p['rank']}", f"rank {p['rank']}") for p in patches if p.get("projection")]))
+            parts.append(f'<p class="muted">What in each patch drove the unit: the unit projected back to the pixels ({_e(data["deconv_method"])}, Zeiler &amp; Fergus 2014; Springenberg et al. 2015).</p>')
+    tuning = data.get("tuning")
+    if tuning:
+        parts.append("<h2>Tuning to gratings</h2>")
+        parts.append(
+            _facts([
+                ("class", tuning.get("classification") or "–"),
+                ("preferred orientation (deg)", tuning.get("preferred_orientation_deg")),
+                ("OSI", tuning.get("osi")),
+                ("F1/F0", tuning.get("modulation_ratio")),
+                ("cycles per field", tuning.get("preferred_frequency_cycles_per_rf")),
+            ])
+        )
+        if tuning.get("figure"):
+            parts.append(f'<img class="figure" src="{_e(tuning["figure"])}" alt="tuning curves" />')
+    elif data.get("tuning_note"):
+        parts.append(f'<h2>Tuning to gratings</h2><p class="muted">{_e(data["tuning_note"])}</p>')
+    parts.append(f'<p class="muted"><a href="{_e(data["json"])}">{_e(data["json"])}</a></p>')
+    neighbours = _link(data.get("previous"), "←") + _link(data.get("next"), "→")
+    crumbs = [(data["model"], data["model_page"]), (data["layer"], data["layer_page"]), (f"unit {data['channel']}", None)]
+    return _page(f"{data['unit']} – {data['model']}", 2, crumbs, "\n".join(parts), neighbours)
+
+
+# -- attribution page ----------------------------------------------------------------------------
+
+
+def images_page(data: dict[str, Any]) -> str:
+    rows = []
+    for item in data["images"]:
+        top = ", ".join(f"{_e(t['class'])} {t['probability']:.2f}" for t in item["top"])
+        rows.append(
+            f'<div data-text="{_e(item["name"] + " " + " ".join(t["class"] for t in item["top"]))}">'
+            f'<h2>{_e(item["name"])}</h2><p class="muted">top classes: {top}</p>'
+            f'<img class="figure" src="{_e(item["figure"])}" alt="attribution maps of {_e(item["name"])}" /></div>'
+        )
+    body = f"""<h1>Attribution maps <span class="muted">{_e(data["model"])} ({_e(data["weights"])})</span></h1>
+<p class="muted">Where in each image the network found the evidence for its top class: {_e(", ".join(data["methods"]))}.</p>
+<div class="filter"><input id="filter" type="search" placeholder="filter images: name, class" aria-label="filter images" /><span id="filter-count" class="count"></span></div>
+{"".join(rows)}
+<p class="muted"><a href="images.json">images.json</a></p>"""
+    return _page(f"attribution – {data['model']}", 0, [(data["model"], "index.html"), ("attribution", None)], body)
