@@ -427,3 +427,19 @@ def test_torchrun_an_error_in_one_rank_stops_every_rank_and_keeps_the_work_done(
     assert f"Error: rank 1: cannot read image {bad}" in failed.stderr  # rank 0 names the rank and the file
     saved = read_partial(tmp_path / "p.json.partial.json")  # saved by both ranks when they stopped, whatever the interval
     assert saved.done == [[0, 2], [4, 5]] and saved.images_done == 24
+
+
+@pytest.mark.slow
+def test_torchrun_microscope_equals_one_process(work: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The site's pass over the images shared by 2 processes: the same mined top-k, the same pages."""
+    monkeypatch.chdir(work)
+    base = ["microscope", "net.py:Net", "-w", "none", "--data", "data", "--layers", "features.2", "--units", "2", "-k", "3", "-b", "8",
+            "--steps", "2", "--featvis-size", "32", "--no-tuning", "--attribution", "0", "--limit", "61"]  # fmt: skip
+    invoke(work, [*base, "-o", str(tmp_path / "one")])
+    two = torchrun(work, [*base, "-o", str(tmp_path / "two")])
+    assert two.returncode == 0, two.stderr[-3000:]
+    assert "merged the states of 2 processes" in two.stderr and two.stderr.count("wrote 4 pages") == 1
+    for page in ("layers/features.2.json", "units/features.2/0.json", "units/features.2/1.json", ".cnnlens/mined/features.2.json"):
+        one_json = json.loads((tmp_path / "one" / page).read_text())
+        two_json = json.loads((tmp_path / "two" / page).read_text())
+        assert two_json == one_json, page

@@ -308,6 +308,8 @@ def test_the_filter_box_filters_in_a_real_browser(site: tuple, tmp_path: Path) -
     root, _, _ = site
     dom, console, _ = _browse(root / "layers" / "features.3.html", tmp_path, query="?q=unit%202", dom=True)
     assert console == []
-    assert re.search(r'data-shown="1"', dom), dom[:500]
+    assert re.search(r'data-shown="2"', dom), dom[:500]  # the card of unit 2 and its row in the table of all channels
+    assert re.search(r'<a class="card" href="../units/features.3/2.html"', dom)
+    assert re.search(r'<a class="card hidden" href="../units/features.3/1.html"', dom)
     dom, _, _ = _browse(root / "layers" / "features.3.html", tmp_path, dom=True)
-    assert re.search(r'data-shown="4"', dom)
+    assert re.search(r'data-shown="20"', dom)  # 4 cards, 16 channels

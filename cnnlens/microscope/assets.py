@@ -28,6 +28,7 @@ table.report { border-collapse: collapse; font-size: 12px; width: 100%; }
 table.report th, table.report td { border-bottom: 1px solid var(--line); padding: 3px 8px; text-align: right; white-space: nowrap; }
 table.report th:first-child, table.report td:first-child, table.report td.type { text-align: left; }
 table.report tr.site td { background: #eef5ff; }
+table.channels { width: auto; }
 .filter { margin: 6px 0 14px; }
 .filter input { font: inherit; padding: 6px 10px; width: 340px; max-width: 100%; border: 1px solid var(--line); border-radius: 6px; }
 .filter .count { margin-left: 10px; color: var(--muted); }

@@ -157,9 +157,27 @@ def layer_page(data: dict[str, Any]) -> str:
 <p class="muted">Each card: the unit's feature visualization (an image optimized to excite it) beside its strongest patch among the images. Type in the box to filter (unit number, simple, complex, dead ...).</p>
 <div class="filter"><input id="filter" type="search" placeholder="filter units" aria-label="filter units" /><span id="filter-count" class="count"></span></div>
 <div class="grid">{"".join(cards)}</div>
-<p class="muted"><a href="{_e(data["json"])}">{_e(data["json"])}</a> (all {data["n_channels"]} channels' mean and top activation)</p>"""
+<h2>All {data["n_channels"]} channels</h2>
+<p class="muted">Mean and best activation of every channel over the images (the unit of a channel is its maximum over positions); channels with a page are linked. A larger <code>--units</code> adds pages without mining again.</p>
+{_channel_table(data)}
+<p class="muted"><a href="{_e(data["json"])}">{_e(data["json"])}</a></p>"""
     neighbours = _link(data.get("previous"), "←") + _link(data.get("next"), "→")
     return _page(f"{data['layer']} – {data['model']}", 1, [(data["model"], data["model_page"]), (data["layer"], None)], body, neighbours)
+
+
+def _channel_table(data: dict[str, Any]) -> str:
+    pages = {u["channel"]: u["page"] for u in data["units"]}
+    rows = []
+    for c in data["channels"]:
+        ch = c["channel"]
+        label = f'<a href="{_e(pages[ch])}">{ch}</a>' if ch in pages else str(ch)
+        state = "dead" if c["dead"] else "alive"
+        rows.append(
+            f'<tr data-text="unit {ch} #{ch} {state}"><td>{label}</td><td>{_num(c["mean_activation"])}</td>'
+            f'<td>{_num(c["top_activation"])}</td><td class="type">{state}</td></tr>'
+        )
+    head = "<tr><th>channel</th><th>mean activation</th><th>top activation</th><th>fired</th></tr>"
+    return f'<table class="report channels"><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table>'
 
 
 # -- unit page -----------------------------------------------------------------------------------
