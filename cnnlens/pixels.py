@@ -225,6 +225,7 @@ def as_pixels(
 def _one(image: Any, name: str) -> torch.Tensor:
     import numpy as np
 
+    given_floats = False  # pixels the caller computed: check them for NaN and range (decoded files cannot hold either)
     if isinstance(image, (str, Path)):
         from .images import load_image
 
@@ -235,10 +236,14 @@ def _one(image: Any, name: str) -> torch.Tensor:
             t = t.float() / 255.0
         elif not t.is_floating_point():
             raise CnnlensError(f"{name} must be a float tensor in [0, 1] or uint8, not {t.dtype}", param=name)
+        else:
+            given_floats = True
     elif isinstance(image, np.ndarray) or type(image).__module__.startswith("PIL"):
         from .images import from_array
 
-        t = from_array(np.asarray(image))
+        array = np.asarray(image)
+        given_floats = array.dtype.kind == "f"
+        t = from_array(array)
     else:
         raise CnnlensError(f"{name} must be a tensor, an image path, a PIL image or an array, not {type(image).__name__}", param=name)
     if t.dim() == 2:
@@ -247,7 +252,7 @@ def _one(image: Any, name: str) -> torch.Tensor:
         t = t.unsqueeze(0)
     if t.dim() != 4:
         raise CnnlensError(f"{name} must be (N, C, H, W) or (C, H, W), not shape {tuple(t.shape)}", param=name)
-    if t.numel() and t.is_floating_point():
+    if given_floats and t.numel():
         if not bool(torch.isfinite(t).all()):
             raise CnnlensError(f"{name} contain NaN or infinite pixels", param=name)
         lo, hi = float(t.min()), float(t.max())
