@@ -382,6 +382,32 @@ def _map_dims(in_shape: Sequence[int], out_shape: Sequence[int], dims: tuple[int
     return found[0], found[1]
 
 
+def _split_dims(in_shape: Sequence[int], out_shape: Sequence[int], dims: tuple[int, int]) -> tuple[tuple[int, int], tuple[int, int]] | None:
+    """Where the (H, W) dims land when a reshape splits them into blocks (timm Swin's patch merging:
+    ``(B, H, W, C) -> (B, H/2, 2, W/2, 2, C)``), and the block sizes: a dim of ``n`` positions that
+    becomes ``(n / k, k, ...)`` keeps its place in the outer factor, whose unit ``i`` covers positions
+    ``[i k, i k + k)`` (the inner factors are followed as channels: a space-to-depth). A dim kept whole
+    has block 1. None if the (H, W) dims are merged with another dim."""
+    in_prefix = [math.prod(in_shape[:i]) for i in range(len(in_shape) + 1)]
+    out_prefix = [math.prod(out_shape[:i]) for i in range(len(out_shape) + 1)]
+    found, factors = [], []
+    for d in dims:
+        spans = [
+            (e, f)
+            for e in range(len(out_shape))
+            if out_prefix[e] == in_prefix[d]
+            for f in range(e, len(out_shape))
+            if out_prefix[f + 1] == in_prefix[d + 1]
+        ]
+        spans = [(e, f) for e, f in spans if out_shape[e] > 1 or in_shape[d] == 1]
+        if not spans:
+            return None
+        e, f = spans[0]
+        found.append(e)
+        factors.append(math.prod(out_shape[e + 1 : f + 1]))
+    return (found[0], found[1]), (factors[0], factors[1])
+
+
 _ELEMENTWISE_KEEP_SHAPE = {"contiguous", "clone", "detach", "float", "double", "half", "to", "type", "requires_grad_"}
 _REDUCTIONS = {
     "mean", "sum", "amax", "amin", "max", "min", "std", "var", "norm", "logsumexp", "prod", "median",
@@ -554,7 +580,14 @@ class ReceptiveFieldMode(TorchFunctionMode):
                 shift = out.dim() - x.dim()
                 return first.moved(tuple(d + shift for d in first.dims))  # type: ignore[arg-type, union-attr]
             dims = _map_dims(x.shape, out.shape, first.dims)  # type: ignore[arg-type]
-            return first.moved(dims) if dims is not None else _GLOBAL_FIELD
+            if dims is not None:
+                return first.moved(dims)
+            split = _split_dims(x.shape, out.shape, first.dims)  # type: ignore[arg-type]
+            if split is None:
+                return _GLOBAL_FIELD
+            dims, factors = split
+            axes = [first.axes[k] if factors[k] == 1 else _then(first.axes[k], Axis(factors[k], factors[k], 0)) for k in range(2)]  # type: ignore[index]
+            return _Field(dims, (axes[0], axes[1]), first.aligned)
         if name in _REDUCTIONS:
             return self._reduce(first, x, args, kwargs, out)
         if name in ("linear", "layer_norm", "rms_norm"):

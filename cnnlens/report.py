@@ -465,18 +465,23 @@ def _storage_key(t: torch.Tensor) -> int:
     return t.untyped_storage()._cdata
 
 
-def _meta_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    """Meta stand-ins for every parameter and buffer (same shape, dtype and requires_grad); tied weights
-    share one stand-in, as ``functional_call(tie_weights=True)`` requires."""
+def _meta_state(model: nn.Module, dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
+    """Meta stand-ins for every parameter and buffer (same shape, dtype and requires_grad; with
+    ``dtype``, floating-point ones in that dtype, as after ``model.to(dtype)``); tied weights share one
+    stand-in, as ``functional_call(tie_weights=True)`` requires."""
     state: dict[str, torch.Tensor] = {}
     made: dict[int, torch.Tensor] = {}
+
+    def stand_in(t: torch.Tensor) -> torch.Tensor:
+        return torch.empty_like(t, device="meta", dtype=dtype if dtype is not None and t.is_floating_point() else None)
+
     for name, p in model.named_parameters(remove_duplicate=False):
         if id(p) not in made:
-            made[id(p)] = nn.Parameter(torch.empty_like(p, device="meta"), requires_grad=p.requires_grad)
+            made[id(p)] = nn.Parameter(stand_in(p), requires_grad=p.requires_grad)
         state[name] = made[id(p)]
     for name, b in model.named_buffers(remove_duplicate=False):
         if id(b) not in made:
-            made[id(b)] = torch.empty_like(b, device="meta")
+            made[id(b)] = stand_in(b)
         state[name] = made[id(b)]
     return state
 
@@ -1095,8 +1100,10 @@ def report(
             (299 for inception_v3, 1x32x32 for lenet5); 3x224x224 for a module of unknown origin.
         depth: keep rows down to this nesting depth (``features`` is 1, ``features.0`` is 2).
         optimizer: whose state the training-memory estimate includes: adam, adamw, sgd, sgd-momentum, rmsprop.
-        dtype: dtype of the input and activations (default: the model's parameter dtype, else float32);
-            parameters keep their own dtype.
+        dtype: report the model as if it ran in this floating-point dtype (``torch.float16``,
+            ``torch.bfloat16`` ...): input, activations and floating-point parameters and buffers in it,
+            as after ``model.to(dtype)`` (the model itself is not changed). Default: the model's
+            parameter dtype (else float32), each parameter and buffer keeping its own.
 
     Raises:
         CnnlensError: unknown model, bad arguments, or a model that cannot run on the input size.
@@ -1125,9 +1132,15 @@ def report(
     info = model_info(module)
     name = info.name
     input_size = _input_shape(module, info, input_size)
-    meta_state = None if _on_meta(module) else _meta_state(module)
+    cast = None
     if dtype is None:
         dtype = next((p.dtype for p in module.parameters() if p.is_floating_point()), torch.float32)
+    else:
+        if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+            raise CnnlensError(f"dtype must be a floating-point torch.dtype such as torch.float16, not {dtype!r}", param="dtype")
+        tensors = [*module.parameters(), *module.buffers()]
+        cast = dtype if any(t.is_floating_point() and t.dtype != dtype for t in tensors) else None
+    meta_state = None if cast is None and _on_meta(module) else _meta_state(module, cast)
 
     named = [(n, m) for n, m in module.named_modules() if n]
     seen: dict[str, _Seen] = {n: _Seen() for n, _ in named}
@@ -1174,6 +1187,8 @@ def report(
     x = torch.empty(input_size, device="meta", dtype=dtype)
     handles = []
     notes: list[str] = []
+    if cast is not None:
+        notes.append(f"reported as if the model ran in {str(dtype).replace('torch.', '')} (parameters, buffers, input and activations)")
     with preserved_state(module):
         try:
             for n, m in named:
@@ -1199,7 +1214,7 @@ def report(
 
     flops_by_module = counter.by_module
     total_flops = int(counter.total)
-    params_all = list({id(p): p for p in module.parameters()}.values())
+    params_all = list({id(p): p for p in (module.parameters() if meta_state is None else meta_state.values()) if isinstance(p, nn.Parameter)}.values())
     n_params = sum(p.numel() for p in params_all)
     n_trainable = sum(p.numel() for p in params_all if p.requires_grad)
     param_bytes = sum(p.numel() * p.element_size() for p in params_all)

@@ -332,3 +332,35 @@ def test_swin_windows_on_a_padded_grid_equal_gradient_support() -> None:
         for unit in units[name]:
             assert support_box(grads[name, unit]) == clipped(r[name].receptive_field, *unit, size), (name, unit)
     assert r["features.1"].receptive_field.box(49, 48) == (168, 168, 200, 200)  # windows cut at the border: padding carries nothing
+
+
+def test_timm_swin_patch_merging_equal_gradient_support() -> None:
+    """timm's Swin merges patches with a reshape ``(B, H, W, C) -> (B, H/2, 2, W/2, 2, C)`` (torchvision
+    slices and concatenates): followed as a 2x2 space-to-depth, stages 2 and 3 stay local (a small timm
+    SwinTransformer at 448 px, so stage 3 has 28x28 tokens) and equal the gradient support of the centre
+    and border units, also in stage 4, where some units see the whole image and others do not."""
+    timm = pytest.importorskip("timm")
+    size = 448
+    torch.manual_seed(0)
+    model = timm.models.swin_transformer.SwinTransformer(
+        img_size=size, embed_dim=8, depths=(2, 2, 2, 2), num_heads=(1, 1, 1, 1), drop_path_rate=0.0, num_classes=0
+    )
+    model = make_positive(model)
+    r = cnnlens.report(model, (1, 3, size, size))
+    layers = ["layers.1", "layers.2", "layers.3"]
+    units = {}
+    for name in layers:
+        h, w = r[name].output_shape[1:3]
+        units[name] = [(h // 2, w // 2), (0, w - 1), (h - 1, 3), (1, 2)]
+    grads = unit_gradients(model, layers, size, units, nhwc=True)
+    rf2, rf3 = r["layers.1"].receptive_field, r["layers.2"].receptive_field
+    assert rf2.windowed and rf3.windowed and rf2.stride == (8, 8) and rf3.stride == (16, 16)
+    assert rf2.size == (168, 168) and rf3.size == (392, 392)
+    a, b = r["layers.0"].receptive_field.box(56, 56), r["layers.0"].receptive_field.box(57, 57)
+    merged = (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
+    assert r["layers.1.downsample"].receptive_field.box(28, 28) == merged  # the 2x2 block of stage-1 tokens it merges
+    for name in layers:
+        for unit in units[name]:
+            assert support_box(grads[name, unit]) == clipped(r[name].receptive_field, *unit, size), (name, unit)
+    assert r["layers.3"].receptive_field.size == (448, 448)  # 14x14 tokens: some units see everything, not all
+    assert cnnlens.report("timm/swin_tiny_patch4_window7_224")["layers.1"].receptive_field.box(14, 14) == (28, 28, 196, 196)

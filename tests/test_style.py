@@ -385,7 +385,7 @@ def test_model_in_train_mode_with_batchnorm_is_left_alone() -> None:
         (dict(style_blend=[1.0, -1.0]), "style_blend must be >= 0"),
         (dict(style_layer_weights=[float("nan")] * 5), "style_layer_weights must be a finite number"),
         (dict(optimizer="sgd"), "optimizer must be one of lbfgs, adam"),
-        (dict(init="zeros"), "init must be one of content, noise"),
+        (dict(init="zeros"), "init must be one of content, color-matched, noise"),
         (dict(style_layers=["features.99"]), "style_layers: unknown layer 'features.99'"),
     ],
 )
@@ -568,3 +568,28 @@ def test_lbfgs_line_search_survives_a_loss_of_1e11(squeezenet_trained: nn.Module
     totals = [h["total"] for h in result.history]
     assert totals[0] > 1e11 and all(np.isfinite(totals)) and totals[-1] < totals[0] / 3
     assert result.image.dtype == torch.float32 and torch.isfinite(result.image).all()
+
+
+def test_color_matched_init_has_the_styles_color_statistics() -> None:
+    """``init="color-matched"`` starts from the content with the style's colour mean and covariance."""
+    from cnnlens.style.color import match_colors
+
+    g = torch.Generator().manual_seed(0)
+    content = torch.rand(1, 3, 64, 64, generator=g) * 0.5 + 0.25
+    style = 0.4 + 0.05 * torch.randn(1, 3, 64, 64, generator=g)
+    style[:, 2] = 0.6 * style[:, 0] + 0.3  # correlated channels
+    matched = match_colors(content, [style])
+    assert 0 < matched.min() and matched.max() < 1  # nothing clamped: the statistics are exact
+    m, s = matched.reshape(3, -1).double(), style.reshape(3, -1).double()
+    assert torch.allclose(m.mean(1), s.mean(1), atol=1e-3)
+    cov_m = m @ m.T / m.shape[1] - torch.outer(m.mean(1), m.mean(1))
+    cov_s = s @ s.T / s.shape[1] - torch.outer(s.mean(1), s.mean(1))
+    assert torch.allclose(cov_m, cov_s, atol=2e-3)
+    # two styles blended half and half: the blended first and second moments
+    other = 0.6 + 0.05 * torch.rand(1, 3, 64, 64, generator=g)
+    both = match_colors(content, [style, other], [0.5, 0.5]).reshape(3, -1).double()
+    assert torch.allclose(both.mean(1), 0.5 * (s.mean(1) + other.reshape(3, -1).double().mean(1)), atol=1e-3)
+    net = cnnlens.create_model("squeezenet1_0", seed=0)
+    r = stylize(net, content[0], style[0], steps=0, init="color-matched", progress=False)
+    assert r.init == "color-matched"
+    assert torch.allclose(r.image, matched[0], atol=1e-6)

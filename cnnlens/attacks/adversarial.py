@@ -61,7 +61,7 @@ def _pixels(model: nn.Module, images: Any, preprocessing: Preprocessing | None, 
     info = model_info(model, preprocessing=preprocessing)
     if fit is None:
         fit = "none" if isinstance(images, torch.Tensor) else "crop"
-    x = as_pixels(images, info.preprocessing, fit=fit).clamp_(0, 1)
+    x = as_pixels(images, info.preprocessing, fit=fit).clamp(0, 1)  # not in place: it can be the caller's tensor
     if x.shape[0] == 0:
         raise CnnlensError("images is an empty batch", param="images")
     return info, x.to(model_device(model))
@@ -125,7 +125,7 @@ def fgsm(
         grad = loss_gradient(net, x, y, targeted=targeted, name=name)  # also for eps 0: the labels are checked
         if eps == 0:
             return x.cpu()
-    return (x + eps * grad.sign()).clamp_(0, 1).cpu()
+    return x.add(grad.sign_(), alpha=eps).clamp_(0, 1).cpu()  # x + eps * sign: eps * (-1, 0, 1) is exact
 
 
 def pgd(

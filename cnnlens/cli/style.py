@@ -63,7 +63,7 @@ def _size(model: str, size: int | None) -> None:
 @click.option("--optimizer", type=click.Choice(["lbfgs", "adam"]), default="lbfgs", show_default=True)
 @click.option("--lr", type=float, default=None, help="step size (L-BFGS default 1, Adam default 0.02)")
 @click.option("--size", type=int, default=256, show_default=True, help="shorter side of the content (and style) images in pixels")
-@click.option("--init", type=click.Choice(["content", "noise"]), default="content", show_default=True, help="start from the content or from noise (drawn with --seed)")
+@click.option("--init", type=click.Choice(["content", "noise", "color-matched"]), default="content", show_default=True, help="start from the content, from noise (drawn with --seed), or from the content recoloured to the style's colour statistics (faster to a low loss, keeps more of the photo)")
 @click.option("--preserve-color", is_flag=True, help="keep the content's colours (YIQ chroma), take only luminance from the result")
 @output_option("the figure (content, styles, result), or .json for the numbers (default: CONTENT-STYLE-MODEL.png unless --image or --json)")
 @image_option("the stylized image alone, full size (default: beside the figure, *-image.png)")

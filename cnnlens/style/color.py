@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["rgb_to_yiq", "transfer_luminance", "yiq_to_rgb"]
+__all__ = ["match_colors", "rgb_to_yiq", "transfer_luminance", "yiq_to_rgb"]
 
 # the matrix of skimage.color.rgb2yiq
 _YIQ = torch.tensor(
@@ -39,3 +39,26 @@ def transfer_luminance(styled: torch.Tensor, content: torch.Tensor) -> torch.Ten
     c = rgb_to_yiq(content)
     mixed = torch.cat([y[..., :1, :, :], c[..., 1:, :, :]], dim=-3)
     return yiq_to_rgb(mixed).clamp(0, 1)
+
+
+def match_colors(image: torch.Tensor, references: list[torch.Tensor], weights: list[float] | None = None) -> torch.Tensor:
+    """``image`` ``(1, 3, H, W)`` with its colours' mean and covariance matched to those of
+    ``references`` (blended with ``weights``): ``x -> L_r L_i^-1 (x - mu_i) + mu_r`` with the Cholesky
+    factors ``L`` of the covariances, the linear colour transfer of Gatys et al. (2017, "Controlling
+    perceptual factors in neural style transfer", section 5.1); clamped to [0, 1]. A grey image is
+    returned as it is."""
+    if image.shape[-3] != 3:
+        return image.clone()
+    weights = [1.0 / len(references)] * len(references) if weights is None else weights
+    pixels = image.reshape(3, -1).double()
+    mean, moment = torch.zeros(3, 1, dtype=torch.float64), torch.zeros(3, 3, dtype=torch.float64)
+    for w, ref in zip(weights, references):
+        r = ref.reshape(3, -1).double()
+        mean = mean + w * r.mean(1, keepdim=True)
+        moment = moment + w * (r @ r.T) / r.shape[1]
+    eye = 1e-5 * torch.eye(3, dtype=torch.float64)
+    target = torch.linalg.cholesky(moment - mean @ mean.T + eye)
+    own = torch.linalg.cholesky(torch.cov(pixels) + eye)
+    centred = pixels - pixels.mean(1, keepdim=True)
+    out = target @ torch.linalg.solve_triangular(own, centred, upper=False) + mean
+    return out.reshape(image.shape).to(image.dtype).clamp(0, 1)

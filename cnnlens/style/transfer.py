@@ -25,14 +25,14 @@ from ..progress import progress_bar
 from ..registry import ModelInfo, default_layers, model_device, model_info
 from ..results import Result
 from .backbones import backbone, resolve_layer_alias
-from .color import transfer_luminance
+from .color import match_colors, transfer_luminance
 from .gram import gram_matrix
 from .losses import content_loss, style_layer_loss, total_variation
 from .optim import Step, check_size, model_dtype, optimize_pixels, read_image
 
 __all__ = ["StyleObjective", "StyleResult", "check_style_settings", "stylize"]
 
-INITS = ("content", "noise")
+INITS = ("content", "color-matched", "noise")
 OPTIMIZERS = ("lbfgs", "adam")
 
 
@@ -373,7 +373,10 @@ def stylize(
         size: resize the content's shorter side (and each style's) to ``size`` pixels first.
         steps: optimizer iterations (L-BFGS: one update with a line search each).
         optimizer, lr: ``"lbfgs"`` (lr 1) or ``"adam"`` (lr 0.02).
-        init: ``"content"``, ``"noise"`` (uniform, from ``generator``) or an image tensor.
+        init: ``"content"``, ``"color-matched"`` (the content with the styles' colour mean and
+            covariance, :func:`~cnnlens.style.color.match_colors`: the colour statistics that the
+            first layers' Grams ask for are there from the start, so L-BFGS needs fewer steps),
+            ``"noise"`` (uniform, from ``generator``) or an image tensor.
         preserve_color: keep the content's chroma (YIQ I and Q), take only luminance from the result.
         preprocessing: the model's normalization; default ``cnnlens.model_info(model).preprocessing``.
         progress: a bar on a terminal, a line every 10 s elsewhere (``cnnlens.progress``).
@@ -431,6 +434,8 @@ def stylize(
                 raise CnnlensError(f"init must have the content's shape {tuple(content_x.shape[1:])}, not {tuple(x0.shape[1:])}", param="init")
         elif init == "content":
             x0 = content_x.clone()
+        elif init == "color-matched":
+            x0 = match_colors(content_x, [prep.convert_channels(s) for s in style_rgb], objective.blend)
         else:
             x0 = torch.rand(content_x.shape, generator=generator, dtype=torch.float32)
         with progress_bar(steps, f"stylize with {info.name}", enabled=progress, unit="step") as bar:
