@@ -579,99 +579,113 @@ def _write_pages(
     method: str | None, *, has_filters: bool,
 ) -> int:  # fmt: skip
     """Every page and the JSON beside it (a file is rewritten only when its text changed); the number of pages."""
-    store, identity, rows, chosen, shown = plan.store, plan.identity, plan.rows, plan.layers, plan.shown
-    head = plan.info.to_dict()
-    images_text = _images_text(plan.images, len(plan.sources))
+    store = plan.store
     store.write_text("assets/site.css", CSS)
     store.write_text("assets/site.js", JS)
-    n = 0
-    layer_entries = []
-    for layer in chosen:
-        row = rows[layer]
-        layer_entries.append({
-            "name": layer, "slug": slug(layer), "page": f"layers/{slug(layer)}.html", "type": row.type, "output_shape": row.output_shape,
-            "receptive_field": row.receptive_field.to_dict(), "units": shown[layer],
-        })  # fmt: skip
-    index = {
-        **head,
-        "input_size": identity["input_size"],
-        "n_images": identity["n_images"],
-        "images": images_text,
-        "k": identity["k"],
-        "layers": layer_entries,
+    written = [("index", pages.model_page, _model_data(plan, attributed, has_filters=has_filters))]
+    if attributed:
+        written.append(("images", pages.images_page, {**plan.info.to_dict(), **attributed}))
+    for li, layer in enumerate(plan.layers):
+        s = slug(layer)
+        layer_tuning = tuned.get(layer) or {}
+        unit_tuning = {} if "note" in layer_tuning else layer_tuning
+        values = (featvis.get(layer) or {}).get("values", {})
+        written.append((f"layers/{s}", pages.layer_page, _layer_data(plan, li, mined[layer], unit_tuning, values)))
+        channels = plan.shown[layer]
+        for ci, c in enumerate(channels):
+            data = _unit_data(plan, layer, ci, mined[layer], unit_tuning.get(c), layer_tuning.get("note"), featvis.get(layer), method)
+            written.append((f"units/{s}/{c}", pages.unit_page, data))
+    for stem, page, data in written:
+        store.write_json(f"{stem}.json", data)
+        store.write_text(f"{stem}.html", page(data))
+    return len(written)
+
+
+def _neighbours(names: Sequence[Any], i: int, page: Any, label: Any = str) -> dict[str, Any]:
+    """``previous`` and ``next`` links of item ``i`` (None at the ends)."""
+    return {
+        "previous": {"name": label(names[i - 1]), "page": page(names[i - 1])} if i > 0 else None,
+        "next": {"name": label(names[i + 1]), "page": page(names[i + 1])} if i + 1 < len(names) else None,
+    }
+
+
+def _top(entry: dict[str, Any]) -> float | None:
+    return entry["patches"][0]["activation"] if entry["patches"] else None
+
+
+def _model_data(plan: _Plan, attributed: dict[str, Any] | None, *, has_filters: bool) -> dict[str, Any]:
+    layers = [
+        {
+            "name": layer, "slug": slug(layer), "page": f"layers/{slug(layer)}.html", "type": plan.rows[layer].type,
+            "output_shape": plan.rows[layer].output_shape, "receptive_field": plan.rows[layer].receptive_field.to_dict(), "units": plan.shown[layer],
+        }
+        for layer in plan.layers
+    ]  # fmt: skip
+    return {
+        **plan.info.to_dict(),
+        "input_size": plan.identity["input_size"],
+        "n_images": plan.identity["n_images"],
+        "images": _images_text(plan.images, len(plan.sources)),
+        "k": plan.identity["k"],
+        "layers": layers,
         "figures": {"report": "img/report.png", "filters": "img/filters.png" if has_filters else None},
         "attribution": {"page": "images.html", "n_images": len(attributed["images"]), "methods": attributed["methods"]} if attributed else None,
         "report": plan.report.to_dict(),
     }
-    store.write_json("index.json", index)
-    store.write_text("index.html", pages.model_page(index))
-    n += 1
-    if attributed:
-        data = {**head, **attributed}
-        store.write_json("images.json", data)
-        store.write_text("images.html", pages.images_page(data))
-        n += 1
-    for li, layer in enumerate(chosen):
-        s = slug(layer)
-        index_l = mined[layer]
-        entries = {c["channel"]: c for c in index_l["channels"]}
-        layer_tuning = tuned.get(layer) or {}
-        values = (featvis.get(layer) or {}).get("values", {})
-        cards = []
-        for c in shown[layer]:
-            e = entries[c]
-            top = e["patches"][0]["activation"] if e["patches"] else None
-            t = layer_tuning.get(c) if isinstance(layer_tuning, dict) and "note" not in layer_tuning else None
-            cards.append({
-                "channel": c, "page": f"../units/{s}/{c}.html",
-                "featvis": f"../units/{s}/{c}/featvis.png" if c in values else None,
-                "top_patch": f"../units/{s}/{c}/patch-0.png" if e["patches"] else None,
-                "mean_activation": e["mean_activation"], "top_activation": top, "dead": e["dead"],
-                "tuning": {key: t.get(key) for key in ("classification", "osi", "preferred_orientation_deg", "modulation_ratio")} if t else None,
-            })  # fmt: skip
-        neighbours = {
-            "previous": {"name": chosen[li - 1], "page": f"{slug(chosen[li - 1])}.html"} if li > 0 else None,
-            "next": {"name": chosen[li + 1], "page": f"{slug(chosen[li + 1])}.html"} if li + 1 < len(chosen) else None,
+
+
+def _layer_data(plan: _Plan, li: int, mined: dict[str, Any], tuning: dict[int, Any], featvis_values: dict[int, float]) -> dict[str, Any]:
+    layer = plan.layers[li]
+    s, row = slug(layer), plan.rows[layer]
+    entries = {c["channel"]: c for c in mined["channels"]}
+    cards = []
+    for c in plan.shown[layer]:
+        e, t = entries[c], tuning.get(c)
+        cards.append({
+            "channel": c, "page": f"../units/{s}/{c}.html",
+            "featvis": f"../units/{s}/{c}/featvis.png" if c in featvis_values else None,
+            "top_patch": f"../units/{s}/{c}/patch-0.png" if e["patches"] else None,
+            "mean_activation": e["mean_activation"], "top_activation": _top(e), "dead": e["dead"],
+            "tuning": {key: t.get(key) for key in ("classification", "osi", "preferred_orientation_deg", "modulation_ratio")} if t else None,
+        })  # fmt: skip
+    every = [entries[c] for c in sorted(entries)]
+    return {
+        **plan.info.to_dict(), "layer": layer, "type": row.type, "output_shape": row.output_shape, "receptive_field": row.receptive_field.to_dict(),
+        "n_channels": len(every), "n_dead": sum(1 for e in every if e["dead"]), "units": cards,
+        **_neighbours(plan.layers, li, lambda name: f"{slug(name)}.html"),
+        "model_page": "../index.html", "json": f"{s}.json",
+        "channels": [{"channel": e["channel"], "mean_activation": e["mean_activation"], "top_activation": _top(e), "dead": e["dead"]} for e in every],
+    }  # fmt: skip
+
+
+def _unit_data(
+    plan: _Plan, layer: str, ci: int, mined: dict[str, Any], tuning: dict[str, Any] | None, tuning_note: str | None,
+    featvis: dict[str, Any] | None, method: str | None,
+) -> dict[str, Any]:  # fmt: skip
+    channels = plan.shown[layer]
+    c, s, d = channels[ci], slug(layer), str(channels[ci])
+    e = next(entry for entry in mined["channels"] if entry["channel"] == c)
+    patches = [
+        {
+            **p, "image_name": Path(p["image"]).name, "crop": f"{d}/patch-{j}.png",
+            "projection": f"{d}/{method}-{j}.png" if method and plan.store.exists(f"{_unit_dir(layer, c)}/{method}-{j}.png") else None,
         }
-        all_channels = sorted(index_l["channels"], key=lambda e: e["channel"])
-        data = {
-            **head, "layer": layer, "type": rows[layer].type, "output_shape": rows[layer].output_shape,
-            "receptive_field": rows[layer].receptive_field.to_dict(), "n_channels": len(all_channels),
-            "n_dead": sum(1 for e in all_channels if e["dead"]), "units": cards, **neighbours,
-            "model_page": "../index.html", "json": f"{s}.json",
-            "channels": [{"channel": e["channel"], "mean_activation": e["mean_activation"],
-                          "top_activation": e["patches"][0]["activation"] if e["patches"] else None, "dead": e["dead"]} for e in all_channels],
+        for j, p in enumerate(e["patches"])
+    ]  # fmt: skip
+    values = (featvis or {}).get("values", {})
+    picture = None
+    if c in values:
+        steps = featvis["settings"]["steps"]  # type: ignore[index]
+        picture = {
+            "image": f"{d}/featvis.png", "objective": values[c],
+            "description": f"An image optimized for {steps} steps to excite the unit's mean activation "
+            "(Fourier parameterization, decorrelated colours, random transforms; Olah et al. 2017).",
         }  # fmt: skip
-        store.write_json(f"layers/{s}.json", data)
-        store.write_text(f"layers/{s}.html", pages.layer_page(data))
-        n += 1
-        channels = shown[layer]
-        for ci, c in enumerate(channels):
-            e = entries[c]
-            d = str(c)
-            patches = [
-                {
-                    **p, "image_name": Path(p["image"]).name, "crop": f"{d}/patch-{j}.png",
-                    "projection": f"{d}/{method}-{j}.png" if method and store.exists(f"{_unit_dir(layer, c)}/{method}-{j}.png") else None,
-                }
-                for j, p in enumerate(e["patches"])
-            ]  # fmt: skip
-            t = layer_tuning.get(c) if isinstance(layer_tuning, dict) and "note" not in layer_tuning else None
-            unit = {
-                **head, "unit": f"{layer}:{c}", "layer": layer, "channel": c, "mean_activation": e["mean_activation"],
-                "top_activation": e["patches"][0]["activation"] if e["patches"] else None, "dead": e["dead"],
-                "receptive_field": rows[layer].receptive_field.to_dict(), "n_images": identity["n_images"],
-                "featvis": {"image": f"{d}/featvis.png", "objective": values[c], "description": (
-                    f"An image optimized for {featvis[layer]['settings']['steps']} steps to excite the unit's mean activation "
-                    "(Fourier parameterization, decorrelated colours, random transforms; Olah et al. 2017).")} if c in values else None,
-                "patches": patches, "deconv_method": method,
-                "tuning": {**t, "figure": f"{d}/tuning.png"} if t else None,
-                "tuning_note": layer_tuning.get("note") if isinstance(layer_tuning, dict) else None,
-                "previous": {"name": f"unit {channels[ci - 1]}", "page": f"{channels[ci - 1]}.html"} if ci > 0 else None,
-                "next": {"name": f"unit {channels[ci + 1]}", "page": f"{channels[ci + 1]}.html"} if ci + 1 < len(channels) else None,
-                "layer_page": f"../../layers/{s}.html", "model_page": "../../index.html", "json": f"{c}.json",
-            }  # fmt: skip
-            store.write_json(f"units/{s}/{c}.json", unit)
-            store.write_text(f"units/{s}/{c}.html", pages.unit_page(unit))
-            n += 1
-    return n
+    return {
+        **plan.info.to_dict(), "unit": f"{layer}:{c}", "layer": layer, "channel": c, "mean_activation": e["mean_activation"],
+        "top_activation": _top(e), "dead": e["dead"], "receptive_field": plan.rows[layer].receptive_field.to_dict(),
+        "n_images": plan.identity["n_images"], "featvis": picture, "patches": patches, "deconv_method": method,
+        "tuning": {**tuning, "figure": f"{d}/tuning.png"} if tuning else None, "tuning_note": tuning_note,
+        **_neighbours(channels, ci, lambda ch: f"{ch}.html", lambda ch: f"unit {ch}"),
+        "layer_page": f"../../layers/{s}.html", "model_page": "../../index.html", "json": f"{c}.json",
+    }  # fmt: skip
