@@ -313,3 +313,13 @@ def test_the_filter_box_filters_in_a_real_browser(site: tuple, tmp_path: Path) -
     assert re.search(r'<a class="card hidden" href="../units/features.3/1.html"', dom)
     dom, _, _ = _browse(root / "layers" / "features.3.html", tmp_path, dom=True)
     assert re.search(r'data-shown="20"', dom)  # 4 cards, 16 channels
+
+
+def test_the_site_result_shows_in_a_notebook_and_saves(site: tuple, tmp_path: Path) -> None:
+    _, result, _ = site
+    assert repr(result).startswith("Site(") and "index.html" in repr(result)
+    html = result._repr_html_()
+    assert "<img src='data:image/png;base64," in html  # the feature visualizations, one row per layer
+    assert result.featvis["features.3"].shape[0] == 4
+    saved = json.loads(result.save(tmp_path / "site.json").read_text())
+    assert saved["layers"] == {"features.0": [0, 1, 2, 3], "features.3": [0, 1, 2, 3]} and saved["pages"] == 12
