@@ -323,3 +323,15 @@ def test_the_site_result_shows_in_a_notebook_and_saves(site: tuple, tmp_path: Pa
     assert result.featvis["features.3"].shape[0] == 4
     saved = json.loads(result.save(tmp_path / "site.json").read_text())
     assert saved["layers"] == {"features.0": [0, 1, 2, 3], "features.3": [0, 1, 2, 3]} and saved["pages"] == 12
+
+
+def test_every_layer_and_every_unit(net: torch.nn.Module, images: Path, tmp_path: Path) -> None:
+    quick = {"featvis_steps": 0, "tuning": False, "attribution": 0, "method": None, "progress": False}
+    site = build_site(net, images, tmp_path / "site", layers="all", units="all", k=2, **quick)
+    assert site.layers == {"features.0": list(range(8)), "features.3": list(range(16))}  # both convolutions, every channel
+    assert site.pages == 1 + 2 + 8 + 16
+    for layer, channels in site.layers.items():
+        for c in channels:
+            assert (tmp_path / "site" / "units" / layer / f"{c}.html").is_file()
+    result = CliRunner().invoke(cli, ["microscope", "x.py:Net", "--data", str(images), "-o", str(tmp_path / "s2"), "--units", "many"])
+    assert result.exit_code == 2 and "--units must be a number of units or all" in result.stderr

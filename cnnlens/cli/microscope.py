@@ -16,8 +16,8 @@ METHODS = ("deconvnet", "guided", "gradient", "none")
 @model_argument
 @click.option("--data", type=click.Path(path_type=Path), required=True, help="folder of images (flat or class subfolders) the units are shown on")
 @click.option("-o", "--output", type=click.Path(path_type=Path, file_okay=False), required=True, help="the site folder (new, empty, or an earlier site of the same model and images)")
-@click.option("--layers", "-l", "layers", multiple=True, help="layers to show, repeated or comma-separated  [default: four spread over the depth]")
-@click.option("--units", "-n", "units", type=click.IntRange(min=1), default=16, show_default=True, help="units per layer with a page (channels 0..N-1)")
+@click.option("--layers", "-l", "layers", multiple=True, help="layers to show, repeated or comma-separated; all: every layer of the default depth  [default: four spread over the depth]")
+@click.option("--units", "-n", "units", default="16", show_default=True, help="units per layer with a page (channels 0..N-1), or all")
 @click.option("--top", "-k", "top", type=click.IntRange(min=1, max=1000), default=9, show_default=True, help="top dataset patches per unit")
 @click.option("--method", type=click.Choice(METHODS), default="deconvnet", show_default=True, help="projection of each patch (none: no projections)")
 @click.option("--steps", type=click.IntRange(min=0), default=128, show_default=True, help="optimization steps of each feature visualization (0: none)")
@@ -33,7 +33,7 @@ METHODS = ("deconvnet", "guided", "gradient", "none")
 @click.option("--overwrite", is_flag=True, help="rebuild the site from scratch (also one of another model, weights or images)")
 @json_option
 def microscope_command(
-    model: str, data: Path, output: Path, layers: tuple[str, ...], units: int, top: int, method: str, steps: int, featvis_size: int | None,
+    model: str, data: Path, output: Path, layers: tuple[str, ...], units: str, top: int, method: str, steps: int, featvis_size: int | None,
     tuning: bool, attribution: int, limit: int | None, workers: int, weights: str | None, seed: int, device: str, batch_size: int,
     overwrite: bool, as_json: bool,
 ) -> None:  # fmt: skip
@@ -56,6 +56,7 @@ def microscope_command(
       cnnlens microscope squeezenet1_0 -w squeezenet.pth --data photos/ -o site/
       cnnlens microscope resnet18 --data val/ -o site/ --layers layer1,layer3 --units 32 --limit 2000
       cnnlens microscope squeezenet1_0 -w none --data photos/ -o random-site/ --steps 64 --no-tuning
+      cnnlens microscope alexnet --data photos/ -o every-unit/ --layers all --units all --steps 0
       torchrun --nproc-per-node 4 -m cnnlens microscope resnet50 --data train/ -o site/
     """
     import json
@@ -64,6 +65,11 @@ def microscope_command(
     from ..microscope import build_site
     from ..results import jsonable
 
+    if units.strip().lower() != "all":
+        try:
+            units = int(units)  # type: ignore[assignment]
+        except ValueError:
+            raise CnnlensError(f"--units must be a number of units or all, not {units!r}") from None
     if not data.exists():
         raise CnnlensError(f"--data {data}: no such file or folder")
     if output.exists() and not output.is_dir():

@@ -55,11 +55,11 @@ _NOT_SHOWN = re.compile(
 )
 
 
-def site_layers(model: nn.Module, n: int = 4, *, size: int | None = None) -> list[str]:
+def site_layers(model: nn.Module, n: int | None = 4, *, size: int | None = None) -> list[str]:
     """``n`` layers spread over the depth of ``model`` that a site can show: outputs ``(B, C, H, W)``
     with a local receptive field, not normalization, activation, pooling or dropout modules, at the
     shallowest depth of module names that has ``n`` of them (``features.N`` of squeezenet,
-    ``layerN`` and ``conv1`` of a resnet)."""
+    ``layerN`` and ``conv1`` of a resnet). ``n=None``: every layer of that depth (four or more)."""
     from ..report import report
     from ..units.common import image_preprocessing, network
 
@@ -76,8 +76,9 @@ def site_layers(model: nn.Module, n: int = 4, *, size: int | None = None) -> lis
     by_depth: dict[int, list[str]] = {}
     for r in candidates:
         by_depth.setdefault(r.name.count("."), []).append(r.name)
-    names = next((by_depth[d] for d in sorted(by_depth) if len(by_depth[d]) >= n), max(by_depth.values(), key=len))
-    if len(names) <= n:
+    wanted = 4 if n is None else n
+    names = next((by_depth[d] for d in sorted(by_depth) if len(by_depth[d]) >= wanted), max(by_depth.values(), key=len))
+    if n is None or len(names) <= n:
         return names
     picks = sorted({round(i * (len(names) - 1) / (n - 1)) for i in range(n)}) if n > 1 else [len(names) - 1]
     return [names[i] for i in picks]
@@ -160,7 +161,7 @@ def build_site(
     output: str | Path,
     *,
     layers: str | Sequence[str] | None = None,
-    units: int = 16,
+    units: int | str = 16,
     k: int = 9,
     method: str | None = "deconvnet",
     featvis_steps: int = 128,
@@ -196,8 +197,9 @@ def build_site(
         images: a folder (flat or class subfolders), image files, or pixels in [0, 1].
         output: the site folder: new, empty, or a site built earlier from the same model, weights
             and images (anything else is refused unless ``overwrite``).
-        layers: layer names (default: four spread over the depth, :func:`site_layers`).
-        units: units per layer with a page: channels 0 to ``units - 1``.
+        layers: layer names (default: four spread over the depth, :func:`site_layers`; ``"all"``:
+            every layer of that depth).
+        units: units per layer with a page: channels 0 to ``units - 1``; ``"all"``: every channel.
         k: top patches per unit.
         method: projection of the patches: ``deconvnet``, ``guided``, ``gradient`` or None.
         featvis_steps: optimization steps of each feature visualization (0: none);
@@ -222,7 +224,8 @@ def build_site(
     from ..units.deconv import check_methods
     from ..units.patches import select_images
 
-    units = check_int(units, "units", low=1, high=100_000)
+    every_unit = isinstance(units, str) and units.strip().lower() == "all"
+    units = 1_000_000 if every_unit else check_int(units, "units", low=1, high=100_000)
     k = check_int(k, "k", low=1, high=1000)
     featvis_steps = check_int(featvis_steps, "featvis_steps", low=0, high=100_000)
     attribution = check_int(attribution, "attribution", low=0, high=10_000)
@@ -249,7 +252,10 @@ def build_site(
     side = int(prep.crop_size)  # type: ignore[arg-type]
     rep = report(net, (1, prep.channels, side, side))
     rows = {r.name: r for r in rep.layers}
-    chosen = _check_layers(layers, rows) if layers is not None else site_layers(model)
+    if isinstance(layers, str) and layers.strip().lower() == "all" or (isinstance(layers, (list, tuple)) and [str(x).strip().lower() for x in layers] == ["all"]):
+        chosen = site_layers(model, None)
+    else:
+        chosen = _check_layers(layers, rows) if layers is not None else site_layers(model)
     sources = select_images(images, limit)
     names = list(sources)
     pixels = [s for s in sources.values() if isinstance(s, torch.Tensor)]
