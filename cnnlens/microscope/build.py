@@ -65,14 +65,18 @@ def site_layers(model: nn.Module, n: int | None = 4, *, size: int | None = None)
 
     net, _ = network(model)
     prep = image_preprocessing(model, None, size)
-    rows = report(net, (1, prep.channels, prep.crop_size, prep.crop_size)).layers
+    return _pick_layers(report(net, (1, prep.channels, prep.crop_size, prep.crop_size)).layers, n, model_info(model).name)
+
+
+def _pick_layers(rows: Sequence[Any], n: int | None, name: str) -> list[str]:
+    """:func:`site_layers` from the rows of the model's report."""
     candidates = [
         r for r in rows
         if r.output_shape is not None and len(r.output_shape) == 4 and isinstance(r.receptive_field, ReceptiveField)
         and not _NOT_SHOWN.fullmatch(r.type) and r.name
     ]  # fmt: skip
     if not candidates:
-        raise CnnlensError(f"{model_info(model).name} has no layer with a (B, C, H, W) output and a local receptive field to show", param="layers")
+        raise CnnlensError(f"{name} has no layer with a (B, C, H, W) output and a local receptive field to show", param="layers")
     by_depth: dict[int, list[str]] = {}
     for r in candidates:
         by_depth.setdefault(r.name.count("."), []).append(r.name)
@@ -252,10 +256,12 @@ def build_site(
     side = int(prep.crop_size)  # type: ignore[arg-type]
     rep = report(net, (1, prep.channels, side, side))
     rows = {r.name: r for r in rep.layers}
-    if isinstance(layers, str) and layers.strip().lower() == "all" or (isinstance(layers, (list, tuple)) and [str(x).strip().lower() for x in layers] == ["all"]):
-        chosen = site_layers(model, None)
+    if layers is None or isinstance(layers, str) and layers.strip().lower() == "all" or (
+        isinstance(layers, (list, tuple)) and [str(x).strip().lower() for x in layers] == ["all"]
+    ):
+        chosen = _pick_layers(rep.layers, 4 if layers is None else None, info.name)
     else:
-        chosen = _check_layers(layers, rows) if layers is not None else site_layers(model)
+        chosen = _check_layers(layers, rows)
     sources = select_images(images, limit)
     names = list(sources)
     pixels = [s for s in sources.values() if isinstance(s, torch.Tensor)]
@@ -339,6 +345,8 @@ def _build(
 
 
 def _check_layers(layers: str | Sequence[str], rows: dict[str, Any]) -> list[str]:
+    from ..units.patches import check_patch_layer
+
     items = [layers] if isinstance(layers, str) else list(layers)
     items = [part.strip() for item in items for part in str(item).split(",") if part.strip()]
     if not items:
@@ -347,14 +355,7 @@ def _check_layers(layers: str | Sequence[str], rows: dict[str, Any]) -> list[str
     for name in dict.fromkeys(items):
         if name not in rows or not name:
             raise CnnlensError(f"layers: no layer {name!r}{did_you_mean(name, [n for n in rows if n])}", param="layers")
-        row = rows[name]
-        if row.output_shape is None or len(row.output_shape) != 4:
-            raise CnnlensError(f"layers: {name} outputs {row.output_shape}, not a (B, C, H, W) map", param="layers")
-        if not isinstance(row.receptive_field, ReceptiveField):
-            raise CnnlensError(
-                f"layers: {name} has a {row.receptive_field or 'unknown'} receptive field, so its units have no patch to cut; pick a layer before the global pooling",
-                param="layers",
-            )
+        check_patch_layer(name, rows[name].receptive_field, rows[name].output_shape, "layers")
         out.append(name)
     return out
 
@@ -416,37 +417,37 @@ def _unit_dir(layer: str, channel: int) -> str:
 
 
 def _patch_pictures(plan: _Plan, mined: dict[str, dict[str, Any]], method: str | None) -> None:
-    """Per shown unit, its crops and their projections (``method``), as pictures."""
-    from ..units.patches import add_projections, extract_crops, load_index
+    """Per shown unit, its crops and their projections (``method``), as pictures; every image the
+    missing ones come from is read once."""
+    from ..units.patches import add_projections, extract_crops, load_index, patch_images
     from ..units.plots import signed_to_rgb
 
     start, store = time.perf_counter(), plan.store
-    computed: dict[str, int] = {}
+    work = []  # (layer, result of the units to draw, units lacking crops, units lacking projections)
     for layer, channels in plan.shown.items():
-        k = max((len(c["patches"]) for c in mined[layer]["channels"]), default=0)
-        def files(c: int, kind: str) -> list[str]:
-            return [f"{_unit_dir(layer, c)}/{kind}-{j}.png" for j in range(len(_patches_of(mined[layer], c)))]
-        need_crops = [c for c in channels if not store.exists(*files(c, "patch"))]
-        need_proj = [c for c in channels if method is not None and not store.exists(*files(c, method))]
-        todo = sorted(set(need_crops) | set(need_proj))
-        if not todo or k == 0:
-            continue
-        index = dict(mined[layer])
-        index["channels"] = [c for c in index["channels"] if c["channel"] in todo]
-        result = load_index(index, crops=False)
-        result.sources = plan.sources
+        def missing(kind: str) -> list[int]:
+            return [c for c in channels if not store.exists(*(f"{_unit_dir(layer, c)}/{kind}-{j}.png" for j in range(len(_patches_of(mined[layer], c)))))]
+
+        need_crops, need_proj = missing("patch"), missing(method) if method is not None else []
+        todo = set(need_crops) | set(need_proj)
+        if todo:
+            index = {**mined[layer], "channels": [c for c in mined[layer]["channels"] if c["channel"] in todo]}
+            result = load_index(index, crops=False)
+            result.sources = plan.sources
+            work.append((layer, result, need_crops, need_proj))
+    images = patch_images(*(result for _, result, _, _ in work)) if work else {}
+    for layer, result, need_crops, need_proj in work:
         if need_proj:
             subset = replace(result, channels=[c for c in result.channels if c in need_proj], patches={c: result.patches[c] for c in need_proj})
-            add_projections(plan.model, subset, method=method, progress=plan.progress)  # type: ignore[arg-type]
+            add_projections(plan.model, subset, method=method, progress=plan.progress, images=images)  # type: ignore[arg-type]
             for c in need_proj:
                 for j, g in enumerate(subset.projections[c]):
                     save_image(signed_to_rgb(g, percentile=99.5), store.path(f"{_unit_dir(layer, c)}/{method}-{j}.png"), overwrite=True)
-        extract_crops(result)
+        extract_crops(result, images)
         for c in need_crops:
             for j, crop in enumerate(result.crops[c]):
                 save_image(crop, store.path(f"{_unit_dir(layer, c)}/patch-{j}.png"), overwrite=True)
-        computed[layer] = len(todo)
-    plan.stage("patches", start, computed=computed, method=method)
+    plan.stage("patches", start, computed={layer: len(set(nc) | set(np_)) for layer, _, nc, np_ in work}, method=method)
 
 
 def _patches_of(index: dict[str, Any], channel: int) -> list[dict[str, Any]]:

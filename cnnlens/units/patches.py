@@ -56,11 +56,13 @@ __all__ = [
     "PatchState",
     "add_projections",
     "border_mask",
+    "check_patch_layer",
     "crop_box",
     "extract_crops",
     "iter_batches",
     "load_index",
     "paste_box",
+    "patch_images",
     "prepare_image",
     "receptive_field_from_dict",
     "replay",
@@ -336,6 +338,19 @@ def _layer_requests(model: nn.Module, unit: Any) -> list[tuple[str, list[int] | 
     return requests
 
 
+def check_patch_layer(name: str, receptive_field: ReceptiveField | str | None, shape: Sequence[int] | None, param: str = "unit") -> None:
+    """Refuse, in one line naming ``param``, a layer whose units have no patch to cut: an output that
+    is not a ``(B, C, H, W)`` map, or a receptive field that is global (or cannot be followed)."""
+    if shape is None or len(shape) != 4:
+        raise CnnlensError(f"{param}: layer {name!r} outputs {shape}, not a (B, C, H, W) map", param=param)
+    if not isinstance(receptive_field, ReceptiveField):
+        raise CnnlensError(
+            f"{param}: layer {name!r} has a {receptive_field or 'unknown'} receptive field: its units see the whole image, so there is "
+            "no patch to cut; pick a convolutional layer before the global pooling",
+            param=param,
+        )
+
+
 def top_patches(
     model: nn.Module,
     unit: Any,
@@ -503,14 +518,7 @@ def _mine(
     setups, masks = [], []
     for name, wanted_list in requests:
         rf, shape = geometry[name]
-        if not isinstance(rf, ReceptiveField):
-            raise CnnlensError(
-                f"unit: layer {name!r} has a {rf or 'unknown'} receptive field: its units see the whole image, so there is no patch "
-                "to cut; pick a convolutional layer before the global pooling",
-                param="unit",
-            )
-        if shape is None or len(shape) != 4:
-            raise CnnlensError(f"unit: layer {name!r} outputs {shape}, not a (B, C, H, W) map", param="unit")
+        check_patch_layer(name, rf, shape, "unit")
         if wanted_list is not None and max(wanted_list) >= shape[1]:
             bad = [c for c in wanted_list if c >= shape[1]]
             raise CnnlensError(f"unit: channel {bad[0]} out of range, {name} has channels 0..{shape[1] - 1}", param="unit")
@@ -537,12 +545,12 @@ def _mine(
         return part
     found = PatchSet.of(setups, part.state, sources)
     if crops or method is not None:
-        images_read = _images_of(*found.layers.values())
+        images_read = patch_images(*found.layers.values())
         for result in found.layers.values():
             extract_crops(result, images_read)
     if method is not None:
         for result in found.layers.values():
-            add_projections(model, result, method=method, batch_size=min(batch_size, 16), progress=progress and is_main())
+            add_projections(model, result, method=method, batch_size=min(batch_size, 16), progress=progress and is_main(), images=images_read)
     return found
 
 
@@ -793,7 +801,7 @@ def receptive_field_from_dict(data: dict[str, Any]) -> ReceptiveField:
     return ReceptiveField(tuple(data["size"]), tuple(data["stride"]), tuple(data["padding"]), data.get("aligned", True))  # type: ignore[arg-type]
 
 
-def _images_of(*results: PatchResult) -> dict[str, torch.Tensor]:
+def patch_images(*results: PatchResult) -> dict[str, torch.Tensor]:
     """The preprocessed images of the patches of ``results``, each read once."""
     wanted = dict.fromkeys(p.image for result in results for p in result.all_patches())
     sources = {name: source for result in results for name, source in result.sources.items()}
@@ -811,20 +819,23 @@ def _images_of(*results: PatchResult) -> dict[str, torch.Tensor]:
 
 def extract_crops(result: PatchResult, images: dict[str, torch.Tensor] | None = None) -> PatchResult:
     """Fill ``result.crops``: each patch's receptive-field box cut from its preprocessed image."""
-    images = images if images is not None else _images_of(result)
+    images = images if images is not None else patch_images(result)
     fill = result.preprocessing.mean
     result.crops = {c: [crop_box(images[p.image], p.box, fill) for p in result.patches[c]] for c in result.channels}
     return result
 
 
-def add_projections(model: nn.Module, result: PatchResult, *, method: str = "deconvnet", batch_size: int = 16, progress: bool = True) -> PatchResult:
+def add_projections(
+    model: nn.Module, result: PatchResult, *, method: str = "deconvnet", batch_size: int = 16, progress: bool = True,
+    images: dict[str, torch.Tensor] | None = None,
+) -> PatchResult:
     """Fill ``result.projections``: each patch's unit projected back to pixels
     (:func:`~cnnlens.units.unit_gradients`) on its whole image, cut by the same box (zero outside the
     image). This is Zeiler & Fergus' figure."""
     from .deconv import check_methods, unit_gradients
 
     (method,) = check_methods(method, "method")
-    images = _images_of(result)
+    images = images if images is not None else patch_images(result)
     flat = result.all_patches()
     grads: list[torch.Tensor] = []
     with progress_bar(len(flat), f"{method} {result.layer}", enabled=progress, unit="patch") as bar:
