@@ -19,7 +19,7 @@ import torch.nn as nn
 
 from .layers import LayerRef, resolve_layers
 
-__all__ = ["Capture", "StopForward", "capture", "eval_mode", "forward_until", "no_inplace", "preserved_state"]
+__all__ = ["Capture", "StopForward", "capture", "eval_mode", "forward_until", "hooked", "no_inplace", "preserved_state"]
 
 
 @contextlib.contextmanager
@@ -201,3 +201,15 @@ def forward_until(model: nn.Module, x: torch.Tensor, layers: LayerRef | Sequence
         except StopForward:
             pass
     return record
+
+
+@contextlib.contextmanager
+def hooked(hooks: Sequence[tuple[nn.Module, Callable[..., Any]]], *, pre: bool = False) -> Iterator[None]:
+    """Forward hooks (``pre``: forward pre-hooks) ``(module, fn)`` attached for the block only:
+    every one is removed on the way out, also when the block raises."""
+    handles = [m.register_forward_pre_hook(fn) if pre else m.register_forward_hook(fn) for m, fn in hooks]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()

@@ -506,7 +506,7 @@ def _last_spatial(model: nn.Module, prep: Preprocessing) -> str:
     """The module that last produced an output with a spatial extent (in execution order: a ResNet's
     ``layer4``, not the ``bn2`` inside it; adaptive pooling to a fixed size is not counted, so VGG16's
     is ``features``, not the ``avgpool`` after it)."""
-    from .hooks import eval_mode
+    from .hooks import eval_mode, hooked
 
     order: list[str] = []
 
@@ -522,13 +522,8 @@ def _last_spatial(model: nn.Module, prep: Preprocessing) -> str:
     x = torch.zeros(1, c, h, w, device=model_device(model), dtype=dtype)
     # an adaptive pool to a fixed size (vgg's and alexnet's avgpool) resamples the map before it, it adds no spatial layer
     skip = (nn.Dropout, nn.Identity, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
-    handles = [m.register_forward_hook(hook(n)) for n, m in model.named_modules() if n and not isinstance(m, skip)]
-    try:
-        with torch.no_grad(), eval_mode(model):
-            model(x)
-    finally:
-        for handle in handles:
-            handle.remove()
+    with hooked([(m, hook(n)) for n, m in model.named_modules() if n and not isinstance(m, skip)]), torch.no_grad(), eval_mode(model):
+        model(x)
     if not order:
         raise CnnlensError(f"{model_info(model).name} has no layer with a spatial output", param="layer")
     return order[-1]

@@ -129,3 +129,17 @@ def test_preserved_state_restores_requires_grad() -> None:
         model.requires_grad_(False)
         model.train(False)
     assert model[0].weight.requires_grad and model.training
+
+
+def test_hooked_removes_its_hooks_also_when_the_block_raises() -> None:
+    from cnnlens.hooks import hooked
+
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU())
+    seen: list[str] = []
+    with hooked([(net[0], lambda m, args, out: seen.append("post"))]), hooked([(net[1], lambda m, args: seen.append("pre"))], pre=True):
+        net(torch.rand(1, 3, 8, 8))
+    assert seen == ["post", "pre"]
+    with pytest.raises(RuntimeError), hooked([(net[0], lambda m, args, out: seen.append("again"))]):
+        raise RuntimeError("halfway")
+    net(torch.rand(1, 3, 8, 8))
+    assert seen == ["post", "pre"] and not net[0]._forward_hooks and not net[1]._forward_pre_hooks

@@ -29,7 +29,7 @@ import torch.nn as nn
 
 from ..checks import check_int
 from ..errors import CnnlensError
-from ..hooks import eval_mode
+from ..hooks import eval_mode, hooked
 from ..progress import progress_bar
 from ..registry import ModelInfo, model_device
 from ..results import Result
@@ -79,13 +79,8 @@ def cascade_blocks(net: nn.Module, pixnet: nn.Module, x: torch.Tensor) -> list[t
 
         return hook
 
-    handles = [m.register_forward_pre_hook(enter(n)) for n, m in holders]
-    try:
-        with torch.no_grad(), eval_mode(net):
-            pixnet(x)
-    finally:
-        for handle in handles:
-            handle.remove()
+    with hooked([(m, enter(n)) for n, m in holders], pre=True), torch.no_grad(), eval_mode(net):
+        pixnet(x)
     if not order:
         raise CnnlensError("the model has no layer with parameters to re-initialise", param="model")
     depth = max(len(n.split(".")) for n in order)

@@ -29,7 +29,7 @@ import torch.nn as nn
 
 from ..attacks.core import class_logits
 from ..errors import CnnlensError
-from ..hooks import capture, eval_mode
+from ..hooks import capture, eval_mode, hooked
 from ..layers import get_layer, layer_name
 from ..pixels import Preprocessing
 from ..registry import default_layers, model_device, model_info
@@ -194,13 +194,8 @@ def _spatial_outputs(net: nn.Module, pixnet: nn.Module, x: torch.Tensor) -> tupl
         return hook
 
     modules = [(n, m) for n, m in net.named_modules() if n and not isinstance(m, (nn.Dropout, nn.Identity))]
-    handles = [m.register_forward_hook(record(n)) for n, m in modules]
-    try:
-        with torch.no_grad(), eval_mode(net):
-            pixnet(x)
-    finally:
-        for handle in handles:
-            handle.remove()
+    with hooked([(m, record(n)) for n, m in modules]), torch.no_grad(), eval_mode(net):
+        pixnet(x)
     return order, shapes
 
 
