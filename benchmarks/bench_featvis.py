@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
 
     def ours(objective: object, steps: int, size: int, batch: int | None = None) -> tuple[float, float]:
         t, c = time.perf_counter(), time.process_time()
-        render(model, objective, size=size, batch=batch, steps=steps, generator=torch.Generator().manual_seed(0), redirect_steps=0, progress=False)
+        render(model, objective, size=size, batch=batch, steps=steps, seed=0, redirect_steps=0, progress=False)
         return time.perf_counter() - t, time.process_time() - c
 
     # lucent leaves a hook on every module, so it gets copies. As its README uses it the parameters

@@ -24,7 +24,8 @@ import torch
 
 import cnnlens
 from cnnlens.microscope import build_site, site_layers
-from cnnlens.units import iter_batches, select_images, top_patches, top_patches_layers
+from cnnlens.folders import iter_batches, select_images
+from cnnlens.units import top_patches, top_patches_layers
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"

@@ -21,8 +21,8 @@ from pathlib import Path
 import torch
 
 import cnnlens
-from cnnlens.units import select_images, top_patches
-from cnnlens.units import iter_batches
+from cnnlens.folders import iter_batches, select_images
+from cnnlens.units import top_patches
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"

@@ -192,7 +192,7 @@ def measure_inversions(size: int, photo: Path, layers: list[str] | None = None) 
     rows = []
     for layer in layers or cnnlens.default_layers(squeeze, "invert"):
         for name, kwargs in (("former (L-BFGS, TV 2)", OLD_INVERT), ("default (Adam)", {})):
-            result = invert(squeeze, photo, layer, size=size, generator=torch.Generator().manual_seed(0), progress=False, **kwargs)
+            result = invert(squeeze, photo, layer, size=size, seed=0, progress=False, **kwargs)
             rows.append({
                 "layer": layer, "settings": name, "reconstruction": result.reconstruction, "pixels": result.pixel_correlation,
                 "features.4": result.correlations["features.4"],

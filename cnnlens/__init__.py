@@ -33,7 +33,7 @@ _EXPORTS = {
     "list_models": "registry",
     "model_info": "registry",
     # pixels, results, units
-    "Normalized": "pixels",
+    "Normalized": "pixelnet",
     "Preprocessing": "pixels",
     "as_pixels": "pixels",
     "Result": "results",
@@ -104,22 +104,45 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover
-    from . import address, attacks, checks, errors, featvis, hooks, images, layers, pixels, progress, receptive_field
-    from . import registry, report, results, speed, style, testing, units, zoo
+    from . import (
+        address,
+        attacks,
+        checks,
+        errors,
+        featvis,
+        folders,
+        geometry,
+        hooks,
+        images,
+        layers,
+        pixelnet,
+        pixels,
+        progress,
+        receptive_field,
+        registry,
+        report,
+        results,
+        speed,
+        style,
+        testing,
+        units,
+        zoo,
+    )
     from .address import Unit, parse_unit, resolve_unit
     from .attacks import attack, robustness
     from .attribution import attribute
-    from .microscope import build_site
-    from .tuning import hierarchy, invariance, tuning_curves
     from .errors import CnnlensError
     from .featvis import dream, render
     from .hooks import capture, eval_mode, forward_until, no_inplace, preserved_state
     from .images import load_image, save_image
     from .layers import get_layer, list_layers
-    from .pixels import Normalized, Preprocessing, as_pixels
+    from .microscope import build_site
+    from .pixelnet import Normalized
+    from .pixels import Preprocessing, as_pixels
     from .receptive_field import GLOBAL, ReceptiveField
     from .registry import ModelInfo, create_model, default_layers, list_models, model_info
     from .report import Report, receptive_fields, report
     from .results import Result
     from .style import invert, stylize
+    from .tuning import hierarchy, invariance, tuning_curves
     from .units import conv_filters, project, top_patches

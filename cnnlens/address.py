@@ -20,7 +20,7 @@ from typing import Any
 
 from .errors import CnnlensError, did_you_mean
 
-__all__ = ["LOGITS", "Unit", "parse_unit", "resolve_unit"]
+__all__ = ["LOGITS", "Unit", "parse_unit", "parse_units", "resolve_unit"]
 
 LOGITS = "logits"
 _UNIT = re.compile(r"^(?P<layer>[^:@]+)(?::(?P<channel>[^@]+))?(?:@(?P<y>-?\d+)\s*,\s*(?P<x>-?\d+))?$")
@@ -142,3 +142,11 @@ def resolve_unit(
             if not (0 <= y < shape[2] and 0 <= x < shape[3]):
                 raise CnnlensError(f"{name}: position {y},{x} outside {u.layer}'s {shape[2]}x{shape[3]} output", param=name)
     return u
+
+
+def parse_units(units: Any, name: str = "unit") -> list[Unit]:
+    """One unit address or several as a list of :class:`Unit` (syntax only)."""
+    items = [units] if isinstance(units, (str, Unit)) else list(units)
+    if not items:
+        raise CnnlensError(f"{name} is empty; give a layer or LAYER:CHANNEL", param=name)
+    return [parse_unit(u, name=name) for u in items]

@@ -7,7 +7,9 @@ from typing import Any
 
 from .errors import CnnlensError
 
-__all__ = ["check_int", "check_number", "check_probability"]
+__all__ = ["SEED_MAX", "check_int", "check_number", "check_probability", "check_seed"]
+
+SEED_MAX = 2**63 - 1  # the largest seed torch.manual_seed takes as a non-negative int
 
 
 def check_number(
@@ -54,3 +56,8 @@ def check_int(value: Any, name: str, *, low: int | None = None, high: int | None
 def check_probability(value: Any, name: str) -> float:
     """A number in [0, 1]."""
     return check_number(value, name, low=0.0, high=1.0)
+
+
+def check_seed(seed: Any, name: str = "seed") -> int | None:
+    """``None`` (draw from torch's global generator), or ``seed`` as an int in ``0 .. 2**63 - 1``."""
+    return None if seed is None else check_int(seed, name, low=0, high=SEED_MAX)

@@ -49,8 +49,9 @@ from typing import Any, Protocol
 import torch
 
 from .errors import CnnlensError
+from .outputs import check_output, save_text
 from .progress import Progress, progress_bar
-from .results import Result, check_output, save_text
+from .results import Result
 
 __all__ = [
     "FORMAT",
@@ -66,8 +67,6 @@ __all__ = [
     "batch_ranges",
     "fingerprint",
     "is_main",
-    "item_generator",
-    "item_seed",
     "local_cuda_device",
     "merge",
     "model_fingerprint",
@@ -136,25 +135,6 @@ def batch_ranges(batches: Iterable[int]) -> list[list[int]]:
 
 def _batches_in(ranges: Iterable[Sequence[int]]) -> list[int]:
     return [b for start, stop in ranges for b in range(int(start), int(stop))]
-
-
-# -- seeds per item ---------------------------------------------------------------------------------
-
-_MASK64 = (1 << 64) - 1
-
-
-def item_seed(base: int, index: int) -> int:
-    """A seed for item ``index`` of a run seeded with ``base`` (splitmix64 of both): the same in any
-    process, batch or order, and unrelated for neighbouring indices."""
-    z = (int(base) + (int(index) + 1) * 0x9E3779B97F4A7C15) & _MASK64
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _MASK64
-    return (z ^ (z >> 31)) & ((1 << 63) - 1)
-
-
-def item_generator(base: int, index: int) -> torch.Generator:
-    """A CPU ``torch.Generator`` seeded with :func:`item_seed` (the same draws on every device)."""
-    return torch.Generator().manual_seed(item_seed(base, index))
 
 
 # -- fingerprints and JSON of a model ---------------------------------------------------------------

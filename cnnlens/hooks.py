@@ -206,9 +206,12 @@ def forward_until(model: nn.Module, x: torch.Tensor, layers: LayerRef | Sequence
 @contextlib.contextmanager
 def hooked(hooks: Sequence[tuple[nn.Module, Callable[..., Any]]], *, pre: bool = False) -> Iterator[None]:
     """Forward hooks (``pre``: forward pre-hooks) ``(module, fn)`` attached for the block only:
-    every one is removed on the way out, also when the block raises."""
-    handles = [m.register_forward_pre_hook(fn) if pre else m.register_forward_hook(fn) for m, fn in hooks]
+    every one is removed on the way out, also when the block raises or a registration fails halfway
+    (the hooks registered before it are removed)."""
+    handles: list[torch.utils.hooks.RemovableHandle] = []
     try:
+        for module, fn in hooks:
+            handles.append(module.register_forward_pre_hook(fn) if pre else module.register_forward_hook(fn))
         yield
     finally:
         for handle in handles:

@@ -10,7 +10,7 @@ import torch
 
 from .errors import CnnlensError
 
-__all__ = ["IMAGE_SUFFIXES", "from_array", "list_images", "load_image", "resize", "save_image", "to_numpy"]
+__all__ = ["IMAGE_SUFFIXES", "from_array", "load_image", "resize", "save_image", "to_numpy"]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
@@ -114,7 +114,7 @@ def save_image(image: torch.Tensor, path: str | Path, *, overwrite: bool = False
     unless ``overwrite``, and leaves no partial file when the write fails (a full disk)."""
     import skimage.io
 
-    from .results import IMAGE_SAVE_SUFFIXES, check_output, write_atomic
+    from .outputs import IMAGE_SAVE_SUFFIXES, check_output, write_atomic
 
     path = check_output(path, overwrite=overwrite, suffixes=IMAGE_SAVE_SUFFIXES)
     if image.dim() == 4 and image.shape[0] == 1:
@@ -123,15 +123,3 @@ def save_image(image: torch.Tensor, path: str | Path, *, overwrite: bool = False
         image = image.expand(3, -1, -1)
     array = to_numpy(image)
     return write_atomic(path, lambda tmp: skimage.io.imsave(str(tmp), array, check_contrast=False))
-
-
-def list_images(folder: str | Path, *, recursive: bool = True) -> list[Path]:
-    """Image files under ``folder`` (sorted), flat or in class subfolders."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise CnnlensError(f"not a folder: {folder}")
-    pattern = "**/*" if recursive else "*"
-    files = sorted(p for p in folder.glob(pattern) if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-    if not files:
-        raise CnnlensError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
-    return files

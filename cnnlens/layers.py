@@ -1,14 +1,17 @@
-"""Layer vocabulary: dotted module names (``"layer4.1.conv2"``, ``"features.28"``)."""
+"""Layer vocabulary: dotted module names (``"layer4.1.conv2"``, ``"features.28"``), and where a model's
+parameters live (:func:`model_device`, :func:`model_dtype`)."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Sequence
 
+import torch
 import torch.nn as nn
 
 from .errors import CnnlensError, did_you_mean
 
-__all__ = ["LayerRef", "get_layer", "layer_name", "list_layers", "resolve_layers"]
+__all__ = ["LayerRef", "get_layer", "layer_name", "list_layers", "model_device", "model_dtype", "resolve_layers"]
 
 LayerRef = str | nn.Module
 
@@ -75,3 +78,16 @@ def depth_of(name: str) -> int:
 def iter_named(model: nn.Module, names: Iterable[str]) -> Iterable[tuple[str, nn.Module]]:
     for name in names:
         yield name, get_layer(model, name)
+
+
+def model_device(model: nn.Module, default: str | torch.device = "cpu") -> torch.device:
+    """The device of the model's first parameter or buffer (``default`` when it has neither)."""
+    for t in itertools.chain(model.parameters(), model.buffers()):
+        return t.device
+    return torch.device(default)
+
+
+def model_dtype(model: nn.Module, default: torch.dtype = torch.float32) -> torch.dtype:
+    """The dtype of the model's first floating-point parameter (``default`` when it has none): the
+    dtype its input must have."""
+    return next((p.dtype for p in model.parameters() if p.is_floating_point()), default)

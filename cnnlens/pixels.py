@@ -5,7 +5,7 @@ an image file path, a PIL image or an ``(H, W[, C])`` array -- and results come 
 space. What a model needs on top (resize, centre crop, grey or colour, ``(x - mean) / std``) is a
 :class:`Preprocessing`, taken from the model registry, and it is applied here and only here:
 :meth:`Preprocessing.normalize` is the one place the arithmetic is written, and
-:class:`Normalized` wraps a model so that it takes pixels.
+:class:`cnnlens.pixelnet.Normalized` wraps a model so that it takes pixels.
 """
 
 from __future__ import annotations
@@ -15,17 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn as nn
 
 from .errors import CnnlensError
 
 __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
-    "Normalized",
     "Preprocessing",
     "as_pixels",
-    "pixel_model",
 ]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -160,34 +157,6 @@ class Preprocessing:
             min_size=tuple(int(v) for v in data.get("min_size", (1, 1))),  # type: ignore[arg-type]
             source=str(data.get("source", "")),
         )
-
-
-class Normalized(nn.Module):
-    """``model(preprocessing.normalize(x))``: a model that takes pixels in [0, 1].
-
-    The wrapped model is ``self.model`` (its layer names gain a ``model.`` prefix inside the wrapper).
-    """
-
-    def __init__(self, model: nn.Module, preprocessing: Preprocessing) -> None:
-        super().__init__()
-        self.model = model
-        self.preprocessing = preprocessing
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(self.preprocessing.normalize(x))
-
-
-def pixel_model(model: nn.Module, preprocessing: Preprocessing) -> nn.Module:
-    """``model`` as a module on pixels in [0, 1]: :class:`Normalized` with ``preprocessing``
-    (usually ``cnnlens.model_info(model).preprocessing``).
-
-    A model whose preprocessing is the identity (mean 0, std 1) comes back as it is.
-    """
-    if isinstance(model, Normalized):
-        return model
-    if all(m == 0 for m in preprocessing.mean) and all(s == 1 for s in preprocessing.std):
-        return model
-    return Normalized(model, preprocessing)
 
 
 def as_pixels(

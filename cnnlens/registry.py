@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import importlib.util
-import itertools
 import os
 import sys
 import warnings
@@ -36,7 +35,9 @@ import torch
 import torch.nn as nn
 
 from .errors import CnnlensError, did_you_mean
+from .layers import model_device, model_dtype
 from .pixels import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
+from .seeds import seeded
 
 __all__ = [
     "ModelEntry",
@@ -49,7 +50,7 @@ __all__ = [
     "get_entry",
     "known_layers",
     "list_models",
-    "model_device",
+    "info_label",
     "model_info",
 ]
 
@@ -430,7 +431,7 @@ def create_model(
     """
     entry = get_entry(name)
     choice = _parse_weights(entry, weights)
-    with _seeded(seed):
+    with seeded(seed):
         if isinstance(choice, Path) or choice is None:
             model = entry.build()
         else:
@@ -463,6 +464,13 @@ def model_info(model: nn.Module, *, preprocessing: Preprocessing | None = None) 
     if isinstance(inner, nn.Module) and isinstance(getattr(inner, "cnnlens_info", None), ModelInfo):
         return model_info(inner, preprocessing=preprocessing)
     return ModelInfo(type(model).__name__, "module", "weights as given", preprocessing or Preprocessing())
+
+
+def info_label(info: ModelInfo | dict[str, Any]) -> str:
+    """``"squeezenet1_0 (random init, seed 0)"`` from a :class:`ModelInfo` or its ``to_dict()``."""
+    if isinstance(info, ModelInfo):
+        return info.label
+    return f"{info.get('model') or 'model'} ({info.get('weights') or 'weights unknown'})"
 
 
 def known_layers(name: str) -> dict[str, tuple[str, ...]]:
@@ -518,8 +526,7 @@ def _last_spatial(model: nn.Module, prep: Preprocessing) -> str:
         return record
 
     c, h, w = prep.input_size
-    dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
-    x = torch.zeros(1, c, h, w, device=model_device(model), dtype=dtype)
+    x = torch.zeros(1, c, h, w, device=model_device(model), dtype=model_dtype(model))
     # an adaptive pool to a fixed size (vgg's and alexnet's avgpool) resamples the map before it, it adds no spatial layer
     skip = (nn.Dropout, nn.Identity, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
     with hooked([(m, hook(n)) for n, m in model.named_modules() if n and not isinstance(m, skip)]), torch.no_grad(), eval_mode(model):
@@ -705,26 +712,6 @@ def load_state_file(model: nn.Module, path: Path, *, name: str | None = None) ->
 
 
 # -- helpers -----------------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def _seeded(seed: int | None) -> Iterator[None]:
-    if seed is None:
-        yield
-        return
-    from .checks import check_int
-
-    seed = check_int(seed, "seed", low=0, high=2**63 - 1)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        yield
-
-
-def model_device(model: nn.Module, default: str | torch.device = "cpu") -> torch.device:
-    """The device of the model's first parameter or buffer (``default`` when it has neither)."""
-    for t in itertools.chain(model.parameters(), model.buffers()):
-        return t.device
-    return torch.device(default)
 
 
 @contextlib.contextmanager

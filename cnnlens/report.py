@@ -22,9 +22,9 @@ import io
 import math
 import sys
 import types
-from fractions import Fraction
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -36,11 +36,12 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from .checks import check_int
 from .errors import CnnlensError, did_you_mean
-from .hooks import eval_mode, preserved_state
-from .layers import depth_of
+from .hooks import eval_mode, hooked, preserved_state
+from .layers import depth_of, model_dtype
+from .outputs import FIGURE_SUFFIXES, check_output, save_text
 from .receptive_field import ReceptiveField, ReceptiveFieldMode, pair, tensors_in
 from .registry import ModelInfo, model_info
-from .results import FIGURE_SUFFIXES, Result, check_output, save_text
+from .results import Result
 
 __all__ = ["REPORT_SUFFIXES", "LayerRow", "Report", "Totals", "receptive_fields", "report"]
 
@@ -1134,7 +1135,7 @@ def report(
     input_size = _input_shape(module, info, input_size)
     cast = None
     if dtype is None:
-        dtype = next((p.dtype for p in module.parameters() if p.is_floating_point()), torch.float32)
+        dtype = model_dtype(module)
     else:
         if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
             raise CnnlensError(f"dtype must be a floating-point torch.dtype such as torch.float16, not {dtype!r}", param="dtype")
@@ -1185,18 +1186,15 @@ def report(
         return hook
 
     x = torch.empty(input_size, device="meta", dtype=dtype)
-    handles = []
     notes: list[str] = []
     if cast is not None:
         notes.append(f"reported as if the model ran in {str(dtype).replace('torch.', '')} (parameters, buffers, input and activations)")
     with preserved_state(module):
         try:
-            for n, m in named:
-                handles.append(m.register_forward_pre_hook(pre_hook(n)))
-                handles.append(m.register_forward_hook(post_hook(n)))
-            rf_mode.track(x)
-            with eval_mode(module), torch.no_grad(), counter, rf_mode:
-                _run(module, x, meta_state)
+            with hooked([(m, pre_hook(n)) for n, m in named], pre=True), hooked([(m, post_hook(n)) for n, m in named]):
+                rf_mode.track(x)
+                with eval_mode(module), torch.no_grad(), counter, rf_mode:
+                    _run(module, x, meta_state)
         except CnnlensError:
             raise
         except Exception as exc:
@@ -1207,9 +1205,6 @@ def report(
             raise CnnlensError(
                 f"input_size: {name} cannot run on input {size_text(input_size)}{minimum}: {message}", param="input_size"
             ) from None
-        finally:
-            for h in handles:
-                h.remove()
         saved_bytes = _saved_for_backward(module, input_size, dtype, meta_state, notes)
 
     flops_by_module = counter.by_module

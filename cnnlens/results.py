@@ -9,7 +9,13 @@ A result has
   notebook shows it;
 - tensors on the CPU, class names wherever the weights have them.
 
-A subclass implements ``to_dict`` and ``figure`` and names its headline fields in ``_summary()``.
+- ``to_text()``: what the CLI prints on a terminal (a table, or the headline numbers);
+- ``warnings``: lines about what the numbers do not show, printed by :func:`print_warnings`;
+- ``save_image(path)`` where the result makes an image (a dream, an adversarial example): its
+  pixels (:meth:`Result.pixels`) at full size, without labels.
+
+A subclass implements ``to_dict`` and ``figure`` and names its headline fields in ``_summary()``;
+one that makes an image implements ``pixels``.
 """
 
 from __future__ import annotations
@@ -19,15 +25,16 @@ import html
 import io
 import json
 import math
+import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from .errors import CnnlensError
+from .outputs import IMAGE_SAVE_SUFFIXES, RESULT_SUFFIXES, check_output, save_figure, save_text
 
-__all__ = ["FIGURE_SUFFIXES", "IMAGE_SAVE_SUFFIXES", "Result", "check_output", "jsonable", "save_figure", "write_atomic", "save_text"]
+__all__ = ["Result", "jsonable", "print_warnings"]
 
-IMAGE_SAVE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
-FIGURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".pdf", ".svg", ".tif", ".tiff", ".webp", ".eps", ".ps")
 
 
 def jsonable(value: Any) -> Any:
@@ -57,77 +64,13 @@ def jsonable(value: Any) -> Any:
     return str(value)
 
 
-def check_output(path: str | Path, *, overwrite: bool = False, suffixes: tuple[str, ...] | None = None, name: str = "path") -> Path:
-    """Refuse an output before any work: unknown suffix, existing file without ``overwrite``, a parent
-    that is a file or not writable. Creates the parent folder."""
-    import os
-
-    path = Path(path).expanduser()
-    if suffixes is not None and path.suffix.lower() not in suffixes:
-        raise CnnlensError(f"{name} {path}: unknown suffix {path.suffix or '(none)'!r}; use one of {', '.join(suffixes)}", param=name)
-    if path.is_dir():
-        raise CnnlensError(f"{name} {path} is a folder; give a file name", param=name)
-    if path.exists() and not path.is_file():
-        raise CnnlensError(f"{name} {path} is not a regular file (a device or a pipe); give a file name", param=name)
-    if path.exists() and not overwrite:
-        raise CnnlensError(f"{name} {path} exists; choose another name or pass overwrite", param=name)
-    parent = path.parent
-    for p in (parent, *parent.parents):
-        if p.exists():
-            if not p.is_dir():
-                raise CnnlensError(f"{name} {path}: {p} is a file, not a folder", param=name)
-            if not os.access(p, os.W_OK | os.X_OK):
-                raise CnnlensError(f"{name} {path}: cannot write in {p}", param=name)
-            break
-    return path
-
-
-def write_atomic(path: Path, write: Any) -> Path:
-    """Call ``write(tmp_path)`` on a temporary file beside ``path``, then move it into place.
-
-    A failed write (a full disk, a killed process) leaves neither a partial file nor a changed old one.
-    """
-    import os
-    import tempfile
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        umask = os.umask(0)  # read it back: a new file gets the usual permissions, not mkstemp's 0600
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise CnnlensError(f"cannot write {path}: {exc.strerror or exc}") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def save_figure(fig: Any, path: str | Path, *, overwrite: bool = False, dpi: int = 100) -> Path:
-    """Save a matplotlib figure to a checked path and close it."""
-    import matplotlib.pyplot as plt
-
-    path = check_output(path, overwrite=overwrite, suffixes=FIGURE_SUFFIXES)
-    fmt = path.suffix.lower().lstrip(".")
-    try:
-        return write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=dpi, format={"jpg": "jpeg", "tif": "tiff"}.get(fmt, fmt)))
-    finally:
-        plt.close(fig)
-
-
-def save_text(text: str, path: str | Path, *, overwrite: bool = False, suffixes: tuple[str, ...] | None = None) -> Path:
-    """Write ``text`` to a checked path; a failed write leaves no partial file."""
-    path = check_output(path, overwrite=overwrite, suffixes=suffixes)
-    return write_atomic(path, lambda tmp: tmp.write_text(text))
-
-
 class Result:
     """Base of every cnnlens result: see the module docstring."""
+
+    #: lines about what the numbers do not show (an all-zero map, a layer left out); a subclass fills them
+    warnings: Sequence[str] = ()
+    #: the files :meth:`save_image` writes
+    image_suffixes: tuple[str, ...] = IMAGE_SAVE_SUFFIXES
 
     def to_dict(self) -> dict[str, Any]:  # pragma: no cover - every subclass implements it
         raise NotImplementedError
@@ -136,8 +79,12 @@ class Result:
         raise NotImplementedError
 
     def _summary(self) -> dict[str, Any]:
-        """The few headline fields shown by ``repr`` and in the notebook."""
+        """The few headline fields shown by ``repr``, ``to_text`` and in the notebook."""
         return {}
+
+    def to_text(self) -> str:
+        """Plain text for a terminal: ``name: value`` for each headline field; a result with a table overrides it."""
+        return "\n".join(f"{k}: {_short(v, 200)}" for k, v in self._summary().items())
 
     def to_json(self) -> str:
         return json.dumps(jsonable(self.to_dict()), indent=2, allow_nan=False)
@@ -147,8 +94,19 @@ class Result:
         path = Path(path)
         if path.suffix.lower() == ".json":
             return save_text(self.to_json() + "\n", path, overwrite=overwrite, suffixes=(".json",))
-        check_output(path, overwrite=overwrite, suffixes=FIGURE_SUFFIXES + (".json",))
+        check_output(path, overwrite=overwrite, suffixes=RESULT_SUFFIXES)
         return save_figure(self.figure(**figure_kwargs), path, overwrite=overwrite)
+
+    def pixels(self, **kwargs: Any) -> Any:
+        """The image this result makes, as ``(C, H, W)`` pixels in [0, 1] (what :meth:`save_image` writes)."""
+        raise CnnlensError(f"{type(self).__name__} makes no image to save; save its figure with save()")
+
+    def save_image(self, path: str | Path, *, overwrite: bool = False, **kwargs: Any) -> Path:
+        """Write :meth:`pixels` as an image file (one of :attr:`image_suffixes`), at full size, without labels."""
+        from .images import save_image
+
+        path = check_output(path, overwrite=overwrite, suffixes=self.image_suffixes, name="path")
+        return save_image(self.pixels(**kwargs), path, overwrite=overwrite)
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{k}={_short(v)}" for k, v in self._summary().items())
@@ -184,3 +142,9 @@ def _short(value: Any, limit: int = 60) -> str:
     else:
         text = repr(value) if isinstance(value, str) else str(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def print_warnings(result: Any, file: TextIO | None = None) -> None:
+    """``result.warnings`` on ``file`` (stderr), one ``Warning:`` line each: how every command shows them."""
+    for text in getattr(result, "warnings", None) or ():
+        print(f"Warning: {text}", file=file or sys.stderr)

@@ -24,7 +24,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 import cnnlens  # noqa: E402
-from cnnlens.attacks import attack, labelled_folder, robustness  # noqa: E402
+from cnnlens.attacks import attack, robustness  # noqa: E402
+from cnnlens.folders import labelled_folder  # noqa: E402
 from cnnlens.results import jsonable  # noqa: E402
 
 

@@ -15,17 +15,16 @@ panda figure). `--weights none` gives a random-init model (for smoke tests).
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 
-import torch  # noqa: E402
 
 import cnnlens  # noqa: E402
-from cnnlens.attacks import attack, compare_robustness, labelled_folder  # noqa: E402
+from cnnlens.attacks import attack, compare_robustness  # noqa: E402
+from cnnlens.folders import labelled_folder  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -45,7 +44,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     models = [cnnlens.create_model("mnist-cnn", w, seed=args.seed) for w in weights]
     curves = compare_robustness(models, args.data, eps=args.eps, attacks=args.attacks, steps=args.steps, limit=args.limit,
-                                batch_size=args.batch_size, generator=torch.Generator().manual_seed(args.seed))
+                                batch_size=args.batch_size, seed=args.seed)
     curves.save(args.out / "curve.png", overwrite=True)
     curves.save(args.out / "curves.json", overwrite=True)
 

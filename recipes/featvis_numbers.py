@@ -30,7 +30,8 @@ import torch
 import cnnlens
 from cnnlens.featvis import activations, high_frequency_energy, image_grid
 from cnnlens.featvis import param as P
-from cnnlens.images import list_images, save_image
+from cnnlens.folders import list_images
+from cnnlens.images import save_image
 
 
 def photo_channel_means(model, files: list[Path], layer: str, batch: int = 50) -> torch.Tensor:  # type: ignore[no-untyped-def]
@@ -77,12 +78,11 @@ def main(argv: list[str] | None = None) -> dict:
     model = cnnlens.create_model(args.model, args.weights, seed=args.seed)
     channels = [int(c) for c in args.channels.split(",")]
     units = [f"{args.layer}:{c}" for c in channels]
-    gen = lambda: torch.Generator().manual_seed(args.seed)  # noqa: E731
     kw = dict(size=args.size, steps=args.steps, progress=True)
     numbers: dict = {**cnnlens.model_info(model).to_dict(), "size": args.size, "steps": args.steps}
 
     # 1. classes: one image each, one batch; the result holds each class's probability on its image
-    result = cnnlens.render(model, [f"logits:{k}" for k in args.classes.split(",")], generator=gen(), **kw)
+    result = cnnlens.render(model, [f"logits:{k}" for k in args.classes.split(",")], seed=args.seed, **kw)
     indices = [u.channel for u in result.units]
     p0 = start_probabilities(model, args.size, indices, args.seed)
     numbers["classes"] = [
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> dict:
     # 2. channels against the photos
     files = list_images(args.photos)[: args.max_photos]
     means = photo_channel_means(model, files, args.layer)
-    result = cnnlens.render(model, units, generator=gen(), **kw)
+    result = cnnlens.render(model, units, seed=args.seed, **kw)
     numbers["photos"] = len(files)
     numbers["channels"] = [
         {"layer": args.layer, "channel": c, "visualization": round(float(v), 3), "photo_mean": round(float(means[c]), 3),
@@ -107,8 +107,8 @@ def main(argv: list[str] | None = None) -> dict:
     # 3. high-frequency energy at the same activation
     target = args.target if args.target is not None else 8 * float(means[channels].max())
     runs = {
-        "fourier+decorrelation+transforms": cnnlens.render(model, units, generator=gen(), until=target, **kw),
-        "pixels": cnnlens.render(model, units, generator=gen(), until=target, fft=False, decorrelate=False, transforms=[], **kw),
+        "fourier+decorrelation+transforms": cnnlens.render(model, units, seed=args.seed, until=target, **kw),
+        "pixels": cnnlens.render(model, units, seed=args.seed, until=target, fft=False, decorrelate=False, transforms=[], **kw),
     }
     numbers["frequency"] = {"target": round(target, 3), "cutoff_cycles_per_pixel": 0.25}
     for name, r in runs.items():

@@ -21,7 +21,6 @@ import argparse
 import json
 from pathlib import Path
 
-import torch
 
 import cnnlens
 from cnnlens.style import invert, stylize
@@ -73,7 +72,7 @@ def main(argv: list[str] | None = None) -> dict:
             if not keep:
                 histories[style_path.stem] = result.history
     for layer in cnnlens.default_layers(model, "invert"):
-        rec = invert(model, args.content, layer, size=args.size, steps=args.invert_steps, generator=torch.Generator().manual_seed(args.seed))
+        rec = invert(model, args.content, layer, size=args.size, steps=args.invert_steps, seed=args.seed)
         rec.save(args.out / f"invert-{layer}.png", overwrite=True)  # the photo beside its inversion
         numbers["inversions"][layer] = {
             "reconstruction": rec.reconstruction, "pixel_correlation": rec.pixel_correlation,

@@ -104,7 +104,7 @@ def test_pgd_stays_in_the_ball_and_in_range_and_repeats_under_a_seed() -> None:
     net = small_cnn().eval()
     x, y = images(6, 8), torch.tensor([0, 1, 2, 3, 0, 1])
     eps = 8 / 255
-    run = lambda seed: pgd(net, x, y, eps=eps, steps=5, generator=torch.Generator().manual_seed(seed), preprocessing=IDENTITY)  # noqa: E731
+    run = lambda seed: pgd(net, x, y, eps=eps, steps=5, seed=seed, preprocessing=IDENTITY)  # noqa: E731
     a, b, c = run(3), run(3), run(4)
     assert torch.equal(a, b) and not torch.equal(a, c)
     assert (a - x).abs().max() <= eps + 1e-6 and a.min() >= 0 and a.max() <= 1
@@ -209,7 +209,7 @@ def test_a_model_left_in_train_mode_keeps_its_state_and_batchnorm_statistics() -
     calls = [
         lambda: input_gradient(net, x, y),
         lambda: fgsm(net, x, y, eps=0.03),
-        lambda: pgd(net, x, y, eps=0.03, steps=3, generator=torch.Generator().manual_seed(0)),
+        lambda: pgd(net, x, y, eps=0.03, steps=3, seed=0),
         lambda: attack(net, x, y, eps=0.03),
         lambda: attack(net, x, y, eps=0.03, steps=2, random_start=True),
         lambda: predict(net, x),
@@ -282,7 +282,7 @@ def test_images_as_paths_are_prepared_for_the_model_and_the_saved_file_is_what_w
     from cnnlens.images import load_image
 
     model = cnnlens.create_model("lenet5", None, seed=0)  # 1-channel 32x32 classifier
-    res = attack(model, photo, eps=0.05, steps=3, random_start=True, generator=torch.Generator().manual_seed(0))
+    res = attack(model, photo, eps=0.05, steps=3, random_start=True, seed=0)
     assert res.original.shape == (1, 1, 32, 32) and res.source == str(photo)
     out = res.save_image(tmp_path / "adv.png")
     back = model.cnnlens_info.preprocessing.prepare(load_image(out)[None], fit="none")
@@ -434,8 +434,9 @@ def test_pgd_agreement_with_torchattacks_on_trained_mobilenet(mobilenet_trained:
     gradients, so the pixels part ways (59 % equal on the development machine) while the attack does the same."""
     import csv
 
-    from cnnlens.attacks.core import pgd_steps, pixel_net
+    from cnnlens.attacks.core import pgd_steps
     from cnnlens.hooks import eval_mode
+    from cnnlens.pixelnet import pixel_net
 
     torchattacks = pytest.importorskip("torchattacks")
     prep = cnnlens.model_info(mobilenet_trained).preprocessing

@@ -18,7 +18,7 @@ import cnnlens
 from cnnlens.attribution import Attribution, attribute, figure_names, grid_of, reduce_channels, resolve_targets
 from cnnlens.attribution.spatial import attribution_layer
 from cnnlens.errors import CnnlensError
-from cnnlens.pixels import pixel_model
+from cnnlens.pixelnet import pixel_model
 from cnnlens.results import jsonable
 from cnnlens.testing import model_state
 

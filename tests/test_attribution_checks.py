@@ -21,7 +21,8 @@ from cnnlens.attribution import (
     spearman,
 )
 from cnnlens.errors import CnnlensError
-from cnnlens.pixels import Preprocessing, pixel_model
+from cnnlens.pixelnet import pixel_model
+from cnnlens.pixels import Preprocessing
 from cnnlens.results import jsonable
 from cnnlens.testing import model_state
 

@@ -16,9 +16,12 @@ import cnnlens
 from cnnlens.address import Unit, parse_unit, resolve_unit
 from cnnlens.checks import check_int, check_number
 from cnnlens.errors import CnnlensError
-from cnnlens.pixels import Normalized, Preprocessing, as_pixels, pixel_model
+from cnnlens.pixelnet import Normalized, pixel_model
+from cnnlens.pixels import Preprocessing, as_pixels
 from cnnlens.progress import Progress
-from cnnlens.results import Result, check_output
+from cnnlens.results import Result
+
+from cnnlens.outputs import check_output
 from cnnlens.testing import model_state
 
 # -- pixels ------------------------------------------------------------------------------------------
@@ -232,7 +235,7 @@ def test_outputs_get_the_usual_file_permissions(tmp_path: Path) -> None:
     """Atomic writes go through a private temporary file; the result must not stay private (0600)."""
     import os
 
-    from cnnlens.results import save_text
+    from cnnlens.outputs import save_text
 
     umask = os.umask(0o022)
     try:

@@ -63,10 +63,10 @@ def test_tiles_cover_everything_once() -> None:
 def test_dream_keeps_size_repeats_under_seed_and_leaves_model_unchanged(squeeze_random: nn.Module) -> None:
     before = model_state(squeeze_random)
     kw = dict(octaves=2, steps=2, jitter=4, progress=False)
-    a = dream(squeeze_random, photo(), "features.5", generator=gen(0), **kw)
+    a = dream(squeeze_random, photo(), "features.5", seed=0, **kw)
     assert model_state(squeeze_random) == before
-    b = dream(squeeze_random, photo(), "features.5", generator=gen(0), **kw)
-    c = dream(squeeze_random, photo(), "features.5", generator=gen(1), **kw)
+    b = dream(squeeze_random, photo(), "features.5", seed=0, **kw)
+    c = dream(squeeze_random, photo(), "features.5", seed=1, **kw)
     assert a.image.shape == (3, 40, 56) and a.image.device.type == "cpu"
     assert torch.equal(a.image, b.image) and not torch.equal(a.image, c.image)
     assert 0 <= float(a.image.min()) and float(a.image.max()) <= 1
@@ -89,7 +89,7 @@ def test_dream_leaves_batchnorm_statistics_of_a_training_model() -> None:
 
 def test_dream_zero_steps_returns_the_photo(squeeze_random: nn.Module) -> None:
     # with no steps the detail stays zero: the output is the photo itself
-    out = dream(squeeze_random, photo(), "features.5", octaves=3, steps=0, generator=gen(0), progress=False)
+    out = dream(squeeze_random, photo(), "features.5", octaves=3, steps=0, seed=0, progress=False)
     assert torch.allclose(out.image, photo(), atol=1e-6)
 
 
@@ -107,8 +107,8 @@ def test_tiled_dream_equals_whole_image_for_a_pointwise_model() -> None:
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(3, 8, 1), nn.ReLU(), nn.Conv2d(8, 8, 1)).eval()
     kw = dict(octaves=2, steps=3, jitter=5, progress=False)
-    whole = dream(model, photo(48, 64), "2", tile_size=512, generator=gen(0), **kw)
-    tiled = dream(model, photo(48, 64), "2", tile_size=20, generator=gen(0), **kw)
+    whole = dream(model, photo(48, 64), "2", tile_size=512, seed=0, **kw)
+    tiled = dream(model, photo(48, 64), "2", tile_size=20, seed=0, **kw)
     assert torch.allclose(whole.image, tiled.image, atol=1e-5)
 
 
@@ -172,19 +172,19 @@ def test_default_dream_layers_come_from_the_registry(squeeze_reg: nn.Module) -> 
 def test_dream_grey_models(name: str) -> None:
     model = cnnlens.create_model(name, seed=0)
     side = cnnlens.model_info(model).preprocessing.input_size[-1]
-    out = dream(model, photo(48, 64), octaves=2, steps=2, generator=gen(0), progress=False)
+    out = dream(model, photo(48, 64), octaves=2, steps=2, seed=0, progress=False)
     assert out.image.shape == (1, 48, 64) and out.original.shape == (1, 48, 64)
     grey = (photo(48, 64) * torch.tensor([0.299, 0.587, 0.114]).view(3, 1, 1)).sum(0, keepdim=True)
     assert torch.allclose(out.original, grey, atol=1e-6)  # the photo in the model's grey (ITU-R 601 luma)
     # a class of a model that takes one input size: each octave is resized to it for the forward pass
-    cls = dream(model, photo(48, 64), unit="logits:3", octaves=2, steps=2, generator=gen(0), progress=False)
+    cls = dream(model, photo(48, 64), unit="logits:3", octaves=2, steps=2, seed=0, progress=False)
     assert cls.image.shape == (1, 48, 64) and cls.octaves[-1].size == (48, 64)
     with pytest.raises(CnnlensError, match=f"^size must be >= {side}"):
         dream(model, photo(48, 64), size=side - 1, progress=False)
 
 
 def test_dream_result_dict_figure_and_repr(squeeze_reg: nn.Module) -> None:
-    out = dream(squeeze_reg, photo(), octaves=2, steps=1, generator=gen(0), progress=False)
+    out = dream(squeeze_reg, photo(), octaves=2, steps=1, seed=0, progress=False)
     assert isinstance(out, DreamResult)
     d = out.to_dict()
     assert json.loads(json.dumps(d)) == d
@@ -219,7 +219,7 @@ def test_dream_cli(tmp_path: Path, squeeze_reg: nn.Module) -> None:
     result = run(args)
     assert result.exit_code == 0, result.output
     info = json.loads(result.stdout)
-    api = dream(squeeze_reg, load_image(src), octaves=2, steps=1, generator=gen(0), progress=False)
+    api = dream(squeeze_reg, load_image(src), octaves=2, steps=1, seed=0, progress=False)
     assert info == jsonable(api.to_dict())  # --json prints exactly the result's to_dict()
     assert info["layers"] == ["features.9"] and info["octave_sizes"] == [[26, 36], [36, 50]]
     assert load_image(out).shape == (3, 36, 50)  # --image is the dreamed image at the photo's size
@@ -319,11 +319,11 @@ def test_dream_cli_missing_image_and_weights(tmp_path: Path, monkeypatch: pytest
 def test_dream_real_photo_raises_activation_every_octave(squeezenet_trained: nn.Module, data: Path) -> None:
     image = data / "photos/chelsea.png"
     before = model_state(squeezenet_trained)
-    out = dream(squeezenet_trained, image, "features.9", size=56, octaves=3, steps=3, generator=gen(0), progress=False)
+    out = dream(squeezenet_trained, image, "features.9", size=56, octaves=3, steps=3, seed=0, progress=False)
     assert model_state(squeezenet_trained) == before
     assert out.image.shape == (3, 56, 84) and out.original.shape == out.image.shape
     assert [s.size for s in out.octaves] == [(29, 43), (40, 60), (56, 84)]
     for s in out.octaves:
         assert s.after > 1.2 * s.before, s
-    again = dream(squeezenet_trained, load_image(image, 56), "features.9", octaves=3, steps=3, generator=gen(0), progress=False)
+    again = dream(squeezenet_trained, load_image(image, 56), "features.9", octaves=3, steps=3, seed=0, progress=False)
     assert torch.equal(out.image, again.image)

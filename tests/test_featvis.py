@@ -177,7 +177,7 @@ def test_image_grid_layout() -> None:
 def test_render_leaves_model_unchanged_and_repeats(squeeze_random: nn.Module) -> None:
     before = model_state(squeeze_random)
     tensors = [(p.data_ptr(), p.stride()) for p in squeeze_random.parameters()]
-    kw = dict(size=48, steps=4, generator=None)
+    kw = dict(size=48, steps=4, seed=None)
     a = render(squeeze_random, O.channels("features.9", [0, 5]), **{**kw, "generator": gen(0)})
     assert model_state(squeeze_random) == before
     assert [(p.data_ptr(), p.stride()) for p in squeeze_random.parameters()] == tensors  # channels-last copies undone
@@ -204,7 +204,7 @@ def test_render_raises_cleanly(squeeze_random: nn.Module) -> None:
 
 
 def test_several_channels_in_one_batch_each_image_serves_its_own(squeeze_random: nn.Module) -> None:
-    out = render(squeeze_random, O.channels("features.5", [3, 17]), size=48, steps=48, lr=0.1, generator=gen(0))
+    out = render(squeeze_random, O.channels("features.5", [3, 17]), size=48, steps=48, lr=0.1, seed=0)
     with torch.no_grad():
         a = activations(squeeze_random, out.images, ["features.5"])["features.5"].mean((2, 3))
     # random-init channels rise together, but image 0 favours channel 3 and image 1 channel 17
@@ -225,8 +225,8 @@ def test_redirect_starts_dead_units() -> None:
         model[2].weight.fill_(1.0)
         model[2].bias.zero_()
     kw = dict(size=16, steps=40, fft=False, decorrelate=False, transforms=[], lr=0.5)
-    dead = render(model, O.channel("2", 0), redirect_steps=0, generator=gen(0), **kw)
-    alive = render(model, O.channel("2", 0), redirect_steps=40, generator=gen(0), **kw)
+    dead = render(model, O.channel("2", 0), redirect_steps=0, seed=0, **kw)
+    alive = render(model, O.channel("2", 0), redirect_steps=40, seed=0, **kw)
     assert float(dead.values[0]) == 0.0 and torch.allclose(dead.images, dead.images.mean(), atol=0.02)
     with torch.no_grad():
         pre_alive = conv(prep_of(model).normalize(alive.images))
@@ -240,7 +240,7 @@ def test_redirect_starts_dead_units() -> None:
 def test_render_units_result_holds_values_classes_and_probabilities(squeeze_reg: nn.Module) -> None:
     before = model_state(squeeze_reg)
     units = ["features.9:1", "logits:flamingo", "features.10:3@1,1", "logits:949"]
-    out = render(squeeze_reg, units, size=32, steps=3, generator=gen(0), progress=False)
+    out = render(squeeze_reg, units, size=32, steps=3, seed=0, progress=False)
     assert model_state(squeeze_reg) == before
     assert isinstance(out, RenderResult) and out.images.device.type == "cpu" and out.values.device.type == "cpu"
     assert out.images.shape == (4, 3, 32, 32) and 0 <= float(out.images.min()) and float(out.images.max()) <= 1
@@ -271,7 +271,7 @@ def test_render_units_result_holds_values_classes_and_probabilities(squeeze_reg:
 
 
 def test_render_figure_stands_alone(squeeze_reg: nn.Module) -> None:
-    out = render(squeeze_reg, ["features.9:1", "logits:flamingo"], size=32, steps=1, generator=gen(0), progress=False)
+    out = render(squeeze_reg, ["features.9:1", "logits:flamingo"], size=32, steps=1, seed=0, progress=False)
     fig = out.figure()
     try:
         title = fig._suptitle.get_text()
@@ -314,7 +314,7 @@ def test_render_checks_units_and_numbers_before_any_step(squeeze_reg: nn.Module)
 
 
 def test_render_batch_and_diversity(squeeze_reg: nn.Module) -> None:
-    kw = dict(size=32, steps=6, generator=gen(0), progress=False, batch=2)
+    kw = dict(size=32, steps=6, seed=0, progress=False, batch=2)
     plain = render(squeeze_reg, ["features.9:1", "logits:flamingo"], **kw)
     assert [str(u) for u in plain.units] == ["features.9:1", "features.9:1", "logits:130", "logits:130"]
     assert plain.to_dict()["images_per_unit"] == 2 and len(plain.probabilities) == 4
@@ -336,20 +336,20 @@ def test_render_grey_models(name: str) -> None:
     model = cnnlens.create_model(name, seed=0)
     assert fixed_input_size(prep_of(model)) == prep_of(model).input_size[1:]
     conv = cnnlens.default_layers(model, "first_conv")[0]
-    out = render(model, ["logits:3", f"{conv}:2"], steps=2, generator=gen(0), progress=False)
+    out = render(model, ["logits:3", f"{conv}:2"], steps=2, seed=0, progress=False)
     side = prep_of(model).input_size[-1]
     assert out.images.shape == (2, 1, side, side) and out.class_names == ["3", None]
-    bigger = render(model, ["logits:3"], size=side + 8, steps=2, generator=gen(0), progress=False)  # resized to the model's size
+    bigger = render(model, ["logits:3"], size=side + 8, steps=2, seed=0, progress=False)  # resized to the model's size
     assert bigger.images.shape == (1, 1, side + 8, side + 8) and 0 < bigger.probabilities[0] < 1
     with pytest.raises(CnnlensError, match=f"^size must be >= {side}"):
         render(model, ["logits:3"], size=side - 4, steps=1, progress=False)
 
 
 def test_render_progress_lines_off_a_terminal(squeeze_reg: nn.Module, capsys: pytest.CaptureFixture[str]) -> None:
-    render(squeeze_reg, "features.9:1", size=32, steps=2, generator=gen(0))
+    render(squeeze_reg, "features.9:1", size=32, steps=2, seed=0)
     err = capsys.readouterr().err
     assert "visualize: started, 0/2 step" in err and "visualize: done, 2/2 step" in err
-    render(squeeze_reg, "features.9:1", size=32, steps=2, generator=gen(0), progress=False)
+    render(squeeze_reg, "features.9:1", size=32, steps=2, seed=0, progress=False)
     assert capsys.readouterr().err == ""
 
 
@@ -383,7 +383,7 @@ def test_visualize_cli_json_is_the_result_and_files(tmp_path: Path, squeeze_reg:
             "--steps", "2", "--size", "40", "-o", fig, "--image", grid, "--json", "--device", "cpu"]
     result = run(args)
     assert result.exit_code == 0, result.output
-    api = render(squeeze_reg, ["features.9:1", "features.9:2", "logits:3"], size=40, steps=2, generator=gen(0), progress=False)
+    api = render(squeeze_reg, ["features.9:1", "features.9:2", "logits:3"], size=40, steps=2, seed=0, progress=False)
     assert json.loads(result.stdout) == jsonable(api.to_dict())
     assert json.loads(result.stdout)["images"][2]["class_name"] == "tiger shark"
     from cnnlens.images import load_image
@@ -488,7 +488,7 @@ def test_class_visualization_quick_squeezenet(squeezenet_trained: nn.Module) -> 
     with torch.no_grad():
         p0 = class_probabilities(squeezenet_trained, prep, start(), classes)
     before = model_state(squeezenet_trained)
-    out = render(squeezenet_trained, "logits:flamingo", size=64, steps=32, generator=gen(0))
+    out = render(squeezenet_trained, "logits:flamingo", size=64, steps=32, seed=0)
     p1 = class_probabilities(squeezenet_trained, prep, out.images, classes)
     assert max(p0) < 0.01 and min(p1) > 0.9, (p0, p1)
     assert out.class_names == ["flamingo"] and out.probabilities == pytest.approx(p1, abs=1e-5)
@@ -504,7 +504,7 @@ def test_class_visualization_default_steps(name: str, fixture: str, request: pyt
     classes = [130, 949, 1, 417]  # flamingo, strawberry, goldfish, balloon
     start = P.image(128, batch=4, generator=gen(0))
     p0 = class_probabilities(model, prep, start(), classes)
-    out = render(model, O.class_logits(classes), size=128, generator=gen(0))
+    out = render(model, O.class_logits(classes), size=128, seed=0)
     p1 = class_probabilities(model, prep, out.images, classes)
     print(name, "p start", p0, "p end", p1)
     assert max(p0) < 0.01 and min(p1) > 0.9, (p0, p1)
@@ -536,7 +536,7 @@ SQUEEZENET_PHOTO_MEANS = {5: 62.600, 20: 107.344, 100: 83.884}
 def test_channel_visualization_beats_photos_squeezenet(squeezenet_trained: nn.Module) -> None:
     """Quick version: 48 steps at 64 px against the stored photo means (the slow test: defaults, recomputed means)."""
     channels = [5, 100]
-    out = render(squeezenet_trained, O.channels("features.9", channels), size=64, steps=48, generator=gen(0))
+    out = render(squeezenet_trained, O.channels("features.9", channels), size=64, steps=48, seed=0)
     ratios = out.values / torch.tensor([SQUEEZENET_PHOTO_MEANS[c] for c in channels])
     assert float(ratios.min()) > 5, ratios
 
@@ -557,7 +557,7 @@ def test_channel_visualization_vs_all_photos(
     means = photo_channel_means(model, prep, data, layer, every=1)
     if name == "squeezenet1_0":
         assert torch.allclose(means[channels], torch.tensor([SQUEEZENET_PHOTO_MEANS[c] for c in channels]), rtol=1e-3)
-    out = render(model, O.channels(layer, channels), size=128, generator=gen(0))
+    out = render(model, O.channels(layer, channels), size=128, seed=0)
     ratios = out.values / means[channels]
     print(name, layer, "photo means", means[channels].tolist(), "visualization", out.values.tolist(), "ratios", ratios.tolist())
     assert float(ratios.min()) > minimum, ratios
@@ -566,8 +566,8 @@ def test_channel_visualization_vs_all_photos(
 def test_fourier_decorrelation_transforms_lower_high_frequencies(squeezenet_trained: nn.Module) -> None:
     """Both runs stop as soon as every channel reaches the same activation (500, 6-8x the photo mean)."""
     obj = O.channels("features.9", [5, 100])
-    lucid = render(squeezenet_trained, obj, size=64, steps=200, generator=gen(0), until=500)
-    pixel = render(squeezenet_trained, obj, size=64, steps=200, generator=gen(0), until=500,
+    lucid = render(squeezenet_trained, obj, size=64, steps=200, seed=0, until=500)
+    pixel = render(squeezenet_trained, obj, size=64, steps=200, seed=0, until=500,
                    fft=False, decorrelate=False, transforms=[])
     assert float(lucid.values.min()) > 375 and float(pixel.values.min()) > 375  # comparable activations
     hf_lucid, hf_pixel = high_frequency_energy(lucid.images), high_frequency_energy(pixel.images)

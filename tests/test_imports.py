@@ -4,8 +4,6 @@ name imported across modules, and every submodule reachable after ``import cnnle
 from __future__ import annotations
 
 import ast
-import importlib
-import pkgutil
 import subprocess
 import sys
 from pathlib import Path

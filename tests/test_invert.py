@@ -63,14 +63,14 @@ def test_invert_objective_is_reconstruction_plus_tv_and_model_is_untouched() -> 
 def test_adam_with_jitter_repeats_under_a_seed_and_defaults_follow_the_optimizer() -> None:
     net = cnnlens.create_model("squeezenet1_0", seed=0)
     image = torch.rand(3, 40, 40, generator=torch.Generator().manual_seed(1))
-    runs = [invert(net, image, "features.3", steps=4, generator=torch.Generator().manual_seed(s), progress=False) for s in (7, 7, 8)]
+    runs = [invert(net, image, "features.3", steps=4, seed=s, progress=False) for s in (7, 7, 8)]
     torch.testing.assert_close(runs[0].image, runs[1].image, rtol=0, atol=0)
     assert (runs[2].image - runs[0].image).abs().max() > 1e-3
     stride = runs[0].settings["stride"]  # 40 px in, 8x8 out of fire2
     assert stride == 5.0 and runs[0].settings == {"steps": 4, "optimizer": "adam", "lr": 0.05, "tv_weight": 15.0, "beta": 2.0,
                                                   "jitter": 0, "init": "noise", "stride": 5.0}
     assert invert_defaults("adam", 16.0) == {"steps": 300, "lr": 0.05, "tv_weight": 48.0, "jitter": 2}
-    jittered = [invert(net, image, "features.3", steps=4, jitter=3, generator=torch.Generator().manual_seed(7), progress=False)
+    jittered = [invert(net, image, "features.3", steps=4, jitter=3, seed=7, progress=False)
                 for _ in range(2)]
     torch.testing.assert_close(jittered[0].image, jittered[1].image, rtol=0, atol=0)
     assert (jittered[0].image - runs[0].image).abs().max() > 1e-4
@@ -152,8 +152,8 @@ def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 def test_shallow_layers_keep_more_of_the_photo_than_deep_ones(squeezenet_trained: nn.Module, data) -> None:
     image = cnnlens.load_image(data / "imagenet_samples/n02123045_tabby.JPEG", 64)
     g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
-    shallow = invert(squeezenet_trained, image, "features.1", optimizer="lbfgs", steps=40, generator=g(), progress=False)
-    deep = invert(squeezenet_trained, image, "features.12", optimizer="lbfgs", steps=40, generator=g(), progress=False)
+    shallow = invert(squeezenet_trained, image, "features.1", optimizer="lbfgs", steps=40, seed=0, progress=False)
+    deep = invert(squeezenet_trained, image, "features.12", optimizer="lbfgs", steps=40, seed=0, progress=False)
     noise = torch.rand(image.shape, generator=g())
     assert shallow.reconstruction < 0.05
     assert _psnr(shallow.image, image) > 20 > _psnr(noise, image)
@@ -175,7 +175,7 @@ def test_defaults_bring_back_structure_from_a_deep_layer(squeezenet_trained: nn.
         return cnnlens.forward_until(mobilenet_trained, prep.normalize(x[None]), judge)[judge]
 
     runs = {
-        name: invert(squeezenet_trained, photo, "features.12", size=128, generator=torch.Generator().manual_seed(0), progress=False, **kw)
+        name: invert(squeezenet_trained, photo, "features.12", size=128, seed=0, progress=False, **kw)
         for name, kw in (("former", dict(optimizer="lbfgs", steps=200, tv_weight=2.0)), ("default", {}))
     }
     pixels = {k: r.pixel_correlation for k, r in runs.items()}

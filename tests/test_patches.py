@@ -16,7 +16,8 @@ import cnnlens
 from cnnlens.cli import cli
 from cnnlens.pixels import Preprocessing
 from cnnlens.testing import model_state
-from cnnlens.units import add_projections, border_mask, crop_box, load_index, paste_box, plot_patches, prepare_image, replay, select_images, top_patches
+from cnnlens.folders import prepare_image, select_images
+from cnnlens.units import add_projections, border_mask, crop_box, load_index, paste_box, plot_patches, replay, top_patches
 
 
 PREP = Preprocessing(crop_size=48, resize_size=52)
@@ -73,7 +74,7 @@ def test_streamed_topk_equals_brute_force(folder: Path, batch_size: int) -> None
     before = model_state(net)
     r = top_patches(net, [f"4:{c}" for c in range(6)], folder, k=4, batch_size=batch_size, min_inside=0, **QUIET)
     assert model_state(net) == before
-    paths = [str(p) for p in cnnlens.images.list_images(folder)]
+    paths = [str(p) for p in cnnlens.folders.list_images(folder)]
     values, order, pos = brute_force(net, paths, "4", 4)
     width = 24
     for c in range(6):
@@ -148,7 +149,7 @@ def test_border_units_keep_most_of_their_field_inside_the_image(folder: Path, mi
     assert all(share(p.box) >= min_inside - 1e-9 for p in flat)
     mask = torch.tensor([[share(rf.box(i, j)) >= min_inside - 1e-9 for j in range(24)] for i in range(24)])
     assert torch.equal(border_mask(rf, (24, 24), (48, 48), min_inside), mask) and 0 < int(mask.sum()) < 24 * 24
-    paths = [str(p) for p in cnnlens.images.list_images(folder)]
+    paths = [str(p) for p in cnnlens.folders.list_images(folder)]
     order = brute_force_masked(net, paths, "4", [0, 1, 2], mask, 4)
     for c in range(3):
         assert [p.image_index for p in r.patches[c]] == order[c].tolist()
@@ -243,7 +244,7 @@ def test_errors(folder: Path) -> None:
 
 def test_limit_spreads_over_the_folder(folder: Path) -> None:
     paths = list(select_images(folder, 4).values())
-    every = cnnlens.images.list_images(folder)
+    every = cnnlens.folders.list_images(folder)
     assert len(paths) == 4 and paths[0] == every[0] and {p.parent.name for p in paths} == {"a", "b"}
 
 

@@ -15,18 +15,8 @@ from click.testing import CliRunner
 
 import cnnlens
 from cnnlens import CnnlensError, Preprocessing
-from cnnlens.attacks import (
-    LabelledImages,
-    RobustnessComparison,
-    batches,
-    compare_robustness,
-    fgsm,
-    labelled_folder,
-    plot_robustness,
-    read_idx,
-    read_labels_csv,
-    robustness,
-)
+from cnnlens.attacks import RobustnessComparison, compare_robustness, fgsm, plot_robustness, robustness
+from cnnlens.folders import LabelledImages, batches, labelled_folder, read_idx, read_labels_csv
 from cnnlens.cli import cli
 from cnnlens.testing import model_state
 
@@ -141,7 +131,7 @@ def test_robustness_matches_per_eps_attacks_and_leaves_the_model_alone() -> None
     stats = {k: v.clone() for k, v in net.state_dict().items()}
     eps = [0.0, 0.05, 0.2]
     res = robustness(net, [(x[:4], y[:4]), (x[4:], y[4:])], eps=eps, attacks=["fgsm", "ifgsm", "pgd"], steps=3,
-                     generator=torch.Generator().manual_seed(1), preprocessing=IDENTITY, progress=False)
+                     seed=1, preprocessing=IDENTITY, progress=False)
     assert model_state(net) == before and all(torch.equal(v, net.state_dict()[k]) for k, v in stats.items())
     net.eval()
     assert res.n == 10 and res.n_correct == 7 and res.clean_accuracy == pytest.approx(0.7)
@@ -205,7 +195,7 @@ def test_compare_robustness_gives_each_model_the_same_images_and_random_starts(t
         write_png(tmp_path / f"c{c}" / "a.png", c, size=20)
     a = cnnlens.create_model("mnist-cnn", None, seed=0)
     b = cnnlens.create_model("mnist-cnn", None, seed=1)
-    cmp = compare_robustness([a, b, a], tmp_path, eps=[0, 0.2], attacks=["pgd"], steps=2, generator=torch.Generator().manual_seed(0), progress=False)
+    cmp = compare_robustness([a, b, a], tmp_path, eps=[0, 0.2], attacks=["pgd"], steps=2, seed=0, progress=False)
     assert isinstance(cmp, RobustnessComparison) and len(cmp) == 3 and cmp[0].n == 3
     assert cmp[0].to_dict() == cmp[2].to_dict()  # the same model gets the same random starts
     assert [r["weights"] for r in cmp.to_dict()["results"]] == ["random init, seed 0", "random init, seed 1", "random init, seed 0"]
@@ -241,7 +231,7 @@ def test_cli_robustness_on_a_folder(tmp_path: Path, folder_model: str) -> None:
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     expected = robustness(cnnlens.create_model(folder_model, None, seed=0), tmp_path / "data", eps=[0, 2 / 255, 0.1], attacks=["fgsm", "pgd"],
-                          steps=2, batch_size=4, generator=torch.Generator().manual_seed(0), progress=False)
+                          steps=2, batch_size=4, seed=0, progress=False)
     assert data == json.loads(expected.to_json())  # --json is exactly result.to_dict()
     assert data["n"] == 9 and data["eps"][1] == pytest.approx(2 / 255) and set(data["curves"]) == {"fgsm", "pgd"}
     assert out.stat().st_size > 1000 and "robustness: done" in result.stderr
@@ -334,7 +324,7 @@ def test_mnist_pgd_is_stronger_than_fgsm_on_the_robust_model(data: Path) -> None
         pytest.skip(f"{weights} is absent")
     model = cnnlens.create_model("mnist-cnn", weights)
     res = robustness(model, data / "mnist", limit=100, batch_size=100, eps=[0.3], attacks=["fgsm", "pgd"],
-                     steps=5, generator=torch.Generator().manual_seed(0), progress=False)
+                     steps=5, seed=0, progress=False)
     assert res["pgd"].accuracy[0] < res["fgsm"].accuracy[0]
     assert res["pgd"].accuracy[0] > 0.8  # adversarial training (PGD-40 at 0.3) holds against PGD-5 too
 

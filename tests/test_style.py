@@ -170,11 +170,11 @@ def test_noise_init_repeats_under_a_generator_and_adam_runs() -> None:
     net = torchvision_squeezenet()
     content, style = torch.rand(3, 48, 48), torch.rand(3, 48, 48)
     runs = [
-        stylize(net, content, style, steps=3, init="noise", generator=torch.Generator().manual_seed(5), progress=False)
+        stylize(net, content, style, steps=3, init="noise", seed=5, progress=False)
         for _ in range(3)
     ]
     torch.testing.assert_close(runs[0].image, runs[1].image, rtol=0, atol=0)
-    other = stylize(net, content, style, steps=3, init="noise", generator=torch.Generator().manual_seed(6), progress=False)
+    other = stylize(net, content, style, steps=3, init="noise", seed=6, progress=False)
     assert (other.image - runs[0].image).abs().max() > 0.01
     adam = stylize(net, content, style, steps=5, optimizer="adam", lr=0.05, progress=False)
     assert adam.history[-1]["total"] < adam.history[0]["total"]

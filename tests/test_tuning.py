@@ -13,6 +13,7 @@ import torch.nn as nn
 from skimage.filters import gabor_kernel
 
 import cnnlens
+from cnnlens.pixelnet import image_preprocessing
 from cnnlens.pixels import Preprocessing
 from cnnlens.tuning import (
     bars,
@@ -31,7 +32,6 @@ from cnnlens.tuning import (
     tuning_curves,
     window_mask,
 )
-from cnnlens.units.common import image_preprocessing
 
 GREY33 = Preprocessing(mean=(0.5,), std=(0.5,), resize_size=None, crop_size=33, channels=1, source="test: grey maps to 0")
 QUICK = dict(orientations=8, frequencies=4, phases=4, contrasts=None, progress=False)
@@ -345,7 +345,7 @@ def test_random_init_like_is_the_registry_init() -> None:
 
 
 def test_transform_views_are_exact_where_they_can_be() -> None:
-    from cnnlens.units.patches import prepare_image
+    from cnnlens.folders import prepare_image
 
     torch.manual_seed(0)
     frame = torch.rand(3, 40, 52)

@@ -14,11 +14,10 @@ Example:
 
 from __future__ import annotations
 
-from .core import ATTACKS, check_attacks, check_eps, quantize_8bit
-from .datasets import LabelledImages, batches, labelled_folder, read_idx, read_labels_csv
 from .adversarial import ADVERSARIAL_SUFFIXES, AttackResult, attack, fgsm, input_gradient, iterative_fgsm, pgd, predict
-from .plots import format_eps, plot_attack, plot_robustness
+from .core import ATTACKS, check_attacks, check_eps, quantize_8bit
 from .curves import DEFAULT_EPS, Curve, RobustnessComparison, RobustnessResult, compare_robustness, robustness
+from .plots import format_eps, plot_attack, plot_robustness
 
 __all__ = [
     "ADVERSARIAL_SUFFIXES",
@@ -26,11 +25,9 @@ __all__ = [
     "AttackResult",
     "Curve",
     "DEFAULT_EPS",
-    "LabelledImages",
     "RobustnessComparison",
     "RobustnessResult",
     "attack",
-    "batches",
     "check_attacks",
     "check_eps",
     "compare_robustness",
@@ -38,13 +35,10 @@ __all__ = [
     "format_eps",
     "input_gradient",
     "iterative_fgsm",
-    "labelled_folder",
     "pgd",
     "plot_attack",
     "plot_robustness",
     "predict",
     "quantize_8bit",
-    "read_idx",
-    "read_labels_csv",
     "robustness",
 ]

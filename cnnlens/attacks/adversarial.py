@@ -26,28 +26,30 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .. import seeds
 from ..checks import check_int
 from ..errors import CnnlensError
 from ..hooks import eval_mode
+from ..layers import model_device
+from ..pixelnet import class_logits, pixel_net
 from ..pixels import Preprocessing, as_pixels
-from ..registry import ModelInfo, model_device, model_info
-from ..results import Result, check_output
+from ..registry import ModelInfo, model_info
+from ..outputs import LOSSLESS_IMAGE_SUFFIXES
+from ..results import Result
 from .core import (
     attack_kind,
     check_classes,
     check_eps,
     check_step_size,
     class_indices,
-    class_logits,
     loss_gradient,
     pgd_steps,
-    pixel_net,
     quantize_8bit,
 )
 
 __all__ = ["ADVERSARIAL_SUFFIXES", "AttackResult", "attack", "fgsm", "input_gradient", "iterative_fgsm", "pgd", "predict"]
 
-ADVERSARIAL_SUFFIXES = (".png", ".bmp", ".tif", ".tiff")  # lossless: JPEG would blur the perturbation away
+ADVERSARIAL_SUFFIXES = LOSSLESS_IMAGE_SUFFIXES  # lossless: JPEG would blur the perturbation away
 MAX_STEPS = 100_000
 
 Labels = torch.Tensor | int | str | Sequence[int | str]
@@ -138,16 +140,17 @@ def pgd(
     steps: int = 10,
     random_start: bool = True,
     targeted: bool = False,
-    generator: torch.Generator | None = None,
+    seed: int | None = None,
     preprocessing: Preprocessing | None = None,
 ) -> torch.Tensor:
     """Projected gradient descent (Madry et al. 2018) in the L-infinity ball of radius ``eps``.
 
     Each step is ``x_adv + step_size * sign(grad)``, projected back to ``|x_adv - x| <= eps`` and to
-    [0, 1]. With ``random_start`` the start is uniform in the ball (drawn with ``generator``); without
+    [0, 1]. With ``random_start`` the start is uniform in the ball (drawn from ``seed``); without
     it this is iterative FGSM (BIM, Kurakin et al. 2017). ``step_size`` defaults to ``2.5 * eps / steps``.
     The model's BatchNorms are folded into its convolutions in a copy for the steps (same function, faster).
     """
+    generator = seeds.generator(seed)
     eps = check_eps(eps)
     steps = check_int(steps, "steps", low=1, high=MAX_STEPS)
     alpha = check_step_size(step_size)
@@ -207,6 +210,8 @@ class AttackResult(Result):
     (:meth:`save_image`) stores them: rounding moves each pixel by up to 0.5/255, which can
     undo an attack with a very small ε.
     """
+
+    image_suffixes = ADVERSARIAL_SUFFIXES  # not a field: the lossless files save_image writes
 
     info: ModelInfo
     original: torch.Tensor  # (B, C, H, W) the images as the model saw them (prepared), pixels in [0, 1]
@@ -363,18 +368,10 @@ class AttackResult(Result):
 
         return plot_attack(self, index, title=title)
 
-    def save_image(self, path: str | Path, *, index: int = 0, overwrite: bool = False) -> Path:
-        """Write adversarial image ``index`` as a lossless 8-bit image file (PNG, BMP or TIFF).
-
-        Grey images are written as grey RGB; reading the file back gives :attr:`saved_adversarial`.
-        """
-        from ..images import save_image
-
-        path = check_output(path, overwrite=overwrite, suffixes=ADVERSARIAL_SUFFIXES, name="path")
-        image = self.adversarial[index]
-        if image.shape[0] == 1:
-            image = image.expand(3, -1, -1)
-        return save_image(image, path, overwrite=overwrite)
+    def pixels(self, index: int = 0) -> torch.Tensor:
+        """Adversarial image ``index``, what ``save_image(path, index=...)`` writes as a lossless 8-bit
+        file (PNG, BMP or TIFF; grey as grey RGB): reading the file back gives :attr:`saved_adversarial`."""
+        return self.adversarial[index]
 
 
 def attack(
@@ -389,7 +386,7 @@ def attack(
     random_start: bool = False,
     fit: str | None = None,
     preprocessing: Preprocessing | None = None,
-    generator: torch.Generator | None = None,
+    seed: int | None = None,
 ) -> AttackResult:
     """Attack images and report the predictions before and after (the panda figure's numbers).
 
@@ -407,7 +404,7 @@ def attack(
             ``"none"``; default ``"crop"`` for files, PIL images and arrays, ``"none"`` for tensors.
             Channels are always converted (colour to grey for a grey model).
         preprocessing: overrides ``model_info(model).preprocessing``.
-        generator: draws PGD's random start.
+        seed: draws PGD's random start (``None``: torch's global generator).
 
     Returns:
         An :class:`AttackResult` (tensors on the CPU).
@@ -419,6 +416,7 @@ def attack(
         >>> r.adversarial.shape, len(r.clean_names), r.adversarial.device.type
         (torch.Size([1, 3, 2, 2]), 1, 'cpu')
     """
+    generator = seeds.generator(seed)
     eps = check_eps(eps)
     steps = check_int(steps, "steps", low=1, high=MAX_STEPS)
     alpha = check_step_size(step_size)

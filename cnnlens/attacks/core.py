@@ -1,9 +1,8 @@
 """The shared steps of every attack, on a model that already takes pixels in [0, 1].
 
-:func:`pixel_net` turns a model as created (``cnnlens.create_model``, or any ``nn.Module``) into a
-module on pixels with the model's own normalization (:func:`cnnlens.pixels.pixel_model`), optionally
-with its BatchNorms folded into the convolutions for speed. The other functions work on such a
-pixel module, inside :func:`cnnlens.hooks.eval_mode`; the public API of :mod:`cnnlens.attacks`
+:func:`cnnlens.pixelnet.pixel_net` turns a model as created (``cnnlens.create_model``, or any
+``nn.Module``) into a module on pixels with the model's own normalization, optionally with its
+BatchNorms folded into the convolutions for speed. The functions here work on such a pixel module, inside :func:`cnnlens.hooks.eval_mode`; the public API of :mod:`cnnlens.attacks`
 (``attack``, ``fgsm``, ``pgd``, ``robustness``) sets both up and calls them.
 """
 
@@ -18,27 +17,20 @@ import torch.nn.functional as F
 
 from ..checks import check_number
 from ..errors import CnnlensError
-from ..pixels import Normalized, Preprocessing, pixel_model
-from ..speed import fold_batchnorm
+from ..hooks import hooked
+from ..pixelnet import class_logits, input_layout, stem_pool, to_contiguous
 
 __all__ = [
     "ATTACKS",
-    "LAYOUTS",
     "attack_kind",
     "check_attacks",
     "check_classes",
     "check_eps",
     "check_step_size",
     "class_indices",
-    "class_logits",
-    "input_layout",
     "loss_gradient",
     "pgd_steps",
-    "pixel_net",
-    "prefers_channels_last",
     "quantize_8bit",
-    "stem_pool",
-    "to_contiguous",
 ]
 
 ATTACKS = ("fgsm", "ifgsm", "pgd")
@@ -83,111 +75,11 @@ def attack_kind(steps: int, random_start: bool) -> str:
     return "PGD" if random_start else "iterative FGSM"
 
 
-def pixel_net(model: nn.Module, preprocessing: Preprocessing | None = None, *, fold: bool = False) -> nn.Module:
-    """``model`` as a module on pixels in [0, 1] (its normalization inside).
-
-    A :class:`~cnnlens.pixels.Normalized` model is taken apart and its inner model used. With
-    ``fold``, a copy of the (eval-mode) inner model with each BatchNorm folded into the convolution
-    before it (:func:`cnnlens.speed.fold_batchnorm`): the same function, faster, the user's model untouched.
-    """
-    if isinstance(model, Normalized):
-        preprocessing = preprocessing or model.preprocessing
-        model = model.model
-    if preprocessing is None:
-        from ..registry import model_info
-
-        preprocessing = model_info(model).preprocessing
-    inner = fold_batchnorm(model) if fold else model
-    return pixel_model(inner, preprocessing)
-
-
-def class_logits(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """``net(x)``, checked to be ``(B, classes)`` logits."""
-    dtype = next((p.dtype for p in net.parameters() if p.is_floating_point()), x.dtype)
-    out = net(x.to(dtype))
-    if not isinstance(out, torch.Tensor) or out.dim() != 2:
-        raise CnnlensError(
-            f"model must return (batch, classes) logits, not {type(out).__name__} {tuple(getattr(out, 'shape', ()))}", param="model"
-        )
-    return out
-
-
 def check_classes(y: torch.Tensor, num_classes: int, name: str = "labels") -> None:
     """Refuse class indices outside ``0..num_classes-1`` in one line naming ``name``."""
     if y.numel() and (int(y.min()) < 0 or int(y.max()) >= num_classes):
         bad = int(y.max()) if int(y.max()) >= num_classes else int(y.min())
         raise CnnlensError(f"{name}: class {bad} out of range, the model has classes 0..{num_classes - 1}", param=name)
-
-
-def prefers_channels_last(net: nn.Module, x: torch.Tensor) -> bool:
-    """Whether to pass ``x`` channels-last: oneDNN's CPU convolutions run faster on NHWC tensors, except
-    for networks of plain k x k convolutions (no groups, fewer than a third 1x1: ResNet-18/34, AlexNet)
-    on maps below 160 px.
-
-    Measured for one forward and input-gradient pass (2 threads, batch 8, paired medians of
-    channels-last / contiguous time): MobileNetV2 0.74 at 128 px, 0.59 at 224; ResNet-50 0.86, 0.83;
-    DenseNet-121 0.81, 0.85; SqueezeNet 0.72, 0.68; ResNet-18 1.28 at 96 px, 1.15 at 128, 0.99 at 160,
-    0.82 at 224. On other devices channels-last is kept.
-    """
-    if x.dim() != 4:
-        return False
-    if x.device.type != "cpu":
-        return True
-    convs = [m for m in net.modules() if isinstance(m, nn.Conv2d)]
-    pointwise = sum(m.kernel_size == (1, 1) for m in convs)
-    return any(m.groups > 1 for m in convs) or 3 * pointwise >= len(convs) or min(x.shape[-2:]) >= 160
-
-
-def stem_pool(net: nn.Module) -> nn.Module | None:
-    """The network's first ``nn.MaxPool2d`` (in module order), or None."""
-    return next((m for m in net.modules() if isinstance(m, nn.MaxPool2d)), None)
-
-
-class _Contiguous(torch.autograd.Function):
-    """``x.contiguous()`` whose gradient goes back channels-last (the layout of ``x``): a max-pool
-    backward given a contiguous gradient for a channels-last input copies its whole input-sized map twice."""
-
-    @staticmethod
-    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
-        return x.contiguous()
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
-        return grad.contiguous(memory_format=torch.channels_last)
-
-
-def to_contiguous(module: nn.Module, inputs: Any, output: Any) -> Any:
-    """A forward hook: a channels-last 4-d output in the default (NCHW) memory format, its gradient
-    channels-last again; any other output as it is."""
-    if isinstance(output, torch.Tensor) and output.dim() == 4 and not output.is_contiguous():
-        return _Contiguous.apply(output)
-    return output
-
-
-LAYOUTS = ("channels_last", "stem", "contiguous")
-
-
-def input_layout(net: nn.Module, x: torch.Tensor, channels_last: bool | None = None) -> str:
-    """How :func:`loss_gradient` lays out the input of ``net``: ``"channels_last"`` where
-    :func:`prefers_channels_last` says so; else ``"stem"`` on the CPU for a network with a max-pool
-    layer: channels-last up to the output of its first ``nn.MaxPool2d``, contiguous after it; else
-    ``"contiguous"``.
-
-    oneDNN's CPU max pooling of a contiguous (NCHW) map is about 18x slower than of a channels-last one
-    (8 x 64 x 64 x 64, 2 threads: 5.8 ms against 0.33 ms), so the stem of a network that otherwise runs
-    contiguous (ResNet-18/34, AlexNet, VGG below 160 px) runs channels-last. Measured for one forward
-    and input-gradient pass (2 threads, batch 8, paired medians of stem / contiguous time): ResNet-18
-    0.95 at 96 px, 0.91 at 128; ResNet-34 0.93 at 128; AlexNet 0.98; VGG-11 0.98. The memory format
-    changes float rounding at most (ResNet-18's input gradient is bit-identical), never the function.
-    ``channels_last`` True or False forces ``"channels_last"`` or ``"contiguous"``.
-    """
-    if channels_last is not None:
-        return "channels_last" if channels_last else "contiguous"
-    if prefers_channels_last(net, x):
-        return "channels_last"
-    if x.dim() == 4 and x.device.type == "cpu" and stem_pool(net) is not None:
-        return "stem"
-    return "contiguous"
 
 
 def loss_gradient(
@@ -204,27 +96,22 @@ def loss_gradient(
     respect to ``x``, negated when ``targeted``. ``net`` runs in eval mode with frozen parameters
     (the caller's :func:`cnnlens.hooks.eval_mode`); only the input gets a gradient. Classes outside
     the model's output are refused naming ``name``. ``layout``: the input's memory format, one of
-    :data:`LAYOUTS` (None: :func:`input_layout` with ``channels_last``); the format changes float
+    :data:`cnnlens.pixelnet.LAYOUTS` (None: :func:`cnnlens.pixelnet.input_layout` with ``channels_last``); the format changes float
     rounding, never the function."""
     if layout is None:
         layout = input_layout(net, x, channels_last)
     pool = stem_pool(net) if layout == "stem" else None
-    handle = pool.register_forward_hook(to_contiguous) if pool is not None else None
-    try:
-        with torch.enable_grad():  # also when called inside torch.no_grad()
-            x = x.detach()
-            if layout != "contiguous":
-                x = x.contiguous(memory_format=torch.channels_last)
-            x.requires_grad_(True)
-            logits = class_logits(net, x).float()
-            check_classes(y, logits.shape[1], name)
-            loss = F.cross_entropy(logits, y)
-            if targeted:
-                loss = -loss
-            (grad,) = torch.autograd.grad(loss, x)
-    finally:
-        if handle is not None:
-            handle.remove()
+    with hooked([(pool, to_contiguous)] if pool is not None else []), torch.enable_grad():  # grad also inside torch.no_grad()
+        x = x.detach()
+        if layout != "contiguous":
+            x = x.contiguous(memory_format=torch.channels_last)
+        x.requires_grad_(True)
+        logits = class_logits(net, x).float()
+        check_classes(y, logits.shape[1], name)
+        loss = F.cross_entropy(logits, y)
+        if targeted:
+            loss = -loss
+        (grad,) = torch.autograd.grad(loss, x)
     return grad
 
 

@@ -19,15 +19,20 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from .. import seeds
 from ..checks import check_int
-from ..distributed import Checkpoint, Partial, Shard, fingerprint, is_main, item_generator, model_fingerprint, model_info_from_json, model_info_to_json, run
+from ..distributed import Checkpoint, Partial, Shard, fingerprint, is_main, model_fingerprint, model_info_from_json, model_info_to_json, run
+
+from ..seeds import item_generator
 from ..errors import CnnlensError
+from ..folders import LabelledImages, batches, labelled_folder
 from ..hooks import eval_mode
+from ..layers import model_device
+from ..pixelnet import class_logits, pixel_net
 from ..pixels import Preprocessing
-from ..registry import ModelInfo, model_device, model_info
+from ..registry import ModelInfo, model_info
 from ..results import Result
-from .core import check_attacks, check_eps, check_step_size, class_logits, loss_gradient, pgd_steps, pixel_net
-from .datasets import LabelledImages, batches, labelled_folder
+from .core import check_attacks, check_eps, check_step_size, loss_gradient, pgd_steps
 
 __all__ = [
     "DEFAULT_EPS",
@@ -202,7 +207,7 @@ def robustness(
     limit: int | None = None,
     batch_size: int = 64,
     preprocessing: Preprocessing | None = None,
-    generator: torch.Generator | None = None,
+    seed: int | None = None,
     progress: bool = True,
     distributed: bool | None = None,
     shard: str | Shard | None = None,
@@ -214,16 +219,18 @@ def robustness(
         model: a classifier as created (``cnnlens.create_model``) or any ``nn.Module`` returning logits;
             its normalization is applied inside.
         data: a labelled folder (class subfolders, a flat folder with a labels CSV, or MNIST IDX files:
-            see :func:`cnnlens.attacks.labelled_folder`; images are prepared as the model's weights
-            expect), a :class:`~cnnlens.attacks.LabelledImages`, or an iterable of ``(images, labels)``
+            see :func:`cnnlens.folders.labelled_folder`; images are prepared as the model's weights
+            expect), a :class:`~cnnlens.folders.LabelledImages`, or an iterable of ``(images, labels)``
             batches of pixels in [0, 1] at the model's input size (a ``DataLoader``; evaluated as
             given, in this process).
         eps: the ε grid in pixel units (each in [0, 1]).
         attacks: any of ``fgsm``, ``ifgsm`` (iterative FGSM / BIM, no random start) and ``pgd``
-            (uniform random start; image i of the list draws it from a seed made of one draw of
-            ``generator`` and i, so it does not depend on batches or processes).
+            (uniform random start; image i of the list draws it from a seed made of one draw from
+            ``seed`` and i, so it does not depend on batches or processes).
         steps, step_size: of the iterative attacks; ``step_size`` defaults to ``2.5 * eps / steps``.
-        labels: a labels CSV for a folder (default ``DIR/labels.csv``); ``limit``: the first N images.
+        labels: a labels CSV for a folder (default ``DIR/labels.csv``); ``limit``: that many images,
+            spread evenly over the sorted list (:func:`cnnlens.folders.spread`).
+        seed: draws PGD's random starts (``None``: torch's global generator).
         batch_size: images per batch for a folder.
         progress: a bar on a terminal, a line every 10 s elsewhere (stderr).
         distributed: under torchrun (``None``, the default, or ``True``) each process evaluates its
@@ -240,7 +247,7 @@ def robustness(
         reported on stderr before the work starts.
     """
     return _evaluate([model], data, compare=False, eps=eps, attacks=attacks, steps=steps, step_size=step_size, labels=labels,
-                     limit=limit, batch_size=batch_size, preprocessing=preprocessing, generator=generator, progress=progress,
+                     limit=limit, batch_size=batch_size, preprocessing=preprocessing, seed=seed, progress=progress,
                      distributed=distributed, shard=shard, checkpoint=checkpoint)  # type: ignore[return-value]
 
 
@@ -455,7 +462,7 @@ def _fit(prep: Preprocessing) -> Any:
 
 def _start_noise(seed: int, index: Sequence[int], shape: tuple[int, ...]) -> torch.Tensor:
     """PGD's uniform random-start draws for the images ``index`` of the global list: image i draws
-    from its own generator (:func:`cnnlens.distributed.item_generator`), so its start is the same in
+    from its own generator (:func:`cnnlens.seeds.item_generator`), so its start is the same in
     any batch, process or resumed run."""
     return torch.stack([torch.rand(shape, generator=item_generator(seed, i)) for i in index]) if index else torch.empty(0, *shape)
 
@@ -473,7 +480,7 @@ def _evaluate(
     limit: int | None,
     batch_size: int,
     preprocessing: Preprocessing | None,
-    generator: torch.Generator | None,
+    seed: int | None,
     progress: bool,
     distributed: bool | None,
     shard: str | Shard | None,
@@ -493,11 +500,12 @@ def _evaluate(
     if progress and is_main():
         for note in description.get("notes", []):
             print(f"robustness: {note}", file=sys.stderr, flush=True)
-    seed = None
+    generator = seeds.generator(seed)
+    base = None
     if "pgd" in names and any(grid):  # one draw: every image's random start comes from it and the image's index
-        seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=generator.device if generator is not None else "cpu"))
+        base = int(torch.randint(0, 2**62, (1,), generator=generator))
     setup = RobustnessSetup(infos, grid, names, steps, alpha, description, compare)
-    job = _RobustnessJob(models, setup, items, n_items, batch_size, seed)
+    job = _RobustnessJob(models, setup, items, n_items, batch_size, base)
     part = run(job, distributed=distributed, shard=shard, checkpoint=checkpoint, progress=progress)
     return part if shard is not None else setup.result(part.state)
 
@@ -509,14 +517,14 @@ def compare_robustness(
 ) -> RobustnessComparison | Partial:
     """:func:`robustness` of several models (a normally and an adversarially trained one) on the same
     images and settings, one plot. ``kwargs`` are those of :func:`robustness`; every model gets the
-    same PGD random starts (drawn per image from one draw of ``generator``). Each batch of images is
+    same PGD random starts (drawn per image from one draw from ``seed``). Each batch of images is
     read once and evaluated by every model."""
     items = list(models.values()) if isinstance(models, Mapping) else list(models)
     if not items or not all(isinstance(m, nn.Module) for m in items):
         raise CnnlensError("models must be a non-empty list of models", param="models")
     options: dict[str, Any] = {
         "eps": DEFAULT_EPS, "attacks": ("fgsm",), "steps": 10, "step_size": None, "labels": None, "limit": None,
-        "batch_size": 64, "preprocessing": None, "generator": None, "progress": True, "distributed": None, "shard": None,
+        "batch_size": 64, "preprocessing": None, "seed": None, "progress": True, "distributed": None, "shard": None,
         "checkpoint": None,
     }  # fmt: skip
     unknown = set(kwargs) - set(options)

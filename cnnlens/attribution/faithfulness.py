@@ -32,12 +32,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..attacks.core import pixel_net
 from ..checks import check_int
 from ..errors import CnnlensError
 from ..hooks import eval_mode
+from ..layers import model_device, model_dtype
+from ..pixelnet import pixel_net
 from ..progress import progress_bar
-from ..registry import ModelInfo, model_device
+from ..registry import ModelInfo
 from ..results import Result
 
 if TYPE_CHECKING:
@@ -277,7 +278,7 @@ def deletion_insertion(
     prep = attribution.preprocessing
     pixnet = pixel_net(model, prep)
     device = model_device(model)
-    dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
+    dtype = model_dtype(model)
     images = attribution.images
     n, c, h, w = images.shape
     fill = torch.tensor(prep.mean, dtype=dtype, device=device).view(1, c, 1, 1)  # what the network sees as 0

@@ -14,14 +14,17 @@ import torch.nn as nn
 from ..address import LOGITS, Unit, resolve_unit
 from ..checks import check_int
 from ..errors import CnnlensError
+from ..folders import iter_batches, select_images
+from ..outputs import RESULT_SUFFIXES, check_output, save_text
+from ..pixelnet import image_preprocessing, unwrap
 from ..pixels import Preprocessing, as_pixels
 from ..progress import progress_bar
 from ..registry import ModelInfo, model_info
-from ..results import FIGURE_SUFFIXES, Result, check_output, jsonable, save_text
-from ..units.common import image_preprocessing, network
-from ..units.patches import iter_batches, select_images
+from ..results import Result, jsonable
 from .faithfulness import CURVES, Faithfulness, deletion_insertion
-from .methods import CAM_METHODS, Attributor, Settings, check_methods, seeded
+from .methods import CAM_METHODS, Attributor, Settings, check_methods
+
+from ..seeds import seeded
 from .sanity import RandomizationTest, randomization_test
 from .spatial import Grid
 
@@ -70,7 +73,7 @@ def resolve_targets(target: Any, model: nn.Module) -> list[int | None]:
     :class:`~cnnlens.Unit`, or a list or tensor of these, one per image. Names are checked against the
     model's class names (with the closest names on a miss) and indices against their number, when known.
     """
-    net, _ = network(model)
+    net, _ = unwrap(model)
     info = model_info(model)
     cats = info.categories
     n = len(cats) if cats else None
@@ -248,7 +251,7 @@ class Attribution(Result):
         folder = Path(folder).expanduser()
         paths = self.figure_paths(folder)
         for p in (*paths, folder / INDEX_NAME):
-            check_output(p, overwrite=overwrite, suffixes=(*FIGURE_SUFFIXES, ".json"))
+            check_output(p, overwrite=overwrite, suffixes=RESULT_SUFFIXES)
         folder.mkdir(parents=True, exist_ok=True)
         index = self.to_dict()
         for i, (path, row) in enumerate(zip(paths, index["images"])):

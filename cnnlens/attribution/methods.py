@@ -24,9 +24,8 @@ for occlusion (every channel of a pixel gets the same score drop). Grad-CAM maps
 
 from __future__ import annotations
 
-import contextlib
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -34,15 +33,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..attacks.core import class_logits, pixel_net
 from ..checks import check_int, check_number
 from ..errors import CnnlensError, did_you_mean
 from ..hooks import eval_mode
+from ..layers import get_layer, model_device, model_dtype
+from ..pixelnet import class_logits, pixel_net, unwrap
 from ..pixels import Preprocessing
-from ..registry import model_device
-from ..units.common import network
 from ..units.deconv import unit_gradients
-from ..layers import get_layer
 from .spatial import Grid, LayerGradients, attribution_layer, fill_targets, layer_gradients
 
 __all__ = [
@@ -195,18 +192,6 @@ def gradcam(lg: LayerGradients, size: tuple[int, int], *, plus: bool = False) ->
     return F.interpolate(cam, size=size, mode="bilinear", align_corners=False)
 
 
-@contextlib.contextmanager
-def seeded(seed: int | None, device: torch.device) -> Iterator[None]:
-    """Seed torch's generators inside the block only (the caller's random state is left as it was)."""
-    if seed is None:
-        yield
-        return
-    devices = [device] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        yield
-
-
 @dataclass
 class BatchMaps:
     """Maps of one batch: ``maps[method]`` ``(N, H, W)``, the targets, the softmax probabilities
@@ -233,13 +218,13 @@ class Attributor:
 
     def __init__(self, model: nn.Module, preprocessing: Preprocessing, methods: Sequence[str], layer: str | nn.Module | None, settings: Settings) -> None:
         self.model = model
-        self.net, _ = network(model)
+        self.net, _ = unwrap(model)
         self.preprocessing = preprocessing
         self.pixnet = pixel_net(model, preprocessing)
         self.methods = tuple(methods)
         self.settings = settings
         self.device = model_device(self.net)
-        self.dtype = next((p.dtype for p in self.net.parameters() if p.is_floating_point()), torch.float32)
+        self.dtype = model_dtype(self.net)
         needs_layer = any(m in CAM_METHODS for m in self.methods)
         if layer is not None and not needs_layer:
             get_layer(self.net, layer)  # a layer that is given must exist, also when no method here uses it

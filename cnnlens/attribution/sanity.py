@@ -30,11 +30,14 @@ import torch.nn as nn
 from ..checks import check_int
 from ..errors import CnnlensError
 from ..hooks import eval_mode, hooked
+from ..layers import model_device, model_dtype
+from ..pixelnet import unwrap
 from ..progress import progress_bar
-from ..registry import ModelInfo, model_device
+from ..registry import ModelInfo
 from ..results import Result
-from ..units.common import network
-from .methods import Attributor, check_methods, seeded
+from .methods import Attributor, check_methods
+
+from ..seeds import seeded
 
 if TYPE_CHECKING:
     from .maps import Attribution
@@ -198,7 +201,7 @@ def randomization_test(
         max_blocks = check_int(max_blocks, "max_blocks", low=1)
     if seed is not None:
         seed = check_int(seed, "seed", low=0, high=2**63 - 1)
-    net, _ = network(model)
+    net, _ = unwrap(model)
     prep = attribution.preprocessing
     work = copy.deepcopy(net)
     device = model_device(work)
@@ -211,7 +214,7 @@ def randomization_test(
     images = attribution.images
     n = images.shape[0]
     bs = attribution.settings.batch_size
-    dtype = next((p.dtype for p in work.parameters() if p.is_floating_point()), torch.float32)
+    dtype = model_dtype(work)
     blocks = cascade_blocks(work, engine.pixnet, images[:1].to(device, dtype))
     if max_blocks is not None:
         blocks = blocks[:max_blocks]

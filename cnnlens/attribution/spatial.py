@@ -27,12 +27,12 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from ..attacks.core import class_logits
 from ..errors import CnnlensError
 from ..hooks import capture, eval_mode, hooked
-from ..layers import get_layer, layer_name
+from ..layers import get_layer, layer_name, model_device, model_dtype
+from ..pixelnet import class_logits
 from ..pixels import Preprocessing
-from ..registry import default_layers, model_device, model_info
+from ..registry import default_layers, model_info
 
 __all__ = ["Grid", "LayerGradients", "attribution_layer", "check_layer_output", "fill_targets", "grid_of", "layer_gradients"]
 
@@ -162,11 +162,8 @@ def layer_gradients(net: nn.Module, pixnet: nn.Module, x: torch.Tensor, layer: s
         return leaf.clone()  # the rest of the network may change it in place; the leaf stays as computed
 
     with eval_mode(net), torch.enable_grad():
-        handle = module.register_forward_hook(hook)
-        try:
+        with hooked([(module, hook)]):
             logits = class_logits(pixnet, x)
-        finally:
-            handle.remove()
         grid = check_layer_output(layer, seen, (x.shape[-2], x.shape[-1]))
         act = seen[0]
         t = fill_targets(logits.detach(), targets)
@@ -203,7 +200,7 @@ def attribution_layer(net: nn.Module, pixnet: nn.Module, prep: Preprocessing, la
     """The layer class-activation maps read: ``layer`` checked (a dotted name of ``net``), or the default
     (module docstring). Raises a one-line :class:`CnnlensError` for an unknown layer, with the closest names."""
     c, h, w = prep.input_size
-    dtype = next((p.dtype for p in net.parameters() if p.is_floating_point()), torch.float32)
+    dtype = model_dtype(net)
     x = torch.rand(1, c, h, w, generator=torch.Generator().manual_seed(0)).to(model_device(net), dtype)
     if layer is not None:
         try:
@@ -211,12 +208,8 @@ def attribution_layer(net: nn.Module, pixnet: nn.Module, prep: Preprocessing, la
         except CnnlensError as exc:
             raise CnnlensError(f"layer: {exc}", param="layer") from None
         outputs: list[Any] = []
-        handle = get_layer(net, name).register_forward_hook(lambda mod, args, out: outputs.append(out))
-        try:
-            with torch.no_grad(), eval_mode(net):
-                pixnet(x)
-        finally:
-            handle.remove()
+        with hooked([(get_layer(net, name), lambda mod, args, out: outputs.append(out))]), torch.no_grad(), eval_mode(net):
+            pixnet(x)
         check_layer_output(name, outputs, (h, w))
         return name
     try:
@@ -240,17 +233,13 @@ def attribution_layer(net: nn.Module, pixnet: nn.Module, prep: Preprocessing, la
     after_tokens = order[order.index(tokens[-1]) + 1 :]
     head = next((n for n in after_tokens if len(shapes[n]) == 2), None)
     taken: list[torch.Tensor] = []
-    handle = get_layer(net, head).register_forward_pre_hook(lambda mod, args: taken.append(args[0])) if head else None
-    try:
-        with eval_mode(net), capture(net, tokens, grads=True) as record, torch.enable_grad():
-            x.requires_grad_(True)
-            out = pixnet(x)
-            feats = taken[0] if taken and isinstance(taken[0], torch.Tensor) else out
-            weights = torch.randn(feats.shape, generator=torch.Generator().manual_seed(0)).to(feats.device, feats.dtype)
-            torch.autograd.grad((feats * weights).sum(), x)
-    finally:
-        if handle is not None:
-            handle.remove()
+    take = [(get_layer(net, head), lambda mod, args: taken.append(args[0]))] if head else []
+    with hooked(take, pre=True), eval_mode(net), capture(net, tokens, grads=True) as record, torch.enable_grad():
+        x.requires_grad_(True)
+        out = pixnet(x)
+        feats = taken[0] if taken and isinstance(taken[0], torch.Tensor) else out
+        weights = torch.randn(feats.shape, generator=torch.Generator().manual_seed(0)).to(feats.device, feats.dtype)
+        torch.autograd.grad((feats * weights).sum(), x)
     # the residual stream's width (not a qkv projection's three times that)
     widths = [shapes[n][-1] for n in tokens]
     width = max(set(widths), key=widths.count)

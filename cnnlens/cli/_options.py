@@ -4,7 +4,8 @@
   (``dream``, ``style``, ``invert``) takes the image first and ``--model`` (:func:`model_option`).
 - ``-w/--weights``: ``DEFAULT`` (the pretrained default) unless the model has none; ``none`` is a
   random initialisation (then every figure and JSON says "random init"); or a weights file.
-- ``--seed`` seeds everything random, the random initialisation included.
+- ``--seed`` is passed to the API function as ``seed=`` and to the random initialisation; nothing
+  seeds torch's global generators (:mod:`cnnlens.seeds`).
 - ``--json`` prints the result's ``to_dict()`` on stdout; ``-o/--output`` is always the result's figure
   (or its numbers, with a ``.json`` suffix); ``--image`` is always the image a command makes (a dream,
   a stylized image, an adversarial example, a grid of feature visualizations), at full size and
@@ -24,6 +25,7 @@ from typing import Any
 import click
 
 from ..errors import CnnlensError
+from ..checks import SEED_MAX
 
 WEIGHTS_HELP = (
     "DEFAULT (pretrained; the default where the model has pretrained weights), none (random init), "
@@ -31,7 +33,6 @@ WEIGHTS_HELP = (
 )
 MODEL_HELP = "a name from `cnnlens models`, timm/NAME, or path/to/file.py:ClassName"
 UNIT_HELP = "LAYER, LAYER:CHANNEL, LAYER:CHANNEL@Y,X or logits:CLASS (index or class name)"
-SEED_MAX = 2**63 - 1
 
 model_argument = click.argument("model", metavar="MODEL")
 
@@ -54,7 +55,7 @@ def json_option(f: Any) -> Any:
 def seed_option(f: Any) -> Any:
     return click.option(
         "--seed", type=click.IntRange(0, SEED_MAX), default=0, show_default=True,
-        help="seeds everything random, the random initialisation included",
+        help="makes every random draw repeat (the random initialisation, noise, random starts)",
     )(f)
 
 
@@ -110,20 +111,9 @@ def resolve_device(device: str) -> str:
     return text
 
 
-def seed_everything(seed: int) -> None:
-    """Seed torch (CPU and CUDA), Python's ``random`` and numpy."""
-    import random
-
-    import numpy as np
-    import torch
-
-    torch.manual_seed(seed)
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-
-
 def open_model(model: str, weights: str | None, *, device: str = "auto", seed: int = 0, needs: str | None = None) -> Any:
-    """``create_model`` for a command: ``weights`` None means DEFAULT; seeds everything first."""
+    """``create_model`` for a command: ``weights`` None means DEFAULT; ``seed`` seeds a random
+    initialisation (never the global generators: every API function takes the seed it needs)."""
     from ..registry import create_model, get_entry
 
     entry = get_entry(model)
@@ -135,7 +125,6 @@ def open_model(model: str, weights: str | None, *, device: str = "auto", seed: i
             )
         weights = "DEFAULT"
     dev = resolve_device(device)
-    seed_everything(seed)
     return create_model(model, weights, device=dev, seed=seed)
 
 
@@ -200,7 +189,7 @@ def model_stem(model: str) -> str:
 def check_outputs(paths: Sequence[tuple[str, Path | None, tuple[str, ...]]], overwrite: bool) -> None:
     """Check every output before any work: suffix known, not the same file twice, writable, not
     existing without ``--overwrite``. ``paths`` holds ``(option, path or None, suffixes)``."""
-    from ..results import check_output
+    from ..outputs import check_output
 
     seen: dict[Path, str] = {}
     for option, path, suffixes in paths:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from ..outputs import RESULT_SUFFIXES
 from ._options import (
     WEIGHTS_HELP,
     batch_size_option,
@@ -23,9 +24,6 @@ from ._options import (
     weights_option,
 )
 from .sharding import finish_run, forget, plan_run, run_options
-
-# what -o may be: a figure, or the numbers as .json
-OUTPUT_SUFFIXES = (".png", ".jpg", ".jpeg", ".pdf", ".svg", ".tif", ".tiff", ".webp", ".eps", ".ps", ".json")
 
 
 def _class(text: str | None) -> int | str | None:
@@ -73,7 +71,6 @@ def fgsm_command(
       cnnlens fgsm mnist-cnn digit.png -w mnist_lenet5_clntrained.pt --eps 0.3 --json
       cnnlens fgsm resnet18 photo.jpg -w none --seed 1 -o random-resnet.png
     """
-    import torch
 
     from ..attacks import ADVERSARIAL_SUFFIXES, attack
     from ..checks import check_int
@@ -86,11 +83,11 @@ def fgsm_command(
         output = Path(f"{model_stem(model)}-{safe_name(image.stem)}-fgsm.png")
     if image_path is None and output is not None:
         image_path = output.with_name(output.stem + "-adversarial.png")
-    check_outputs([("--output", output, OUTPUT_SUFFIXES), ("--image", image_path, ADVERSARIAL_SUFFIXES)], overwrite)
+    check_outputs([("--output", output, RESULT_SUFFIXES), ("--image", image_path, ADVERSARIAL_SUFFIXES)], overwrite)
     net = open_model(model, weights, device=device, seed=seed)
     result = attack(
         net, image, _class(label), eps=eps_value, target=_class(target), steps=steps, step_size=alpha,
-        random_start=random_start, generator=torch.Generator().manual_seed(seed),
+        random_start=random_start, seed=seed,
     )
     finish(result, as_json=as_json, output=output, overwrite=overwrite, image=image_path, text=result.text())
 
@@ -148,7 +145,6 @@ def robustness_command(
       torchrun --nproc-per-node 2 -m cnnlens robustness mnist-cnn -w clean.pt --data mnist/ --attack pgd -o pgd.png
       cnnlens robustness mnist-cnn -w clean.pt --data mnist/ --attack pgd --shard 0/4 -o part-0.json
     """
-    import torch
 
     from ..attacks import check_attacks, compare_robustness, robustness
     from ..checks import check_int
@@ -162,11 +158,11 @@ def robustness_command(
         check_int(limit, "limit", low=1)
     parts, saving = plan_run(output=output, shard=shard, checkpoint=checkpoint, every=checkpoint_every, overwrite=overwrite, as_json=as_json)
     if parts is None:
-        check_outputs([("--output", output, OUTPUT_SUFFIXES)], overwrite)
+        check_outputs([("--output", output, RESULT_SUFFIXES)], overwrite)
     nets = [open_model(model, w, device=device, seed=seed) for w in (weights or (None,))]
     settings = dict(
         eps=grid, attacks=names, steps=steps, step_size=alpha, labels=labels, limit=limit, batch_size=batch_size,
-        generator=torch.Generator().manual_seed(seed), progress=True, shard=parts, checkpoint=saving,
+        seed=seed, progress=True, shard=parts, checkpoint=saving,
     )
     result = robustness(nets[0], data, **settings) if len(nets) == 1 else compare_robustness(nets, data, **settings)
     if finish_run(result, shard=parts, checkpoint=saving):

@@ -105,9 +105,9 @@ def attribute_command(
     from ..attribution import DEFAULT_METHODS, attribute, check_methods, figure_names
     from ..attribution.maps import INDEX_NAME
     from ..errors import CnnlensError
+    from ..folders import select_images
     from ..images import load_image
-    from ..results import FIGURE_SUFFIXES
-    from ..units.patches import select_images
+    from ..outputs import RESULT_SUFFIXES
 
     methods = check_methods([m.strip() for spec in method for m in spec.split(",") if m.strip()] if method else list(DEFAULT_METHODS), "method")
     noise = parse_float(smoothgrad_noise, "smoothgrad_noise", low=0.0, high=10.0)
@@ -121,7 +121,7 @@ def attribute_command(
         output = Path(f"{model_stem(model)}-{safe_name(images.stem)}-attribution.png")
     if figures is None and not as_json and folder:
         figures = Path(f"{model_stem(model)}-{safe_name(images.name)}-attribution")
-    outputs = [("-o/--output", output, (*FIGURE_SUFFIXES, ".json"))]
+    outputs = [("-o/--output", output, RESULT_SUFFIXES)]
     if figures is not None:
         if figures.exists() and not figures.is_dir():
             raise CnnlensError(f"--figures {figures} is a file; give a folder")

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import click
 
-from ..results import FIGURE_SUFFIXES
+from ..outputs import IMAGE_SAVE_SUFFIXES, RESULT_SUFFIXES
 from ._options import (
     check_outputs,
     device_option,
-    image_option,
     finish,
+    image_option,
     json_option,
     model_argument,
     model_option,
@@ -33,7 +33,6 @@ from ._options import (
     unit_option,
     weights_option,
 )
-
 
 
 @click.command("visualize")
@@ -80,19 +79,17 @@ def visualize_command(
       cnnlens visualize lenet5 -w none -u logits:3 -u 3:5 --image lenet5.png
       cnnlens visualize resnet18 -w none -u layer3:0 --steps 32 --size 64
     """
-    import torch
 
     from ..featvis import render
-    from ..featvis.render import SAVE_SUFFIXES
 
     if output is None and image_path is None and not as_json:
         output = Path(f"{model_stem(model)}-featvis.png")
-    check_outputs([("--output", output, FIGURE_SUFFIXES + (".json",)), ("--image", image_path, SAVE_SUFFIXES)], overwrite)
+    check_outputs([("--output", output, RESULT_SUFFIXES), ("--image", image_path, IMAGE_SAVE_SUFFIXES)], overwrite)
     net = open_model(model, weights, device=device, seed=seed)
     result = render(
         net, list(unit), size=size, batch=batch, diversity=diversity, fft=param_kind == "fft", decorrelate=not no_decorrelate,
         transforms=[] if no_transforms else None, steps=steps, lr=lr, redirect_steps=redirect_steps,
-        generator=torch.Generator().manual_seed(seed), progress=True,
+        seed=seed, progress=True,
     )
     finish(result, as_json=as_json, output=output, overwrite=overwrite, image=image_path, text=result.to_text())
 
@@ -135,18 +132,16 @@ def dream_command(
       cnnlens dream photo.jpg -m mobilenet_v2 -w mobilenet.pth -u logits:flamingo --size 256
       cnnlens dream photo.jpg -m googlenet -l inception4c
     """
-    import torch
 
     from ..featvis import dream
-    from ..featvis.render import SAVE_SUFFIXES
 
     if output is None and image_path is None and not as_json:
         image_path = Path(f"{image.stem}-dream.png")
-    check_outputs([("--output", output, FIGURE_SUFFIXES + (".json",)), ("--image", image_path, SAVE_SUFFIXES)], overwrite)
+    check_outputs([("--output", output, RESULT_SUFFIXES), ("--image", image_path, IMAGE_SAVE_SUFFIXES)], overwrite)
     net = open_model(model, weights, device=device, seed=seed)
     result = dream(
         net, image, list(layers) or None, unit=unit, octaves=octaves, octave_scale=octave_scale, steps=steps,
         step_size=step_size, jitter=jitter, size=size, tile_size=tile_size,
-        generator=torch.Generator().manual_seed(seed), progress=True,
+        seed=seed, progress=True,
     )
     finish(result, as_json=as_json, output=output, overwrite=overwrite, image=image_path, text=result.to_text())

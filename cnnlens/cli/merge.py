@@ -7,11 +7,9 @@ from pathlib import Path
 import click
 
 from ..errors import CnnlensError
+from ..outputs import RESULT_SUFFIXES
 from ._options import check_outputs, finish, json_option, model_stem, output_option, safe_name
 from .sharding import warn
-
-# what -o may be: a figure, or the numbers as .json
-OUTPUT_SUFFIXES = (".png", ".jpg", ".jpeg", ".pdf", ".svg", ".tif", ".tiff", ".webp", ".eps", ".ps", ".json")
 
 
 @click.command("merge")
@@ -40,11 +38,11 @@ def merge_command(parts: tuple[Path, ...], as_json: bool, output: Path | None, o
     for path in parts:
         if not path.is_file():
             raise CnnlensError(f"PARTS: no such file {path}")
-    check_outputs([("--output", output, OUTPUT_SUFFIXES)], overwrite)
+    check_outputs([("--output", output, RESULT_SUFFIXES)], overwrite)
     result = merge(list(parts))
     text = result.table() if hasattr(result, "table") else None
     if output is None and not as_json and text is None:
         output = Path(f"{model_stem(str(result.info.get('model') or 'model'))}-{safe_name(result.layer)}-patches.png")
-        check_outputs([("--output", output, OUTPUT_SUFFIXES)], overwrite)
+        check_outputs([("--output", output, RESULT_SUFFIXES)], overwrite)
     warn(result)
     finish(result, as_json=as_json, output=output, overwrite=overwrite, text=text)

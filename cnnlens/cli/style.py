@@ -8,11 +8,12 @@ from typing import Any
 import click
 
 from ..errors import CnnlensError
+from ..outputs import IMAGE_SAVE_SUFFIXES, RESULT_SUFFIXES
 from ._options import (
     check_outputs,
     device_option,
-    image_option,
     finish,
+    image_option,
     json_option,
     model_option,
     model_stem,
@@ -22,9 +23,6 @@ from ._options import (
     weights_option,
 )
 
-# what -o may be: the figure, or .json for the numbers; --image: the picture alone
-OUTPUT_SUFFIXES = (".png", ".jpg", ".jpeg", ".pdf", ".svg", ".tif", ".tiff", ".webp", ".eps", ".ps", ".json")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 ALTERNATIVE = "--model squeezenet1_0 --weights squeezenet1_0.pth"
 
 
@@ -91,7 +89,6 @@ def style_command(
       cnnlens style photo.jpg a.jpg b.jpg -m mobilenet_v2 -w mobilenet_v2.pth --style-blend 0.7,0.3 --preserve-color
       cnnlens style photo.jpg a.jpg -m resnet18 -w none --seed 0 --size 64 --steps 20 --json
     """
-    import torch
 
     from ..style import check_style_settings, stylize
     from ._options import parse_floats
@@ -107,12 +104,12 @@ def style_command(
         output = Path(f"{stem}.png")
     if image_path is None and output is not None and output.suffix.lower() != ".json":
         image_path = output.with_name(output.stem + "-image.png")
-    check_outputs([("--output", output, OUTPUT_SUFFIXES), ("--image", image_path, IMAGE_SUFFIXES)], overwrite)
+    check_outputs([("--output", output, RESULT_SUFFIXES), ("--image", image_path, IMAGE_SAVE_SUFFIXES)], overwrite)
     net = _open(model, weights, device, seed)
     result = stylize(
         net, content, list(styles), content_layer=content_layer, style_layers=list(style_layers) or None, style_blend=blend,
         content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight, size=size, steps=steps,
-        optimizer=optimizer, lr=lr, init=init, preserve_color=preserve_color, generator=torch.Generator().manual_seed(seed),
+        optimizer=optimizer, lr=lr, init=init, preserve_color=preserve_color, seed=seed,
         progress=True,
     )
     if image_path is not None:
@@ -159,7 +156,6 @@ def invert_command(
       cnnlens invert photo.jpg -m vgg19 -l relu3_1 --steps 500 --image relu3_1.png
       cnnlens invert digit.png -m mnist-cnn -w mnist_cnn.pt --size 28 --json
     """
-    import torch
 
     from ..style import check_invert_settings, invert
 
@@ -170,11 +166,11 @@ def invert_command(
 
         table = known_layers(model).get("invert") or ("default",)
         output = Path(f"{safe_name(image.stem)}-{model_stem(model)}-{safe_name(layer or table[len(table) // 2])}-invert.png")
-    check_outputs([("--output", output, OUTPUT_SUFFIXES), ("--image", image_path, IMAGE_SUFFIXES)], overwrite)
+    check_outputs([("--output", output, RESULT_SUFFIXES), ("--image", image_path, IMAGE_SAVE_SUFFIXES)], overwrite)
     net = _open(model, weights, device, seed)
     result = invert(
         net, image, layer, size=size, steps=steps, tv_weight=tv_weight, beta=beta, optimizer=optimizer, lr=lr, jitter=jitter,
-        init=init, generator=torch.Generator().manual_seed(seed), progress=True,
+        init=init, seed=seed, progress=True,
     )
     if image_path is not None:
         result.save_image(image_path, overwrite=overwrite)

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from ..errors import CnnlensError
+from ..outputs import RESULT_SUFFIXES
 from ._options import (
     batch_size_option,
     check_outputs,
@@ -29,10 +30,6 @@ FIGURE_KINDS = ("all", "polar", "summary", "unit")
 TRANSFORM_NAMES = ("translation", "rotation", "scale", "brightness", "contrast")
 
 
-def _output_suffixes() -> tuple[str, ...]:
-    from ..results import FIGURE_SUFFIXES
-
-    return (*FIGURE_SUFFIXES, ".json")
 
 
 def _warn(result: object) -> None:
@@ -54,10 +51,10 @@ def _contrasts(text: str) -> list[float]:
 
 def _check_layer(net: object, layer: str, option: str = "layer") -> None:
     from ..layers import get_layer
-    from ..units.common import network
+    from ..pixelnet import unwrap
 
     try:
-        get_layer(network(net)[0], layer)  # type: ignore[arg-type]
+        get_layer(unwrap(net)[0], layer)  # type: ignore[arg-type]
     except CnnlensError as exc:
         raise CnnlensError(f"{option}: {exc}", param=option) from None
 
@@ -121,7 +118,7 @@ def tuning_command(
     if output is None and not as_json:
         what = layer or (unit[0].split(":")[0] if unit else "first-conv")
         output = Path(f"{model_stem(model)}-{safe_name(what)}-tuning.png")
-    check_outputs([("-o/--output", output, _output_suffixes())], overwrite)
+    check_outputs([("-o/--output", output, RESULT_SUFFIXES)], overwrite)
     net = open_model(model, weights, device=device, seed=seed)
     if layer is not None:
         _check_layer(net, layer)
@@ -188,7 +185,7 @@ def hierarchy_command(
     threshold = parse_float(osi_threshold, "osi_threshold", low=0.0, high=1.0)
     if output is None and not as_json:
         output = Path(f"{model_stem(model)}-hierarchy.png")
-    check_outputs([("-o/--output", output, _output_suffixes())], overwrite)
+    check_outputs([("-o/--output", output, RESULT_SUFFIXES)], overwrite)
     net = open_model(model, weights, device=device, seed=seed)
     for name in layers:
         _check_layer(net, name, "layers")
@@ -256,7 +253,7 @@ def invariance_command(
     families = _transforms(transforms)
     if output is None and not as_json:
         output = Path(f"{model_stem(model)}-invariance.png")
-    check_outputs([("-o/--output", output, _output_suffixes())], overwrite)
+    check_outputs([("-o/--output", output, RESULT_SUFFIXES)], overwrite)
     net = open_model(model, weights, device=device, seed=seed)
     for name in layers:
         _check_layer(net, name, "layers")

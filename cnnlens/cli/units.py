@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from ..errors import CnnlensError
+from ..outputs import RESULT_SUFFIXES
 from ._options import (
     UNIT_HELP,
     batch_size_option,
@@ -28,11 +29,6 @@ from .sharding import finish_run, forget, plan_run, run_options, warn
 METHODS = ("deconvnet", "guided", "gradient")
 METHOD_CHOICE = click.Choice(METHODS)
 
-def _output_suffixes() -> tuple[str, ...]:
-    """What -o takes: a figure, or the numbers as JSON."""
-    from ..results import FIGURE_SUFFIXES
-
-    return (*FIGURE_SUFFIXES, ".json")
 
 
 @click.command("filters")
@@ -71,7 +67,7 @@ def filters_command(
     if output is None and not as_json:
         name = layer or first_conv(build_empty(model))
         output = Path(f"{model_stem(model)}-{safe_name(name)}-filters.png")
-    check_outputs([("-o/--output", output, _output_suffixes())], overwrite)
+    check_outputs([("-o/--output", output, RESULT_SUFFIXES)], overwrite)
     net = open_model(model, weights, device=device, seed=seed)
     result = conv_filters(net, layer)
     if output is not None and output.suffix.lower() != ".json":
@@ -188,7 +184,7 @@ def patches_command(
         output=output, shard=shard, checkpoint=checkpoint, every=checkpoint_every, overwrite=overwrite, as_json=as_json
     )
     if parts is None:
-        check_outputs([("-o/--output", output, _output_suffixes())], overwrite)
+        check_outputs([("-o/--output", output, RESULT_SUFFIXES)], overwrite)
     if index is not None:
         projections = deconv or index.get("deconv_method") is not None
         net = open_model(model, weights, device=device, seed=seed) if projections else None
@@ -265,7 +261,7 @@ def deconv_command(
     if output is None and not as_json:
         what = f"-{safe_name(unit)}" if unit else ""
         output = Path(f"{model_stem(model)}-{safe_name(image.stem)}{what}-deconv.png")
-    check_outputs([("-o/--output", output, _output_suffixes())], overwrite)
+    check_outputs([("-o/--output", output, RESULT_SUFFIXES)], overwrite)
     if not image.is_file():
         raise CnnlensError(f"image not found: {image}")
     net = open_model(model, weights, device=device, seed=seed)

@@ -2,7 +2,7 @@
 
 For each octave, smallest first: the photo resized to the octave size plus the *detail* (what the
 previous octaves added, upsampled) is the start; ``steps`` times: roll the image by a random
-``(dy, dx)`` in ``[-jitter, jitter]`` (from the ``generator``), take the gradient of the
+``(dy, dx)`` in ``[-jitter, jitter]`` (drawn from ``seed``), take the gradient of the
 objective, step ``x += step_size / 255 * g / mean(|g|)`` (the original's step size is in 0..255
 pixel units, so 1.5 keeps its meaning), roll back and clip to [0, 1]. The new detail is the image
 minus the octave's photo. Octaves shrink by ``1 / octave_scale`` (the Caffe notebook's
@@ -27,18 +27,19 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .. import seeds
 from ..address import Unit, parse_unit, resolve_unit
 from ..checks import check_int, check_number
 from ..errors import CnnlensError
 from ..hooks import eval_mode, no_inplace
-from ..layers import get_layer
+from ..layers import get_layer, model_device
 from ..pixels import Preprocessing, as_pixels
 from ..progress import progress_bar
-from ..registry import ModelInfo, default_layers, model_device, model_info
-from ..results import Result, check_output
+from ..registry import ModelInfo, default_layers, model_info
+from ..results import Result
 from ..speed import channels_last
 from .objectives import LOGITS, Objective, for_unit, layer_l2, unit_label
-from .render import MAX_SIZE, SAVE_SUFFIXES, as_rgb, fixed_input_size, forward_activations, number, probe_shapes, show
+from .render import MAX_SIZE, fixed_input_size, forward_activations, number, probe_shapes, show
 from .transforms import Transform, resize
 
 __all__ = ["DreamResult", "OctaveStat", "dream", "octave_sizes", "tile_ranges"]
@@ -118,12 +119,9 @@ class DreamResult(Result):
         """One line per octave: ``octave 109x164: objective 26608 -> 254891``."""
         return "\n".join(f"octave {s.size[0]}x{s.size[1]}: objective {s.before:.6g} -> {s.after:.6g}" for s in self.octaves)
 
-    def save_image(self, path: Any, *, overwrite: bool = False) -> Any:
-        """Write the dreamed image (PNG, JPEG ...) at the photo's size."""
-        from ..images import save_image
-
-        path = check_output(path, overwrite=overwrite, suffixes=SAVE_SUFFIXES)
-        return save_image(as_rgb(self.image), path, overwrite=overwrite)
+    def pixels(self) -> torch.Tensor:
+        """The dreamed image at the photo's size (what ``save_image`` writes)."""
+        return self.image
 
     def figure(self, *, scale: float = 4.0) -> Any:
         """The photo beside its dream, under a title naming the model, weights and layers, with the
@@ -232,7 +230,7 @@ def dream(
     size: int | None = None,
     tile_size: int = 512,
     preprocessing: Preprocessing | None = None,
-    generator: torch.Generator | None = None,
+    seed: int | None = None,
     progress: bool = True,
 ) -> DreamResult:
     """DeepDream ``image`` on ``model``; the result has the image's size (after ``size``).
@@ -251,7 +249,7 @@ def dream(
         size: resize the image's shorter side to this first (default: as it is).
         tile_size: process images larger than this in tiles of at most this size.
         preprocessing: the model's normalization and minimum size; default ``model_info(model).preprocessing``.
-        generator: the source of the random rolls.
+        seed: the source of the random rolls (``None``: torch's global generator).
         progress: a bar on a terminal, a line every 10 s elsewhere (see :mod:`cnnlens.progress`).
 
     Returns:
@@ -263,6 +261,7 @@ def dream(
             small for the model, or a gradient that is not finite; before or instead of writing
             garbage.
     """
+    generator = seeds.generator(seed)
     info = model_info(model, preprocessing=preprocessing)
     prep = info.preprocessing
     min_size = (max(1, prep.min_size[0]), max(1, prep.min_size[1]))

@@ -22,24 +22,24 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from .. import seeds
 from ..address import Unit, parse_unit, resolve_unit
 from ..checks import check_int, check_number
 from ..errors import CnnlensError
-from ..hooks import StopForward, capture, eval_mode, no_inplace
-from ..layers import get_layer
+from ..hooks import StopForward, capture, eval_mode, hooked, no_inplace
+from ..layers import get_layer, model_device
 from ..pixels import Preprocessing
 from ..progress import progress_bar
-from ..registry import ModelInfo, default_layers, model_device, model_info
-from ..results import IMAGE_SAVE_SUFFIXES as SAVE_SUFFIXES  # the image files save_image writes
-from ..results import Result, check_output
+from ..registry import ModelInfo, default_layers, model_info
+from ..results import Result
 from ..speed import channels_last
 from . import param as param_mod
-from .objectives import INPUT, LOGITS, Objective, diversity as diversity_objective, for_unit, unit_label
+from .objectives import INPUT, LOGITS, Objective, for_unit, unit_label
+from .objectives import diversity as diversity_objective
 from .transforms import Transform, compose, resize, standard_transforms
 
 __all__ = [
     "MAX_SIZE",
-    "SAVE_SUFFIXES",
     "RenderResult",
     "activations",
     "as_rgb",
@@ -151,12 +151,9 @@ class RenderResult(Result):
         """The images tiled into one ``(C, H', W')`` image with white gutters (no labels)."""
         return image_grid(self.images, ncols=ncols or min(len(self.images), 8))
 
-    def save_image(self, path: Any, *, overwrite: bool = False, ncols: int | None = None) -> Any:
-        """Write :meth:`grid` as an image file (PNG, JPEG ...): the pixels at the rendered size, no labels."""
-        from ..images import save_image
-
-        path = check_output(path, overwrite=overwrite, suffixes=SAVE_SUFFIXES)
-        return save_image(as_rgb(self.grid(ncols)), path, overwrite=overwrite)
+    def pixels(self, ncols: int | None = None) -> torch.Tensor:
+        """:meth:`grid`, what ``save_image`` writes: the pixels at the rendered size, no labels."""
+        return self.grid(ncols)
 
     def figure(self, *, ncols: int | None = None, scale: float = 2.2) -> Any:
         """The images in a grid, each labelled with its unit, class name, objective and probability,
@@ -244,7 +241,6 @@ class _Redirect:
 def _redirect_relus(model: nn.Module) -> Iterator[_Redirect]:
     """Forward hooks that replace every ReLU/ReLU6 output by :func:`redirected_relu` while active."""
     state = _Redirect()
-    handles = []
 
     def make(upper: float | None) -> Callable[..., torch.Tensor | None]:
         def hook(module: nn.Module, args: tuple[Any, ...], output: Any) -> torch.Tensor | None:
@@ -254,16 +250,9 @@ def _redirect_relus(model: nn.Module) -> Iterator[_Redirect]:
 
         return hook
 
-    try:
-        for m in model.modules():
-            if isinstance(m, nn.ReLU6):
-                handles.append(m.register_forward_hook(make(6.0)))
-            elif isinstance(m, nn.ReLU):
-                handles.append(m.register_forward_hook(make(None)))
+    relus = [(m, make(6.0 if isinstance(m, nn.ReLU6) else None)) for m in model.modules() if isinstance(m, (nn.ReLU, nn.ReLU6))]
+    with hooked(relus):
         yield state
-    finally:
-        for h in handles:
-            h.remove()
 
 
 def forward_activations(model: nn.Module, x: torch.Tensor, layers: Iterable[str], prep: Preprocessing) -> dict[str, torch.Tensor]:
@@ -368,7 +357,7 @@ def render(
     redirect_steps: int = 16,
     until: float | None = None,
     preprocessing: Preprocessing | None = None,
-    generator: torch.Generator | None = None,
+    seed: int | None = None,
     progress: bool = True,
     callback: Callable[[int, torch.Tensor], None] | None = None,
 ) -> RenderResult:
@@ -398,7 +387,7 @@ def render(
             value (after the redirected-ReLU steps); compares parameterizations at equal activation.
         preprocessing: the model's input normalization; default ``model_info(model).preprocessing``.
             Pixels are optimized in [0, 1].
-        generator: every random draw (initial image, transforms) comes from it.
+        seed: every random draw (initial image, transforms) comes from it (``None``: torch's global generator).
         progress: a bar on a terminal, a line every 10 s elsewhere (see :mod:`cnnlens.progress`).
         callback: ``callback(step, values)`` after every step, ``values`` the ``(B,)`` objective.
 
@@ -414,10 +403,11 @@ def render(
         >>> import torch, cnnlens
         >>> model = cnnlens.create_model("squeezenet1_0", seed=0)
         >>> out = cnnlens.render(model, ["features.9:0", "logits:flamingo"], size=32, steps=2,
-        ...                      generator=torch.Generator().manual_seed(0), progress=False)
+        ...                      seed=0, progress=False)
         >>> tuple(out.images.shape), out.class_names
         ((2, 3, 32, 32), [None, 'flamingo'])
     """
+    generator = seeds.generator(seed)
     info = model_info(model, preprocessing=preprocessing)
     prep = info.preprocessing
     if prep.channels not in (1, 3):

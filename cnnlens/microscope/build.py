@@ -29,9 +29,10 @@ from ..checks import check_int
 from ..distributed import Checkpoint, fingerprint, model_fingerprint, process_group
 from ..errors import CnnlensError, did_you_mean
 from ..images import save_image
+from ..outputs import save_figure
 from ..receptive_field import ReceptiveField
 from ..registry import ModelInfo, model_info
-from ..results import Result, save_figure
+from ..results import Result
 from . import pages
 from .assets import CSS, JS
 from .store import SiteStore, slug
@@ -60,10 +61,10 @@ def site_layers(model: nn.Module, n: int | None = 4, *, size: int | None = None)
     with a local receptive field, not normalization, activation, pooling or dropout modules, at the
     shallowest depth of module names that has ``n`` of them (``features.N`` of squeezenet,
     ``layerN`` and ``conv1`` of a resnet). ``n=None``: every layer of that depth (four or more)."""
+    from ..pixelnet import image_preprocessing, unwrap
     from ..report import report
-    from ..units.common import image_preprocessing, network
 
-    net, _ = network(model)
+    net, _ = unwrap(model)
     prep = image_preprocessing(model, None, size)
     return _pick_layers(report(net, (1, prep.channels, prep.crop_size, prep.crop_size)).layers, n, model_info(model).name)
 
@@ -224,9 +225,9 @@ def build_site(
             field, bad numbers, unreadable images, an output folder holding something else -- before
             any work.
     """
-    from ..units.common import image_preprocessing, network
+    from ..folders import select_images
+    from ..pixelnet import image_preprocessing, unwrap
     from ..units.deconv import check_methods
-    from ..units.patches import select_images
 
     every_unit = isinstance(units, str) and units.strip().lower() == "all"
     units = 1_000_000 if every_unit else check_int(units, "units", low=1, high=100_000)
@@ -246,7 +247,7 @@ def build_site(
         from ..attribution import check_methods as check_attribution_methods
 
         attribution_methods = tuple(check_attribution_methods(list(attribution_methods)))
-    net, _ = network(model)
+    net, _ = unwrap(model)
     info = model_info(model)
     prep = image_preprocessing(model)
     if prep.channels not in (1, 3):
@@ -474,8 +475,7 @@ def _featvis(plan: _Plan, steps: int, size: int | None, seed: int) -> dict[str, 
         todo = [c for c in channels if c not in values or not store.exists(f"{_unit_dir(layer, c)}/featvis.png")]
         for start in range(0, len(todo), FEATVIS_BATCH):
             chunk = todo[start : start + FEATVIS_BATCH]
-            generator = torch.Generator().manual_seed(seed + chunk[0])
-            result = render(plan.model, [f"{layer}:{c}" for c in chunk], steps=steps, size=size, generator=generator, progress=plan.progress)
+            result = render(plan.model, [f"{layer}:{c}" for c in chunk], steps=steps, size=size, seed=seed + chunk[0], progress=plan.progress)
             for c, image, value in zip(chunk, result.images, result.values.tolist()):
                 save_image(image, store.path(f"{_unit_dir(layer, c)}/featvis.png"), overwrite=True)
                 values[c] = value
@@ -572,8 +572,8 @@ def _attribution(plan: _Plan, n: int, methods: Sequence[str], seed: int) -> dict
 
 
 def _pixels(source: Any, model: nn.Module) -> torch.Tensor:
+    from ..pixelnet import image_preprocessing
     from ..pixels import as_pixels
-    from ..units.common import image_preprocessing
 
     return as_pixels(source, image_preprocessing(model), fit="crop")[0]
 

@@ -17,7 +17,8 @@ from typing import Any
 
 from ..distributed import fingerprint
 from ..errors import CnnlensError
-from ..results import jsonable, write_atomic
+from ..outputs import write_atomic
+from ..results import jsonable
 
 __all__ = ["FORMAT", "SiteStore", "slug"]
 

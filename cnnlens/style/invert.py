@@ -24,15 +24,17 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from .. import seeds
 from ..checks import check_int, check_number
 from ..errors import CnnlensError
 from ..hooks import eval_mode
+from ..layers import model_device, model_dtype
 from ..pixels import Preprocessing
 from ..progress import progress_bar
-from ..registry import ModelInfo, default_layers, model_device, model_info
+from ..registry import ModelInfo, default_layers, model_info
 from ..results import Result
 from .losses import reconstruction_loss, total_variation
-from .optim import Step, check_size, model_dtype, optimize_pixels, read_image
+from .optim import Step, check_size, optimize_pixels, read_image
 from .transfer import check_layers, image_figure, image_name, layer_features, never_rose
 
 __all__ = ["INVERT_DEFAULTS", "TV_PER_STRIDE", "InvertResult", "check_invert_settings", "correlation", "invert", "invert_defaults", "layer_stride"]
@@ -136,11 +138,9 @@ class InvertResult(Result):
         """The correlation of the inversion's activations at ``layer`` with the original's."""
         return self.correlations.get(self.layer, float("nan"))
 
-    def save_image(self, path: Any, *, overwrite: bool = False) -> Any:
-        """Write the inversion alone (PNG/JPEG), at its full size."""
-        from ..images import save_image
-
-        return save_image(self.image.expand(3, *self.image.shape[-2:]), path, overwrite=overwrite)
+    def pixels(self) -> torch.Tensor:
+        """The inversion alone, at its full size (what ``save_image`` writes)."""
+        return self.image.expand(3, *self.image.shape[-2:])
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -206,7 +206,7 @@ def invert(
     jitter: int | None = None,
     init: str | torch.Tensor = "noise",
     preprocessing: Preprocessing | None = None,
-    generator: torch.Generator | None = None,
+    seed: int | None = None,
     progress: bool = True,
     callback: Callable[[Step], None] | None = None,
 ) -> InvertResult:
@@ -226,10 +226,10 @@ def invert(
             term is 1 at x = 0.
         beta: TV exponent (2 smooth, 1 edge preserving).
         optimizer: ``"adam"`` (with jitter) or ``"lbfgs"`` (no jitter; the loss never rises).
-        init: ``"noise"`` (uniform in [0.4, 0.6] from ``generator``, as the paper starts from
+        init: ``"noise"`` (uniform in [0.4, 0.6] from ``seed``, as the paper starts from
             noise), ``"gray"`` (0.5 everywhere) or a tensor.
         preprocessing: the model's normalization; default ``cnnlens.model_info(model).preprocessing``.
-        generator: draws the initial noise and the jitter.
+        seed: draws the initial noise and the jitter (``None``: torch's global generator).
         progress: a bar on a terminal, a line every 10 s elsewhere (``cnnlens.progress``).
         callback: called after every iteration with a :class:`~cnnlens.style.optim.Step`.
 
@@ -240,6 +240,7 @@ def invert(
         >>> rec.image.shape, list(rec.correlations)[:2]
         (torch.Size([3, 64, 64]), ['features.1', 'features.4'])
     """
+    generator = seeds.generator(seed)
     check_invert_settings(steps=steps, tv_weight=tv_weight, beta=beta, lr=lr, jitter=jitter, optimizer=optimizer)
     info = model_info(model, preprocessing=preprocessing)
     prep = info.preprocessing

@@ -13,7 +13,7 @@ from ..checks import check_int
 from ..errors import CnnlensError
 from ..pixels import Preprocessing, as_pixels
 
-__all__ = ["MAX_SIZE", "Step", "check_size", "model_dtype", "optimize_pixels", "read_image"]
+__all__ = ["MAX_SIZE", "Step", "check_size", "optimize_pixels", "read_image"]
 
 MAX_SIZE = 4096  # largest --size: a 4096 px style transfer already needs tens of GB on VGG
 
@@ -141,11 +141,6 @@ def optimize_pixels(
     else:
         raise CnnlensError(f"optimizer must be lbfgs or adam, not {optimizer!r}", param="optimizer")
     return param.detach().clamp(0, 1).to(x0.dtype), history, cached.evaluations
-
-
-def model_dtype(model: torch.nn.Module) -> torch.dtype:
-    """The dtype of the model's first floating-point parameter (float32 when it has none)."""
-    return next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
 
 
 def check_size(size: object, preprocessing: Preprocessing, name: str = "size") -> int | None:

@@ -16,19 +16,20 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from .. import seeds
 from ..checks import check_int, check_number
 from ..errors import CnnlensError
 from ..hooks import eval_mode, forward_until
-from ..layers import resolve_layers
+from ..layers import model_device, model_dtype, resolve_layers
 from ..pixels import Preprocessing
 from ..progress import progress_bar
-from ..registry import ModelInfo, default_layers, model_device, model_info
+from ..registry import ModelInfo, default_layers, model_info
 from ..results import Result
 from .backbones import backbone, resolve_layer_alias
 from .color import match_colors, transfer_luminance
 from .gram import gram_matrix
 from .losses import content_loss, style_layer_loss, total_variation
-from .optim import Step, check_size, model_dtype, optimize_pixels, read_image
+from .optim import Step, check_size, optimize_pixels, read_image
 
 __all__ = ["StyleObjective", "StyleResult", "check_style_settings", "stylize"]
 
@@ -282,11 +283,9 @@ class StyleResult(Result):
         """Whether the total loss never rose from one iteration to the next (always so with L-BFGS)."""
         return never_rose(self.history)
 
-    def save_image(self, path: Any, *, overwrite: bool = False) -> Any:
-        """Write the stylized image alone (PNG/JPEG), at its full size."""
-        from ..images import save_image
-
-        return save_image(self.image.expand(3, *self.image.shape[-2:]), path, overwrite=overwrite)
+    def pixels(self) -> torch.Tensor:
+        """The stylized image alone, at its full size (what ``save_image`` writes)."""
+        return self.image.expand(3, *self.image.shape[-2:])
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -352,7 +351,7 @@ def stylize(
     init: str | torch.Tensor = "content",
     preserve_color: bool = False,
     preprocessing: Preprocessing | None = None,
-    generator: torch.Generator | None = None,
+    seed: int | None = None,
     progress: bool = True,
     callback: Callable[[Step], None] | None = None,
 ) -> StyleResult:
@@ -376,7 +375,7 @@ def stylize(
         init: ``"content"``, ``"color-matched"`` (the content with the styles' colour mean and
             covariance, :func:`~cnnlens.style.color.match_colors`: the colour statistics that the
             first layers' Grams ask for are there from the start, so L-BFGS needs fewer steps),
-            ``"noise"`` (uniform, from ``generator``) or an image tensor.
+            ``"noise"`` (uniform, drawn from ``seed``) or an image tensor.
         preserve_color: keep the content's chroma (YIQ I and Q), take only luminance from the result.
         preprocessing: the model's normalization; default ``cnnlens.model_info(model).preprocessing``.
         progress: a bar on a terminal, a line every 10 s elsewhere (``cnnlens.progress``).
@@ -389,6 +388,7 @@ def stylize(
         >>> out.image.shape, out.total_never_rose
         (torch.Size([3, 64, 64]), True)
     """
+    generator = seeds.generator(seed)
     style_list = list(style) if isinstance(style, (list, tuple)) else [style]
     check_style_settings(
         content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight, style_blend=style_blend,

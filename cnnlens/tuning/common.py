@@ -13,7 +13,9 @@ import torch.nn as nn
 
 from ..checks import check_int, check_number
 from ..errors import CnnlensError
-from ..registry import create_model, model_device, model_info
+from ..layers import model_device
+from ..registry import create_model, model_info
+from ..seeds import seeded
 
 __all__ = ["TRANSFORM_UNITS", "check_numbers", "count_or_list", "median", "random_init_like", "share"]
 
@@ -46,8 +48,7 @@ def random_init_like(model: nn.Module, seed: int = 0) -> nn.Module:
     if info.source != "module":
         return create_model(info.name, None, seed=seed, device=model_device(model))
     clone = copy.deepcopy(model)
-    with torch.random.fork_rng(devices=[]), torch.no_grad():
-        torch.manual_seed(seed)
+    with seeded(seed), torch.no_grad():
         for module in clone.modules():
             reset = getattr(module, "reset_parameters", None)
             if callable(reset):

@@ -20,14 +20,15 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from ..address import Unit
+from ..address import Unit, parse_units
 from ..checks import check_int, check_number
 from ..errors import CnnlensError
+from ..layers import model_device
+from ..pixelnet import image_preprocessing, unwrap
 from ..pixels import Preprocessing
 from ..progress import progress_bar
-from ..registry import ModelInfo, default_layers, model_device, model_info
+from ..registry import ModelInfo, default_layers, model_info
 from ..results import Result
-from ..units.common import image_preprocessing, network, parse_units
 from .common import check_numbers, count_or_list, median, share
 from .engine import Placement, place_layers, read_units, resolve_units
 from .measures import CLASSES, OSI_THRESHOLD, Measures, c50, measure
@@ -414,7 +415,7 @@ def tuning_curves(
     batch_size = check_int(batch_size, "batch_size", low=1)
     orientation_list, phase_list = grid.orientations, grid.phases
 
-    net, _ = network(model)
+    net, _ = unwrap(model)
     prep = image_preprocessing(model, preprocessing, size)
     if unit is None:
         unit = default_layers(net, "first_conv")[0]

@@ -19,12 +19,12 @@ import torch.nn as nn
 
 from ..checks import check_int, check_number
 from ..errors import CnnlensError
-from ..layers import get_layer
+from ..layers import get_layer, model_device
+from ..pixelnet import image_preprocessing, unwrap
 from ..pixels import Preprocessing
 from ..progress import progress_bar
-from ..registry import ModelInfo, default_layers, model_device, model_info
+from ..registry import ModelInfo, default_layers, model_info
 from ..results import Result
-from ..units.common import image_preprocessing, network
 from .common import random_init_like
 from .curves import LayerTuning, TuningResult, check_grid, grating_batches, layer_summary, measure_layer
 from .engine import Placement, place_layers, read_units
@@ -176,7 +176,7 @@ def tune_layers(
     grid = check_grid(orientations, frequencies, phases, contrast)
     osi_threshold = check_number(osi_threshold, "osi_threshold", low=0.0, high=1.0)
     batch_size = check_int(batch_size, "batch_size", low=1)
-    net, _ = network(model)
+    net, _ = unwrap(model)
     prep = image_preprocessing(model, preprocessing, size)
     names = list(dict.fromkeys(layers))
     for name in names:
@@ -240,7 +240,7 @@ def hierarchy(
         :class:`Hierarchy`: per layer the shares of orientation-selective, simple and complex
         units, median OSI and F1/F0, and the receptive-field size; ``to_table()`` for text.
     """
-    net, _ = network(model)
+    net, _ = unwrap(model)
     if layers is None:
         layers = default_layers(net, "invert")
     names = [layers] if isinstance(layers, str) else list(layers)

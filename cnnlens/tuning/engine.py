@@ -23,9 +23,9 @@ import torch.nn as nn
 from ..address import Unit, resolve_unit
 from ..errors import CnnlensError
 from ..hooks import eval_mode, forward_until
+from ..layers import model_device, model_dtype
 from ..pixels import Preprocessing
 from ..receptive_field import ReceptiveField
-from ..registry import model_device
 
 __all__ = ["Fields", "Placement", "centred_position", "layer_fields", "minimal_canvas", "place_layers", "read_units", "resolve_units"]
 
@@ -245,7 +245,7 @@ def read_units(
     (:meth:`~cnnlens.pixels.Preprocessing.normalize`); the model is left as it was.
     """
     device = model_device(net)
-    dtype = next((p.dtype for p in net.parameters() if p.is_floating_point()), torch.float32)
+    dtype = model_dtype(net)
     layers = list(reads)
     kept: dict[str, list[torch.Tensor]] = {layer: [] for layer in layers}
     with eval_mode(net), torch.no_grad():

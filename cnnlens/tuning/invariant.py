@@ -28,15 +28,15 @@ import torch.nn.functional as F
 
 from ..checks import check_int
 from ..errors import CnnlensError, did_you_mean
+from ..folders import iter_batches, select_images
 from ..hooks import eval_mode, forward_until
-from ..layers import get_layer
+from ..layers import get_layer, model_device, model_dtype
+from ..pixelnet import image_preprocessing, unwrap
 from ..pixels import Preprocessing, as_pixels
 from ..progress import progress_bar
 from ..receptive_field import ReceptiveField
-from ..registry import ModelInfo, default_layers, model_device, model_info
+from ..registry import ModelInfo, default_layers, model_info
 from ..results import Result
-from ..units.common import image_preprocessing, network
-from ..units.patches import iter_batches, select_images
 from .common import TRANSFORM_UNITS, check_numbers, random_init_like
 from .engine import layer_fields
 
@@ -289,7 +289,7 @@ def _measure(
     bar: Any,
 ) -> tuple[dict[str, dict[str, list[float | None]]], dict[str, dict[str, list[float | None]]]]:
     device = model_device(net)
-    dtype = next((p.dtype for p in net.parameters() if p.is_floating_point()), torch.float32)
+    dtype = model_dtype(net)
 
     def run(x: torch.Tensor) -> dict[str, torch.Tensor]:
         x = prep.normalize(x.to(device=device, dtype=dtype))
@@ -382,7 +382,7 @@ def invariance(
         raise CnnlensError(f"baseline must be True, False or a model, not {type(baseline).__name__}", param="baseline")
     seed = check_int(seed, "seed", low=0)
     batch_size = check_int(batch_size, "batch_size", low=1)
-    net, _ = network(model)
+    net, _ = unwrap(model)
     prep = image_preprocessing(model, preprocessing, size)
     side = prep.input_size[-1]
     families = _check_transforms(transforms, side)
@@ -418,7 +418,7 @@ def invariance(
     results = []
     with progress_bar(steps, f"invariance of {len(names)} layers", enabled=progress, unit="step") as bar:
         for m in others:
-            inner, _ = network(m)
+            inner, _ = unwrap(m)
             results.append(_measure(inner, prep, sources, names, families, side, batch_size, bar))
     (sim, spread), base = results[0], (results[1] if len(results) > 1 else (None, None))
     return Invariance(

@@ -13,9 +13,7 @@ Example:
 
 from __future__ import annotations
 
-from .common import image_preprocessing, layer_geometry, parse_units
 from .deconv import METHODS, Projection, ReLUGradientMode, UnitGradient, check_methods, project, relu_rule, unit_gradients
-from .common import strongest
 from .filters import FilterInfo, Filters, conv_filters, first_conv, input_scale
 from .gabor import GaborFit, fit_gabor, separability
 from .patches import (
@@ -28,17 +26,14 @@ from .patches import (
     check_patch_layer,
     crop_box,
     extract_crops,
-    iter_batches,
     load_index,
     paste_box,
     patch_images,
-    prepare_image,
     replay,
-    select_images,
     top_patches,
     top_patches_layers,
 )
-from .plots import filter_grid, plot_filters, plot_patches, plot_projection, signed_to_rgb
+from .plots import filter_grid, plot_filters, plot_patches, plot_projection, signed_to_rgb, strongest
 
 __all__ = [
     "METHODS",
@@ -62,22 +57,16 @@ __all__ = [
     "filter_grid",
     "first_conv",
     "fit_gabor",
-    "image_preprocessing",
     "input_scale",
-    "iter_batches",
-    "layer_geometry",
     "load_index",
-    "parse_units",
     "paste_box",
     "patch_images",
     "plot_filters",
     "plot_patches",
     "plot_projection",
-    "prepare_image",
     "project",
     "relu_rule",
     "replay",
-    "select_images",
     "separability",
     "signed_to_rgb",
     "strongest",

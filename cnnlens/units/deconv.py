@@ -45,13 +45,14 @@ from torch.overrides import TorchFunctionMode
 
 from ..address import LOGITS, Unit, resolve_unit
 from ..errors import CnnlensError
+from ..geometry import layer_geometry
 from ..hooks import StopForward, capture, eval_mode, forward_until
-from ..layers import layer_name
+from ..layers import layer_name, model_device, model_dtype
+from ..pixelnet import image_preprocessing, unwrap
 from ..pixels import Preprocessing, as_pixels
 from ..receptive_field import ReceptiveField
-from ..registry import ModelInfo, default_layers, model_device, model_info
+from ..registry import ModelInfo, default_layers, model_info
 from ..results import Result
-from .common import image_preprocessing, layer_geometry, network
 
 __all__ = ["METHODS", "Projection", "ReLUGradientMode", "UnitGradient", "check_methods", "project", "relu_rule", "unit_gradients"]
 
@@ -265,14 +266,14 @@ def unit_gradients(
     (method,) = check_methods(method, "method")
     if not isinstance(pixels, torch.Tensor) or pixels.dim() != 4:
         raise CnnlensError("pixels must be a (B, C, H, W) tensor", param="pixels")
-    net, wrapped = network(model)
+    net, wrapped = unwrap(model)
     prep = preprocessing or wrapped or model_info(model).preprocessing
     norm = None if all(m == 0 for m in prep.mean) and all(s == 1 for s in prep.std) else prep
     name = layer_name(net, layer)
     batch = pixels.shape[0]
     device = model_device(net)
     x = pixels.detach().to(device)
-    dtype = next((p.dtype for p in net.parameters() if p.is_floating_point()), torch.float32)
+    dtype = model_dtype(net)
     if dtype != x.dtype:
         x = x.to(dtype)
     with eval_mode(net, freeze=True):
@@ -456,7 +457,7 @@ def project(
     pixels = as_pixels(image, prep, fit="crop", name="image")
     if pixels.shape[0] != 1:
         raise CnnlensError(f"image must be one image, not a batch of {pixels.shape[0]}; project them one at a time", param="image")
-    net, _ = network(model)
+    net, _ = unwrap(model)
     u = _default_unit(net) if unit is None else resolve_unit(unit, net)
     layer = "" if u.is_logits else u.layer
     # the plain gradient first: the reference of the relative differences, and the unit it picks

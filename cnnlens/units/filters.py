@@ -20,10 +20,10 @@ import torch.nn as nn
 
 from ..errors import CnnlensError
 from ..layers import get_layer, layer_name
+from ..pixelnet import unwrap
 from ..pixels import Preprocessing
 from ..registry import ModelInfo, model_info
 from ..results import Result
-from .common import network
 
 __all__ = ["FilterInfo", "Filters", "conv_filters", "first_conv", "input_scale"]
 
@@ -36,7 +36,7 @@ def first_conv(model: nn.Module) -> str:
     Raises:
         CnnlensError: the model has no ``nn.Conv2d``.
     """
-    net, _ = network(model)
+    net, _ = unwrap(model)
     for name, module in net.named_modules():
         if isinstance(module, nn.Conv2d):
             return name
@@ -50,7 +50,7 @@ def input_scale(model: nn.Module, preprocessing: Preprocessing | None = None) ->
     channel whatever the std; otherwise the std of ``preprocessing`` (default: the model's, from
     :func:`cnnlens.model_info`, or the :class:`cnnlens.Normalized` wrapper's).
     """
-    net, wrapped = network(model)
+    net, wrapped = unwrap(model)
     prep = preprocessing or wrapped or model_info(model).preprocessing
     if getattr(net, "transform_input", False):
         return (0.5,) * len(prep.std)
@@ -151,7 +151,7 @@ def conv_filters(model: nn.Module, layer: str | nn.Module | None = None, *, prep
     """
     from .gabor import fit_gabor, separability
 
-    net, wrapped = network(model)
+    net, wrapped = unwrap(model)
     prep = preprocessing or wrapped or model_info(model).preprocessing
     if layer is None:
         name = first_conv(net)
@@ -200,4 +200,3 @@ def conv_filters(model: nn.Module, layer: str | nn.Module | None = None, *, prep
             )
         )
     return Filters(layer=name, weight=w, first_layer=is_first, scale=scale, filters=infos, info=model_info(model))
-

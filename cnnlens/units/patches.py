@@ -26,9 +26,7 @@ from __future__ import annotations
 import copy
 import json
 import math
-from collections import deque
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,17 +34,20 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from ..address import parse_units
 from ..checks import check_int, check_number
 from ..distributed import Checkpoint, ExactSum, Partial, Shard, TopK, fingerprint, is_main, model_fingerprint, run
 from ..errors import CnnlensError, did_you_mean
+from ..folders import iter_batches, prepare_image, select_images
+from ..geometry import layers_geometry
 from ..hooks import eval_mode, forward_until
-from ..images import list_images
-from ..pixels import Preprocessing, as_pixels
+from ..layers import model_device, model_dtype
+from ..pixelnet import image_preprocessing, unwrap
+from ..pixels import Preprocessing
 from ..progress import progress_bar
 from ..receptive_field import ReceptiveField
-from ..registry import default_layers, model_device, model_info
+from ..registry import default_layers, info_label, model_info
 from ..results import Result
-from .common import image_preprocessing, info_label, layers_geometry, network, parse_units
 
 __all__ = [
     "Patch",
@@ -59,14 +60,11 @@ __all__ = [
     "check_patch_layer",
     "crop_box",
     "extract_crops",
-    "iter_batches",
     "load_index",
     "paste_box",
     "patch_images",
-    "prepare_image",
     "receptive_field_from_dict",
     "replay",
-    "select_images",
     "top_patches",
     "top_patches_layers",
 ]
@@ -189,82 +187,6 @@ class PatchResult(Result):
     @property
     def label(self) -> str:
         return info_label(self.info)
-
-
-# -- images ------------------------------------------------------------------------------------------
-
-
-def prepare_image(image: Any, preprocessing: Preprocessing) -> torch.Tensor:
-    """One image (path, PIL, array or tensor of pixels in [0, 1]) resized, centre-cropped and
-    converted to the model's channels: ``(C, H, W)`` pixels in [0, 1]."""
-    return as_pixels(image, preprocessing, fit="crop")[0].contiguous()
-
-
-def select_images(images: Any, limit: int | None = None) -> dict[str, Any]:
-    """``{name: source}`` of the images to mine, in order: a folder (flat or class subfolders,
-    sorted), an image file, a list of files, or pixels (an ``(N, C, H, W)`` tensor, or a list of
-    tensors, PIL images or arrays; named ``images[i]``). ``limit`` keeps that many, spread evenly
-    over the list so that every class folder has a chance to appear."""
-    if limit is not None:
-        limit = check_int(limit, "limit", low=1)
-    sources: list[tuple[str, Any]] = []
-    if isinstance(images, (str, Path)):
-        path = Path(images).expanduser()
-        if path.is_dir():
-            sources = [(str(p), p) for p in list_images(path)]
-        elif path.is_file():
-            sources = [(str(path), path)]
-        else:
-            raise CnnlensError(f"images: no such folder or file {path}", param="images")
-    elif isinstance(images, torch.Tensor):
-        batch = as_pixels(images, name="images")
-        sources = [(f"images[{i}]", batch[i]) for i in range(batch.shape[0])]
-    elif isinstance(images, (list, tuple)):
-        for i, item in enumerate(images):
-            if isinstance(item, (str, Path)):
-                sources.append((str(item), Path(item).expanduser()))
-            else:
-                sources.append((f"images[{i}]", as_pixels(item, name="images")[0]))
-    else:
-        raise CnnlensError(f"images must be a folder, image files or pixels, not {type(images).__name__}", param="images")
-    if not sources:
-        raise CnnlensError("images: no images given", param="images")
-    names = [n for n, _ in sources]
-    if len(set(names)) != len(names):
-        raise CnnlensError("images: the same file is given twice", param="images")
-    if limit is not None and limit < len(sources):
-        step = len(sources) / limit
-        sources = [sources[int(i * step)] for i in range(limit)]
-    return dict(sources)
-
-
-def iter_batches(sources: Sequence[Any], preprocessing: Preprocessing, *, batch_size: int = 32, workers: int = 0) -> Iterator[tuple[list[int], torch.Tensor]]:
-    """Batches ``(indices, pixels)`` of prepared images, in the order of ``sources``.
-
-    ``workers`` threads read and resize ahead of the model (image decoding and resizing release
-    the GIL); an unreadable image raises its one-line :class:`CnnlensError` here, in the caller.
-    Threads, not processes: nothing to pickle, no socket in the temp folder, no traceback of
-    another process.
-    """
-    n = len(sources)
-    if workers <= 0:
-        for start in range(0, n, batch_size):
-            idx = list(range(start, min(n, start + batch_size)))
-            yield idx, torch.stack([prepare_image(sources[i], preprocessing) for i in idx])
-        return
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cnnlens-images")
-    pending: deque[Future[torch.Tensor]] = deque()
-    ahead = 2 * batch_size
-    submitted = 0
-    try:
-        for start in range(0, n, batch_size):
-            stop = min(n, start + batch_size)
-            while submitted < min(n, stop + ahead):
-                pending.append(pool.submit(prepare_image, sources[submitted], preprocessing))
-                submitted += 1
-            yield list(range(start, stop)), torch.stack([pending.popleft().result() for _ in range(start, stop)])
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
 
 
 # -- geometry ----------------------------------------------------------------------------------------
@@ -419,7 +341,7 @@ def top_patches(
         >>> top = result.patches[5][0]  # doctest: +SKIP
         >>> top.image, top.position, top.box, top.activation  # box: (top, left, bottom, right)  # doctest: +SKIP
     """
-    net, _ = network(model)
+    net, _ = unwrap(model)
     if unit is None:
         unit = default_layers(net, "last_spatial")[0]
     if len(_layer_requests(net, unit)) > 1:
@@ -509,7 +431,7 @@ def _mine(
             raise CnnlensError(
                 "method: projections need the merged result; merge the shares, then load_index(merged, model=..., method=...)", param="method"
             )
-    net, _ = network(model)
+    net, _ = unwrap(model)
     prep = image_preprocessing(model, preprocessing, size)
     requests = _layer_requests(net, units)
     sources = select_images(images, limit)
@@ -771,7 +693,7 @@ class _PatchJob:
         assert items is not None
         net, prep = self.net, self.setups[0].preprocessing
         device = model_device(net)
-        dtype = next((p.dtype for p in net.parameters() if p.is_floating_point()), torch.float32)
+        dtype = model_dtype(net)
         layers = [s.layer for s in self.setups]
         wanted = [torch.tensor(s.tracked, dtype=torch.long, device=device) if s.given else None for s in self.setups]
         masks = [None if bool(m.all()) else ~m.to(device) for m in self.masks]
@@ -871,10 +793,10 @@ def replay(model: nn.Module, result: PatchResult, *, batch_size: int = 16, shrin
     """
     if not result.crops:
         extract_crops(result)
-    net, _ = network(model)
+    net, _ = unwrap(model)
     prep = result.preprocessing
     device = model_device(net)
-    dtype = next((p.dtype for p in net.parameters() if p.is_floating_point()), torch.float32)
+    dtype = model_dtype(net)
     flat = result.all_patches()
     crops = [crop for c in result.channels for crop in result.crops[c]]
     out = []

@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .filters import Filters
     from .patches import PatchResult
 
-__all__ = ["filter_grid", "plot_filters", "plot_patches", "plot_projection", "signed_to_rgb"]
+__all__ = ["filter_grid", "plot_filters", "plot_patches", "plot_projection", "signed_to_rgb", "strongest"]
 
 GUTTER = 1.0  # white
 
@@ -74,7 +74,6 @@ def _figure(array: np.ndarray, *, min_width: int = 900, max_width: int = 1800, e
 def filter_grid(filters: Filters, *, max_filters: int | None = None, max_inputs: int = 16, ncols: int | None = None) -> tuple[np.ndarray, list[int], list[int] | None]:
     """The grid image of :func:`plot_filters` as an ``(H, W, 3)`` array, the filter indices shown
     (row-major) and, for deeper layers, the input channels shown as columns."""
-    from .common import strongest
 
     w = filters.weight
     if filters.first_layer:
@@ -98,7 +97,7 @@ def plot_filters(filters: Filters, *, max_filters: int | None = None, max_inputs
     contrast-normalized with 0 at grey. Deeper layers: the strongest filters by norm as rows, their
     input channels as grayscale columns (the input channels with the most energy in the shown
     filters). The title names model, weights (or "random init") and layer."""
-    from .common import info_label
+    from ..registry import info_label
 
     grid, order, inputs = filter_grid(filters, max_filters=max_filters, max_inputs=max_inputs, ncols=ncols)
     deep = inputs is not None
@@ -196,7 +195,7 @@ def plot_projection(projection: Projection, *, percentile: float = 99.5, title: 
     from matplotlib.figure import Figure
     from matplotlib.patches import Rectangle
 
-    from .common import info_label
+    from ..registry import info_label
 
     p = projection
     panels = [("image", _hwc(p.image.clamp(0, 1)))]
@@ -226,3 +225,9 @@ def plot_projection(projection: Projection, *, percentile: float = 99.5, title: 
     fig.suptitle(text, fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def strongest(weight: torch.Tensor, n: int) -> list[int]:
+    """Indices of the ``n`` output filters with the largest L2 norm, strongest first (the order of the plots)."""
+    norms = weight.flatten(1).norm(dim=1)
+    return torch.argsort(norms, descending=True, stable=True)[:n].tolist()

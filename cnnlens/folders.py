@@ -1,4 +1,15 @@
-"""Labelled images for robustness curves: class subfolders, a flat folder with a labels CSV, or MNIST IDX files.
+"""Image folders: the one way cnnlens lists, limits, labels and batches the images of a folder.
+
+- :func:`list_images`: the image files under a folder, sorted (flat or in class subfolders, hidden
+  files left out).
+- :func:`spread`: what ``limit`` means everywhere: that many images spread evenly over the sorted
+  list (every class folder has a chance to appear), not the first ones.
+- :func:`select_images`: ``{name: source}`` of a folder, files or pixels; :func:`iter_batches`:
+  prepared batches of them, read ahead by threads.
+- :func:`labelled_folder`: labelled images from class subfolders, a flat folder with a labels CSV,
+  or MNIST IDX files (:class:`LabelledImages`, :func:`batches`).
+
+Labelled layouts:
 
 - **class subfolders** (torchvision ``ImageFolder``): ``DIR/<class>/<image>``; the class index is the
   folder's position in sorted order, except when every folder name is an integer, which is then
@@ -18,7 +29,9 @@ from __future__ import annotations
 
 import csv
 import gzip
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -26,13 +39,134 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import CnnlensError
-from ..images import IMAGE_SUFFIXES, load_image
+from .checks import check_int
+from .errors import CnnlensError
+from .images import IMAGE_SUFFIXES, load_image
+from .pixels import Preprocessing, as_pixels
 
-__all__ = ["LabelledImages", "batches", "labelled_folder", "read_idx", "read_labels_csv"]
+__all__ = [
+    "LabelledImages",
+    "batches",
+    "iter_batches",
+    "labelled_folder",
+    "list_images",
+    "prepare_image",
+    "read_idx",
+    "read_labels_csv",
+    "select_images",
+    "spread",
+]
 
 _FILE_COLUMNS = ("filename", "file", "image", "path", "name")
 _CLASS_COLUMNS = ("class_index", "label", "class", "target", "class_idx", "y")
+
+
+# -- listing and limiting ------------------------------------------------------------------------------
+
+
+def _image_files(folder: Path, recursive: bool = True) -> list[Path]:
+    """Image files under ``folder`` (sorted; hidden files left out); none is not an error here."""
+    pattern = "**/*" if recursive else "*"
+    return sorted(p for p in folder.glob(pattern) if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() and not p.name.startswith("."))
+
+
+def list_images(folder: str | Path, *, recursive: bool = True) -> list[Path]:
+    """Image files under ``folder`` (sorted), flat or in class subfolders; hidden files left out.
+
+    Raises:
+        CnnlensError: ``folder`` is not a folder or holds no image.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise CnnlensError(f"not a folder: {folder}")
+    files = _image_files(folder, recursive)
+    if not files:
+        raise CnnlensError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
+    return files
+
+
+def spread(n: int, limit: int | None) -> list[int]:
+    """The indices ``limit`` keeps of ``n`` sorted items: ``limit`` of them spread evenly (item
+    ``floor(i * n / limit)`` for ``i < limit``), so that every class folder of a sorted list has a
+    chance to appear; all ``n`` when ``limit`` is None or not below ``n``. The one meaning of
+    ``limit`` in cnnlens."""
+    if limit is None or limit >= n:
+        return list(range(n))
+    step = n / limit
+    return [int(i * step) for i in range(limit)]
+
+
+def prepare_image(image: Any, preprocessing: Preprocessing) -> torch.Tensor:
+    """One image (path, PIL, array or tensor of pixels in [0, 1]) resized, centre-cropped and
+    converted to the model's channels: ``(C, H, W)`` pixels in [0, 1]."""
+    return as_pixels(image, preprocessing, fit="crop")[0].contiguous()
+
+
+def select_images(images: Any, limit: int | None = None) -> dict[str, Any]:
+    """``{name: source}`` of the images to mine, in order: a folder (flat or class subfolders,
+    sorted), an image file, a list of files, or pixels (an ``(N, C, H, W)`` tensor, or a list of
+    tensors, PIL images or arrays; named ``images[i]``). ``limit`` keeps that many, spread evenly
+    over the list (:func:`spread`)."""
+    if limit is not None:
+        limit = check_int(limit, "limit", low=1)
+    sources: list[tuple[str, Any]] = []
+    if isinstance(images, (str, Path)):
+        path = Path(images).expanduser()
+        if path.is_dir():
+            sources = [(str(p), p) for p in list_images(path)]
+        elif path.is_file():
+            sources = [(str(path), path)]
+        else:
+            raise CnnlensError(f"images: no such folder or file {path}", param="images")
+    elif isinstance(images, torch.Tensor):
+        batch = as_pixels(images, name="images")
+        sources = [(f"images[{i}]", batch[i]) for i in range(batch.shape[0])]
+    elif isinstance(images, (list, tuple)):
+        for i, item in enumerate(images):
+            if isinstance(item, (str, Path)):
+                sources.append((str(item), Path(item).expanduser()))
+            else:
+                sources.append((f"images[{i}]", as_pixels(item, name="images")[0]))
+    else:
+        raise CnnlensError(f"images must be a folder, image files or pixels, not {type(images).__name__}", param="images")
+    if not sources:
+        raise CnnlensError("images: no images given", param="images")
+    names = [n for n, _ in sources]
+    if len(set(names)) != len(names):
+        raise CnnlensError("images: the same file is given twice", param="images")
+    return dict(sources[i] for i in spread(len(sources), limit))
+
+
+def iter_batches(sources: Sequence[Any], preprocessing: Preprocessing, *, batch_size: int = 32, workers: int = 0) -> Iterator[tuple[list[int], torch.Tensor]]:
+    """Batches ``(indices, pixels)`` of prepared images, in the order of ``sources``.
+
+    ``workers`` threads read and resize ahead of the model (image decoding and resizing release
+    the GIL); an unreadable image raises its one-line :class:`CnnlensError` here, in the caller.
+    Threads, not processes: nothing to pickle, no socket in the temp folder, no traceback of
+    another process.
+    """
+    n = len(sources)
+    if workers <= 0:
+        for start in range(0, n, batch_size):
+            idx = list(range(start, min(n, start + batch_size)))
+            yield idx, torch.stack([prepare_image(sources[i], preprocessing) for i in idx])
+        return
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cnnlens-images")
+    pending: deque[Future[torch.Tensor]] = deque()
+    ahead = 2 * batch_size
+    submitted = 0
+    try:
+        for start in range(0, n, batch_size):
+            stop = min(n, start + batch_size)
+            while submitted < min(n, stop + ahead):
+                pending.append(pool.submit(prepare_image, sources[submitted], preprocessing))
+                submitted += 1
+            yield list(range(start, stop)), torch.stack([pending.popleft().result() for _ in range(start, stop)])
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+# -- labelled images -----------------------------------------------------------------------------------
 
 
 @dataclass
@@ -93,8 +227,6 @@ class LabelledImages:
 
 def batches(dataset: LabelledImages, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """``(images, labels)`` batches in order (every image must come out of the transform at one size)."""
-    from ..checks import check_int
-
     batch_size = check_int(batch_size, "batch_size", low=1)
     for start in range(0, len(dataset), batch_size):
         items = [dataset[i] for i in range(start, min(start + batch_size, len(dataset)))]
@@ -174,11 +306,6 @@ def read_labels_csv(path: str | Path) -> dict[str, int]:
     return out
 
 
-def _images_in(folder: Path) -> list[Path]:
-    """Image files under ``folder`` (any depth, sorted); none is not an error here."""
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() and not p.name.startswith("."))
-
-
 def _is_int(text: str) -> bool:
     try:
         int(text)
@@ -198,11 +325,9 @@ def labelled_folder(
 
     Args:
         labels: a CSV of filename and class index for a flat folder (default ``folder/labels.csv``).
-        limit: keep the first ``limit`` images (sorted by file name, or IDX order).
+        limit: keep that many images, spread evenly over the sorted list (IDX order for MNIST; :func:`spread`).
         transform: applied to each ``(3, H, W)`` image (``(1, H, W)`` for IDX) when it is read.
     """
-    from ..checks import check_int
-
     folder = Path(folder)
     if not folder.is_dir():
         raise CnnlensError(f"data: not a folder: {folder}", param="data")
@@ -217,27 +342,27 @@ def labelled_folder(
         if not present:
             raise CnnlensError(f"labels: none of the {len(names)} files named in {csv_path} is in {folder} (e.g. {names[0]})", param="labels")
         known = {(folder / n).resolve() for n in names}
-        unlabelled = [p.relative_to(folder).as_posix() for p in _images_in(folder) if p.resolve() not in known]
+        unlabelled = [p.relative_to(folder).as_posix() for p in _image_files(folder) if p.resolve() not in known]
         data = LabelledImages([table[n] for n in present], paths=[folder / n for n in present], transform=transform,
                               source=str(folder), absent=absent, unlabelled=unlabelled)
-        return data.subset(slice(0, limit)) if limit else data
+        return data.subset(spread(len(data), limit))
     pair = _idx_pair(folder)
     if pair is not None:
         images, ys = read_idx(pair[0]), read_idx(pair[1])
         if images.ndim != 3 or ys.ndim != 1 or len(images) != len(ys):
             raise CnnlensError(f"IDX files {pair[0].name} / {pair[1].name} do not match: {images.shape} vs {ys.shape}")
-        n = len(ys) if limit is None else min(limit, len(ys))
-        x = torch.from_numpy(images[:n].copy()).float().div_(255).unsqueeze(1)
-        return LabelledImages(ys[:n].astype(np.int64).tolist(), tensors=x, transform=transform, source=str(folder))
+        keep = spread(len(ys), limit)
+        x = torch.from_numpy(images[keep]).float().div_(255).unsqueeze(1)
+        return LabelledImages(ys[keep].astype(np.int64).tolist(), tensors=x, transform=transform, source=str(folder))
     classes = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
     if classes:
         numeric = all(_is_int(c) for c in classes)
         index = {c: (int(c) if numeric else i) for i, c in enumerate(classes)}
-        everything = _images_in(folder)
+        everything = _image_files(folder)
         files = [p for p in everything if p.parent.parent == folder and p.parent.name in index]
         if not files:
             raise CnnlensError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in the class folders of {folder}", param="data")
         unlabelled = [p.relative_to(folder).as_posix() for p in everything if p.parent.parent != folder or p.parent.name not in index]
-        files = files[:limit] if limit else files
+        files = [files[i] for i in spread(len(files), limit)]
         return LabelledImages([index[p.parent.name] for p in files], paths=files, transform=transform, source=str(folder), unlabelled=unlabelled)
     raise CnnlensError(f"data: no labels for {folder}: use class subfolders, MNIST IDX files, or a labels CSV (labels=)", param="data")
