@@ -124,7 +124,7 @@ class Report(Result):
     """What :func:`report` returns: one :class:`LayerRow` per module and the :class:`Totals`.
 
     ``report["layer4"]`` is the row of a layer. ``to_dict()`` is what ``cnnlens report --json`` prints;
-    ``to_table()``, ``to_csv()``, ``to_markdown()`` are the text forms; ``figure()`` draws output
+    ``to_text()``, ``to_csv()``, ``to_markdown()`` are the text forms; ``figure()`` draws output
     memory, MACs and receptive-field size per layer; ``save(path)`` writes any of them by suffix
     (``.json``, ``.csv``, ``.md``, ``.txt`` or a figure suffix such as ``.png``).
     """
@@ -260,7 +260,7 @@ class Report(Result):
         """Write the report by suffix: ``.json`` (``to_dict()``), ``.csv``, ``.md`` (markdown), ``.txt``
         (the table), or a figure suffix (``.png``, ``.pdf``, ``.svg`` ...)."""
         suffix = Path(path).suffix.lower()
-        text = {".csv": self.to_csv, ".md": self.to_markdown, ".txt": self.to_table}.get(suffix)
+        text = {".csv": self.to_csv, ".md": self.to_markdown, ".txt": self.to_text}.get(suffix)
         if text is None:
             check_output(path, overwrite=overwrite, suffixes=REPORT_SUFFIXES)
             return super().save(path, overwrite=overwrite, **figure_kwargs)
@@ -344,7 +344,8 @@ class Report(Result):
         lines += self.notes
         return lines
 
-    def to_table(self) -> str:
+    def to_text(self) -> str:
+        """The per-layer table, as the CLI prints it."""
         head, body = self._cells()
         widths = [max(len(r[i]) for r in [head, *body]) for i in range(len(head))]
         right = {3, 4, 5}
@@ -362,7 +363,7 @@ class Report(Result):
         return "\n".join(lines) + "\n\n" + "\n".join(f"- {line}" for line in self.footer()) + "\n"
 
     def __str__(self) -> str:
-        return self.to_table()
+        return self.to_text()
 
 
 ACTIVATION_NOTE = (

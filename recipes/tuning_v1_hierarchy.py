@@ -81,12 +81,12 @@ def main(argv: list[str] | None = None) -> dict:
     # 3. simple and complex cells over depth
     depth = tuning.hierarchy(trained, args.layers, baseline=random_init, **grid)
     depth.save(args.out / "hierarchy.png", overwrite=True)
-    (args.out / "hierarchy.txt").write_text(depth.to_table() + "\n")
+    (args.out / "hierarchy.txt").write_text(depth.to_text() + "\n")
 
     # 4. invariance over depth, trained and random init
     inv = tuning.invariance(trained, args.data, args.layers, baseline=random_init, limit=args.limit, size=args.size, progress=False)
     inv.save(args.out / "invariance.png", overwrite=True)
-    (args.out / "invariance.txt").write_text(inv.to_table() + "\n")
+    (args.out / "invariance.txt").write_text(inv.to_text() + "\n")
 
     s_trained, s_random = t_trained.summary(), t_random.summary()
     summary = {
@@ -105,8 +105,8 @@ def main(argv: list[str] | None = None) -> dict:
     }
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(json.dumps({k: v for k, v in summary.items() if not k.startswith("hierarchy")}, indent=2))
-    print(depth.to_table())
-    print(inv.to_table())
+    print(depth.to_text())
+    print(inv.to_text())
     return summary
 
 

@@ -100,7 +100,7 @@ def test_faithfulness_repeats_under_its_seed_and_leaves_the_model() -> None:
     assert not torch.equal(r.faithfulness.curves["deletion"][RANDOM], other.faithfulness.curves["deletion"][RANDOM])
     d = r.to_dict()
     assert set(d["faithfulness"]) == {"deletion", "insertion"} and "auc" in d["images"][0]
-    assert "deletion area" in r.text()
+    assert "deletion area" in r.to_text()
     fig = r.figure(0)
     assert len(fig.axes) == 3 + 2  # image, two maps; two curves
 
@@ -148,7 +148,7 @@ def test_randomization_test_decorrelates_and_leaves_the_model() -> None:
     assert d["sanity"]["blocks"] == ["(trained)", "fc", "layer4.1", "layer4.0"] and len(d["sanity"]["methods"]["gradcam"]["mean"]) == 4
     fig = t.figure()
     assert "randomization" in fig._suptitle.get_text()  # type: ignore[union-attr]
-    assert "rank correlation" in r.text()
+    assert "rank correlation" in r.to_text()
     extra = randomization_test(model, r, methods=["guided-backprop"], max_blocks=1, progress=False)
     assert extra.methods == ("guided-backprop",) and extra.correlations["guided-backprop"].shape == (3, 2)
     with pytest.raises(CnnlensError, match="max_blocks must be >= 1"):

@@ -273,7 +273,7 @@ def test_output_file_by_suffix(tmp_path: Path, suffix: str) -> None:
     code, out, err = run("report", "lenet5", "-o", str(target))
     assert code == 0 and out == "" and f"wrote {target}" in err
     r = cnnlens.report("lenet5")
-    expected = {".json": r.to_json() + "\n", ".csv": r.to_csv(), ".md": r.to_markdown(), ".txt": r.to_table()}
+    expected = {".json": r.to_json() + "\n", ".csv": r.to_csv(), ".md": r.to_markdown(), ".txt": r.to_text()}
     if suffix in expected:
         assert target.read_text() == expected[suffix]
     else:

@@ -149,7 +149,7 @@ def test_robustness_matches_per_eps_attacks_and_leaves_the_model_alone() -> None
     assert res["bim"] is res["ifgsm"]
     fig = plot_robustness(res)
     assert len(fig.axes[0].lines) == 6  # 3 attacks x (all, originally correct)
-    table = res.table().splitlines()
+    table = res.to_text().splitlines()
     assert table[0].startswith("Sequential (weights as given): 10 images, clean accuracy 70.0 % (7 correct)")
     assert len(table) == 2 + len(eps) and table[2].split()[:3] == ["0", "70.0", "%"]
 

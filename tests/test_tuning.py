@@ -325,7 +325,7 @@ def test_hierarchy_rows_and_baseline_of_any_module(tmp_path) -> None:
     assert not torch.equal(h.baseline_tuning.layers[0].responses, h.tuning.layers[0].responses)
     data = json.loads(json.dumps(h.to_dict(), allow_nan=False))
     assert [r["layer"] for r in data["rows"]] == ["1", "4", "6"] and len(data["baseline"]["rows"]) == 3
-    assert "layer" in h.to_table() and "random: selective" in h.to_table()
+    assert "layer" in h.to_text() and "random: selective" in h.to_text()
     html = h._repr_html_()
     assert "Hierarchy" in html and "share_simple" in html and "data:image/png;base64" in html
     assert h.save(tmp_path / "h.png").stat().st_size > 10_000
@@ -377,7 +377,7 @@ def test_invariance_of_a_permutation_invariant_model_and_the_result(tmp_path) ->
     data = json.loads(json.dumps(inv.to_dict(), allow_nan=False))
     assert data["transforms"] == {"rotation": [0.0, 90.0], "translation": [0.0, 4.0, 8.0], "brightness": [0.0, 0.3]}
     assert data["scores"]["rotation"]["3"] == pytest.approx(1.0, abs=1e-5) and "baseline" in data
-    assert "translation" in inv.to_table() and " / " in inv.to_table()
+    assert "translation" in inv.to_text() and " / " in inv.to_text()
     assert inv.save(tmp_path / "inv.png").stat().st_size > 10_000
     assert "Sequential" in inv.figure()._suptitle.get_text()
     html = inv._repr_html_()

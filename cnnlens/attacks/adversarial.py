@@ -346,7 +346,7 @@ class AttackResult(Result):
             out["8-bit"] = f"{row['saved_name']} ({100 * row['saved_probability']:.1f} %)"
         return out
 
-    def text(self) -> str:
+    def to_text(self) -> str:
         """One line per image: classes and probabilities before and after, and of the 8-bit image."""
         from .plots import format_eps
 

@@ -120,7 +120,7 @@ class RobustnessResult(Result):
             out[f"{name} at eps={self.eps[-1]:.4g}"] = c.accuracy[-1]
         return out
 
-    def table(self) -> str:
+    def to_text(self) -> str:
         """The accuracy table: one row per ε, all images and the originally correct ones per attack."""
         from .plots import format_eps
 
@@ -133,9 +133,6 @@ class RobustnessResult(Result):
                 cells.append(f"{100 * c.accuracy[i]:10.1f} %{on_correct:>16}")
             lines.append("".join(cells))
         return "\n".join(lines)
-
-    def text(self) -> str:
-        return self.table()
 
     def figure(self, *, on_correct: bool = True, title: str | None = None) -> Any:
         """Accuracy against ε (solid: all images; dashed: the originally correct ones)."""
@@ -165,11 +162,9 @@ class RobustnessComparison(Result):
     def _summary(self) -> dict[str, Any]:
         return {r.label: r.clean_accuracy for r in self.results}
 
-    def table(self) -> str:
-        return "\n\n".join(r.table() for r in self.results)
-
-    def text(self) -> str:
-        return self.table()
+    def to_text(self) -> str:
+        """The accuracy table of each model, one after the other."""
+        return "\n\n".join(r.to_text() for r in self.results)
 
     def figure(self, *, on_correct: bool = True, title: str | None = None) -> Any:
         from .plots import plot_robustness

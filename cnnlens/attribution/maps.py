@@ -266,7 +266,7 @@ class Attribution(Result):
         text = json.dumps(jsonable(index), indent=2, allow_nan=False) + "\n"
         return save_text(text, folder / INDEX_NAME, overwrite=True, suffixes=(".json",))
 
-    def text(self) -> str:
+    def to_text(self) -> str:
         """One line per image (the class explained and its probability), then the mean areas of the
         faithfulness curves and the last step of the randomization test, when computed."""
         from .plots import percent

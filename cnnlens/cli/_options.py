@@ -207,23 +207,34 @@ def check_outputs(paths: Sequence[tuple[str, Path | None, tuple[str, ...]]], ove
 
 
 def finish(
-    result: Any, *, as_json: bool, output: Path | None, overwrite: bool, text: str | None = None, image: Path | None = None
+    result: Any,
+    *,
+    as_json: bool,
+    output: Path | None,
+    overwrite: bool,
+    text: str | None = None,
+    image: Path | None = None,
+    figure: dict[str, Any] | None = None,
 ) -> None:
-    """Save the image (``--image``: ``result.save_image``) and the figure or ``.json`` (``-o``), then
-    print JSON (``--json``) or ``text`` on stdout."""
+    """The end of every command: print the result's warnings (stderr), save the image (``--image``:
+    ``result.save_image``) and the figure or ``.json`` (``-o``; ``figure``: the figure's options),
+    then print JSON (``--json``) or the result's ``to_text()`` on stdout (``text`` instead when
+    given; ``""`` prints nothing)."""
     from ..distributed import is_main
+    from ..results import jsonable, print_warnings
 
     if not is_main():  # under torchrun every rank holds the result; rank 0 alone writes and prints
         return
+    print_warnings(result)
     if image is not None:
         result.save_image(image, overwrite=overwrite)
         click.echo(f"wrote {image}", err=True)
     if output is not None:
-        result.save(output, overwrite=overwrite)
+        result.save(output, overwrite=overwrite, **({} if output.suffix.lower() == ".json" else figure or {}))
         click.echo(f"wrote {output}", err=True)
     if as_json:
-        from ..results import jsonable
-
         click.echo(json.dumps(jsonable(result.to_dict()), indent=2, allow_nan=False))
-    elif text:
-        click.echo(text)
+    else:
+        text = result.to_text() if text is None else text
+        if text:
+            click.echo(text)

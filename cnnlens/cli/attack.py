@@ -89,7 +89,7 @@ def fgsm_command(
         net, image, _class(label), eps=eps_value, target=_class(target), steps=steps, step_size=alpha,
         random_start=random_start, seed=seed,
     )
-    finish(result, as_json=as_json, output=output, overwrite=overwrite, image=image_path, text=result.text())
+    finish(result, as_json=as_json, output=output, overwrite=overwrite, image=image_path)
 
 
 @click.command("robustness")
@@ -167,5 +167,5 @@ def robustness_command(
     result = robustness(nets[0], data, **settings) if len(nets) == 1 else compare_robustness(nets, data, **settings)
     if finish_run(result, shard=parts, checkpoint=saving):
         return
-    finish(result, as_json=as_json, output=output, overwrite=overwrite, text=result.table())
+    finish(result, as_json=as_json, output=output, overwrite=overwrite)
     forget(saving)

@@ -135,9 +135,7 @@ def attribute_command(
         occlusion_stride=occlusion_stride, faithfulness=faithfulness, faithfulness_steps=faithfulness_steps,
         sanity=sanity, sanity_blocks=sanity_blocks, seed=seed, progress=True,
     )
-    for text in result.warnings:
-        click.echo(f"Warning: {text}", err=True)
     if figures is not None:
         index = result.save_figures(figures, overwrite=overwrite)
         click.echo(f"wrote {len(names)} figure{'s' if len(names) != 1 else ''} and {index}", err=True)
-    finish(result, as_json=as_json, output=output, overwrite=overwrite, text=result.text())
+    finish(result, as_json=as_json, output=output, overwrite=overwrite)

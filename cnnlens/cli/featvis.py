@@ -91,7 +91,7 @@ def visualize_command(
         transforms=[] if no_transforms else None, steps=steps, lr=lr, redirect_steps=redirect_steps,
         seed=seed, progress=True,
     )
-    finish(result, as_json=as_json, output=output, overwrite=overwrite, image=image_path, text=result.to_text())
+    finish(result, as_json=as_json, output=output, overwrite=overwrite, image=image_path)
 
 
 @click.command("dream")
@@ -144,4 +144,4 @@ def dream_command(
         step_size=step_size, jitter=jitter, size=size, tile_size=tile_size,
         seed=seed, progress=True,
     )
-    finish(result, as_json=as_json, output=output, overwrite=overwrite, image=image_path, text=result.to_text())
+    finish(result, as_json=as_json, output=output, overwrite=overwrite, image=image_path)

@@ -9,7 +9,6 @@ import click
 from ..errors import CnnlensError
 from ..outputs import RESULT_SUFFIXES
 from ._options import check_outputs, finish, json_option, model_stem, output_option, safe_name
-from .sharding import warn
 
 
 @click.command("merge")
@@ -34,15 +33,14 @@ def merge_command(parts: tuple[Path, ...], as_json: bool, output: Path | None, o
       cnnlens merge part-*.json -o index.json && cnnlens patches resnet50 --from-index index.json --deconv -o deconv.png
     """
     from ..distributed import merge
+    from ..units import PatchResult
 
     for path in parts:
         if not path.is_file():
             raise CnnlensError(f"PARTS: no such file {path}")
     check_outputs([("--output", output, RESULT_SUFFIXES)], overwrite)
     result = merge(list(parts))
-    text = result.table() if hasattr(result, "table") else None
-    if output is None and not as_json and text is None:
+    if output is None and not as_json and isinstance(result, PatchResult):  # patches are a picture, robustness a table
         output = Path(f"{model_stem(str(result.info.get('model') or 'model'))}-{safe_name(result.layer)}-patches.png")
         check_outputs([("--output", output, RESULT_SUFFIXES)], overwrite)
-    warn(result)
-    finish(result, as_json=as_json, output=output, overwrite=overwrite, text=text)
+    finish(result, as_json=as_json, output=output, overwrite=overwrite, text="" if isinstance(result, PatchResult) else None)

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ..errors import CnnlensError
-from ._options import batch_size_option, device_option, json_option, model_argument, open_model, seed_option, weights_option
+from ._options import batch_size_option, device_option, finish, json_option, model_argument, open_model, seed_option, weights_option
 
 METHODS = ("deconvnet", "guided", "gradient", "none")
 
@@ -59,11 +59,8 @@ def microscope_command(
       cnnlens microscope alexnet --data photos/ -o every-unit/ --layers all --units all --steps 0
       torchrun --nproc-per-node 4 -m cnnlens microscope resnet50 --data train/ -o site/
     """
-    import json
-
     from ..distributed import is_main
     from ..microscope import build_site
-    from ..results import jsonable
 
     if units.strip().lower() != "all":
         try:
@@ -85,8 +82,5 @@ def microscope_command(
         raise CnnlensError(str(exc).replace("pass overwrite", "pass --overwrite"), param=exc.param) from None
     if not is_main():
         return
-    for warning in site.warnings:
-        click.echo(f"warning: {warning}", err=True)
     click.echo(f"wrote {site.pages} pages: open {site.index}", err=True)
-    if as_json:
-        click.echo(json.dumps(jsonable(site.to_dict()), indent=2, allow_nan=False))
+    finish(site, as_json=as_json, output=None, overwrite=overwrite, text="")

@@ -11,7 +11,7 @@ from ..errors import CnnlensError, did_you_mean
 from ._options import check_outputs, finish, json_option, model_argument, output_option, parse_input_size
 
 # --format -> the Report method that writes it, and the file suffix that means the same
-FORMATS = {"table": ("to_table", ".txt"), "csv": ("to_csv", ".csv"), "markdown": ("to_markdown", ".md")}
+FORMATS = {"table": ("to_text", ".txt"), "csv": ("to_csv", ".csv"), "markdown": ("to_markdown", ".md")}
 INPUT_SIZE_HELP = "224, 227x227 (H x W), 3x227x227 or 1x3x299x299 (default: the model's input size)"
 
 
@@ -158,8 +158,6 @@ def report_command(
             )
     check_outputs([("--output", output, REPORT_SUFFIXES)], overwrite)
     result = report(model, input_size_argument(input_size), depth=depth, optimizer=optimizer)
-    text = None
-    if output is None and not as_json:
-        text = getattr(result, FORMATS[fmt or "table"][0])().rstrip("\n")
+    text = "" if output is not None else getattr(result, FORMATS[fmt or "table"][0])().rstrip("\n")
     finish(result, as_json=as_json, output=output, overwrite=overwrite, text=text)
 

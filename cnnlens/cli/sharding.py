@@ -89,10 +89,3 @@ def forget(checkpoint: Any) -> None:
         Path(checkpoint.path).expanduser().unlink(missing_ok=True)
 
 
-def warn(result: Any) -> None:
-    """The result's warnings on stderr, one ``Warning:`` line each (rank 0)."""
-    from ..distributed import is_main
-
-    if is_main():
-        for text in getattr(result, "warnings", []):
-            click.echo(f"Warning: {text}", err=True)

@@ -115,7 +115,7 @@ def style_command(
     if image_path is not None:
         result.save_image(image_path, overwrite=overwrite)
         click.echo(f"wrote {image_path}", err=True)
-    finish(result, as_json=as_json, output=output, overwrite=overwrite, text=repr(result))
+    finish(result, as_json=as_json, output=output, overwrite=overwrite)
 
 
 @click.command("invert")
@@ -175,4 +175,4 @@ def invert_command(
     if image_path is not None:
         result.save_image(image_path, overwrite=overwrite)
         click.echo(f"wrote {image_path}", err=True)
-    finish(result, as_json=as_json, output=output, overwrite=overwrite, text=repr(result))
+    finish(result, as_json=as_json, output=output, overwrite=overwrite)

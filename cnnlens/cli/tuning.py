@@ -32,11 +32,6 @@ TRANSFORM_NAMES = ("translation", "rotation", "scale", "brightness", "contrast")
 
 
 
-def _warn(result: object) -> None:
-    for text in getattr(result, "warnings", []):
-        click.echo(f"Warning: {text}", err=True)
-
-
 def _frequencies(text: str | None, count: int) -> int | list[float]:
     """``--frequencies 0.05,0.1`` (cycles per pixel) or the ``--num-frequencies`` default grid."""
     values = parse_floats(text, "frequencies", low=0.0, low_open=True, high=0.5)
@@ -127,21 +122,7 @@ def tuning_command(
         orientations=orientations, frequencies=freq, phases=phases, contrast=contrast_value, contrasts=contrast_list,
         window=window, osi_threshold=threshold, size=size, batch_size=batch_size, progress=True,
     )
-    _warn(result)
-    if output is not None and output.suffix.lower() != ".json":
-        result.save(output, overwrite=overwrite, kind=kind, max_units=max_units)
-        click.echo(f"wrote {output}", err=True)
-        output = None
-    s = result.summary()
-    text = (
-        f"{result.title}: {s['n_units']} units: {s['counts']['simple']} simple, {s['counts']['complex']} complex, "
-        f"{s['counts']['unselective']} unselective; median OSI {_fmt(s['median_osi'])}, median F1/F0 {_fmt(s['median_modulation_ratio'])}"
-    )
-    finish(result, as_json=as_json, output=output, overwrite=overwrite, text=text)
-
-
-def _fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}"
+    finish(result, as_json=as_json, output=output, overwrite=overwrite, figure={"kind": kind, "max_units": max_units})
 
 
 @click.command("hierarchy")
@@ -193,8 +174,7 @@ def hierarchy_command(
         net, list(layers) or None, orientations=orientations, frequencies=freq, phases=phases, osi_threshold=threshold,
         baseline=baseline, seed=seed, size=size, batch_size=batch_size, progress=True,
     )
-    _warn(result)
-    finish(result, as_json=as_json, output=output, overwrite=overwrite, text=result.to_table())
+    finish(result, as_json=as_json, output=output, overwrite=overwrite)
 
 
 def _transforms(specs: tuple[str, ...]) -> dict[str, list[float] | None] | None:
@@ -266,5 +246,4 @@ def invariance_command(
         if exc.param == "images":
             raise CnnlensError(exc.for_option("--data")) from None
         raise
-    _warn(result)
-    finish(result, as_json=as_json, output=output, overwrite=overwrite, text=result.to_table())
+    finish(result, as_json=as_json, output=output, overwrite=overwrite)

@@ -24,7 +24,7 @@ from ._options import (
     unit_option,
     weights_option,
 )
-from .sharding import finish_run, forget, plan_run, run_options, warn
+from .sharding import finish_run, forget, plan_run, run_options
 
 METHODS = ("deconvnet", "guided", "gradient")
 METHOD_CHOICE = click.Choice(METHODS)
@@ -209,7 +209,6 @@ def patches_command(
         )
         if finish_run(result, shard=parts, checkpoint=saving):
             return
-    warn(result)
     finish(result, as_json=as_json, output=output, overwrite=overwrite)
     forget(saving)
 
@@ -266,5 +265,4 @@ def deconv_command(
         raise CnnlensError(f"image not found: {image}")
     net = open_model(model, weights, device=device, seed=seed)
     result = project(net, image, unit, methods=methods or METHODS, size=size)
-    warn(result)
     finish(result, as_json=as_json, output=output, overwrite=overwrite)

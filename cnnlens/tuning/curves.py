@@ -228,6 +228,15 @@ class TuningResult(Result):
 
         return plot_tuning(self, kind=kind, unit=unit, max_units=max_units, title=title)
 
+    def to_text(self) -> str:
+        """One line: the units and how many are simple, complex or unselective, median OSI and F1/F0."""
+        s = self.summary()
+        fmt = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
+        return (
+            f"{self.title}: {s['n_units']} units: {s['counts']['simple']} simple, {s['counts']['complex']} complex, "
+            f"{s['counts']['unselective']} unselective; median OSI {fmt(s['median_osi'])}, median F1/F0 {fmt(s['median_modulation_ratio'])}"
+        )
+
     def _summary(self) -> dict[str, Any]:
         s = self.summary()
         return {

@@ -111,7 +111,7 @@ class Hierarchy(Result):
             out["baseline"] = {**self.baseline_info.to_dict(), "rows": [r.to_dict() for r in self.baseline_rows]}
         return out
 
-    def to_table(self) -> str:
+    def to_text(self) -> str:
         """A text table: one line per layer (and the random-init shares when measured)."""
         head = ["layer", "RF px", "units", "selective", "simple", "complex", "median OSI", "median F1/F0"]
         if self.baseline_rows is not None:
@@ -128,7 +128,7 @@ class Hierarchy(Result):
         return "\n".join([f"{self.info.label}", *lines])
 
     def __str__(self) -> str:
-        return self.to_table()
+        return self.to_text()
 
     def figure(self, *, title: str | None = None) -> Any:
         """Shares of selective, simple and complex units, median OSI and F1/F0, and the field size per
@@ -238,7 +238,7 @@ def hierarchy(
 
     Returns:
         :class:`Hierarchy`: per layer the shares of orientation-selective, simple and complex
-        units, median OSI and F1/F0, and the receptive-field size; ``to_table()`` for text.
+        units, median OSI and F1/F0, and the receptive-field size; ``to_text()`` for text.
     """
     net, _ = unwrap(model)
     if layers is None:

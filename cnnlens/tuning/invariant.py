@@ -237,7 +237,7 @@ class Invariance(Result):
         out["warnings"] = list(self.warnings)
         return out
 
-    def to_table(self) -> str:
+    def to_text(self) -> str:
         """Per layer, the score of each transform (mean similarity over its sizes); with a baseline,
         ``trained / random init``."""
         head = ["layer", "RF px", *self.transforms]
