@@ -51,9 +51,9 @@ _EXPORTS = {
     # reports
     "GLOBAL": "receptive_field",
     "ReceptiveField": "receptive_field",
-    "Report": "report",
-    "receptive_fields": "report",
-    "report": "report",
+    "Report": "reports",
+    "receptive_fields": "reports",
+    "report": "reports",
     "load_image": "images",
     "save_image": "images",
     # what units see
@@ -91,7 +91,6 @@ def _submodules() -> set[str]:
 
 def __getattr__(name: str) -> Any:
     if name in _submodules():  # every submodule is reachable after `import cnnlens`
-        # (`cnnlens.report` is the module, which is callable as its `report()` function)
         return importlib.import_module(f".{name}", __name__)
     module = _EXPORTS.get(name)
     if module is not None:
@@ -120,7 +119,7 @@ if TYPE_CHECKING:  # pragma: no cover
         progress,
         receptive_field,
         registry,
-        report,
+        reports,
         results,
         speed,
         style,
@@ -141,7 +140,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .pixels import Preprocessing, as_pixels
     from .receptive_field import GLOBAL, ReceptiveField
     from .registry import ModelInfo, create_model, default_layers, list_models, model_info
-    from .report import Report, receptive_fields, report
+    from .reports import Report, receptive_fields, report
     from .results import Result
     from .style import invert, stylize
     from .tuning import hierarchy, invariance, tuning_curves

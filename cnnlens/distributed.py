@@ -24,11 +24,12 @@ Every command that walks a folder of images (``patches``, ``robustness``) runs i
   number of processes. A checkpoint that holds another run (other images, weights or settings)
   is refused, or replaced with ``Checkpoint(..., replace=True)``.
 
-Randomness per item comes from the item's global index (:func:`item_generator`), never from the
-order in which a process meets it.
+Randomness per item comes from the item's global index (:func:`cnnlens.seeds.item_generator`), never
+from the order in which a process meets it.
 
 A capability that walks a folder writes a *job* (see :class:`Job`) and a *state* class (see
-:class:`State`), and adds one line to :data:`KINDS` so that :func:`merge` can finish its parts.
+:class:`State`) that it registers itself with ``@register_state(kind)``; every partial file names the
+module of its state, so :func:`merge` finds it without this module naming any capability.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -55,7 +56,6 @@ from .results import Result
 
 __all__ = [
     "FORMAT",
-    "KINDS",
     "Checkpoint",
     "ExactSum",
     "Group",
@@ -74,17 +74,16 @@ __all__ = [
     "model_info_to_json",
     "process_group",
     "read_partial",
+    "register_state",
     "run",
     "shutdown",
     "split",
 ]
 
 FORMAT = 1  # version of the partial-state JSON
-# kind of partial state -> the State class that merges and finishes it (a capability adds one line)
-KINDS = {
-    "patches": "cnnlens.units.patches:PatchState",
-    "robustness": "cnnlens.attacks.curves:RobustnessState",
-}
+# kind of partial state -> the State class that merges and finishes it: each capability registers its own
+# (:func:`register_state`), so this module names none of them
+_STATES: dict[str, type] = {}
 CHECKPOINT_EVERY = 600.0  # seconds between saves of a checkpoint
 
 
@@ -411,13 +410,33 @@ class Job(Protocol):
     def work(self, n_items: int, n_batches: int) -> int | None: ...
 
 
-def state_class(kind: str) -> Any:
-    """The :class:`State` class registered for ``kind`` in :data:`KINDS`."""
-    target = KINDS.get(kind)
-    if target is None:
-        raise CnnlensError(f"unknown kind of partial state {kind!r}; cnnlens knows {', '.join(sorted(KINDS))}")
-    module, _, name = target.partition(":")
-    return getattr(importlib.import_module(module), name)
+def register_state(kind: str) -> Callable[[type], type]:
+    """A class decorator: a capability registers the :class:`State` of its resumable runs under ``kind``
+    (``@register_state("patches")``), and its :class:`Job` names the same ``kind``."""
+
+    def register(cls: type) -> type:
+        known = _STATES.get(kind)
+        if known is not None and known is not cls and f"{known.__module__}.{known.__qualname__}" != f"{cls.__module__}.{cls.__qualname__}":
+            raise ValueError(f"partial-state kind {kind!r} is already registered by {known.__module__}.{known.__qualname__}")
+        _STATES[kind] = cls
+        return cls
+
+    return register
+
+
+def state_class(kind: str, module: str | None = None) -> Any:
+    """The :class:`State` class registered for ``kind``; ``module``, the cnnlens module that defines it
+    (written in every partial file), is imported first when nothing has registered ``kind`` yet."""
+    if kind not in _STATES and module is not None and (module == "cnnlens" or module.startswith("cnnlens.")):
+        try:
+            importlib.import_module(module)  # the capability registers its state on import
+        except ImportError:
+            pass
+    cls = _STATES.get(kind)
+    if cls is None:
+        known = ", ".join(sorted(_STATES)) or "none yet"
+        raise CnnlensError(f"unknown kind of partial state {kind!r} (registered: {known})")
+    return cls
 
 
 # -- the partial state --------------------------------------------------------------------------------
@@ -463,6 +482,7 @@ class Partial(Result):
             "partial": True,
             "format": FORMAT,
             "kind": self.kind,
+            "module": type(self.state).__module__,
             "shard": None if self.shard is None else str(self.shard),
             "complete": self.complete,
             "images": self.n_items,
@@ -495,7 +515,7 @@ def _partial_from_dict(data: Any, where: str) -> Partial:
     if data.get("format") != FORMAT:
         raise CnnlensError(f"{where}: partial-state format {data.get('format')!r}, this cnnlens reads {FORMAT}")
     try:
-        cls = state_class(str(data["kind"]))
+        cls = state_class(str(data["kind"]), data.get("module"))
         return Partial(
             kind=str(data["kind"]),
             settings=dict(data["settings"]),
@@ -963,4 +983,4 @@ def merge(parts: Sequence[Partial | str | Path]) -> Result:
     state = copy.deepcopy(first.state)
     for _, p in loaded[1:]:
         state.merge(p.state)
-    return state_class(first.kind).result(first.settings, state)
+    return type(first.state).result(first.settings, state)

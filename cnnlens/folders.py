@@ -246,7 +246,7 @@ def read_idx(path: str | Path) -> np.ndarray:
         if raw[2] != 0x08:
             raise ValueError(f"element type 0x{raw[2]:02x} is not uint8")
         return np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).reshape(shape)
-    except Exception as exc:
+    except (OSError, EOFError, ValueError, IndexError) as exc:  # unreadable, gzip damage, truncated, wrong shape
         raise CnnlensError(f"cannot read IDX file {path}: {exc}".splitlines()[0]) from None
 
 

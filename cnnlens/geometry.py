@@ -11,7 +11,7 @@ import torch.nn as nn
 from .errors import CnnlensError
 from .pixelnet import unwrap
 from .receptive_field import ReceptiveField
-from .report import report
+from .reports import report
 
 __all__ = ["layer_geometry", "layers_geometry"]
 

@@ -117,7 +117,7 @@ class Result:
 
         try:
             fig = self.figure()
-        except Exception:  # a figure is optional in the notebook view; the numbers are not
+        except (CnnlensError, ValueError, RuntimeError):  # a figure is optional in the notebook view; the numbers are not
             return None
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=80)

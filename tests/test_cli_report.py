@@ -192,10 +192,11 @@ def test_a_builder_that_reads_values_is_built_off_the_meta_device(tmp_path: Path
     assert r.to_dict()["weights"] == "random init"
 
 
-def test_callable_module_keeps_the_class_reachable() -> None:
+def test_report_is_the_function_and_reports_the_package() -> None:
     import inspect
 
-    assert cnnlens.report.Report is cnnlens.Report
+    assert cnnlens.report is cnnlens.reports.report and cnnlens.reports.Report is cnnlens.Report
+    assert inspect.isfunction(cnnlens.report) and not isinstance(cnnlens.report, type(cnnlens))
     assert list(inspect.signature(cnnlens.report).parameters)[:2] == ["model", "input_size"]
 
 
@@ -294,7 +295,7 @@ def test_output_is_checked_before_any_work(tmp_path: Path, monkeypatch: pytest.M
     def no_work(*args: object, **kwargs: object) -> None:
         raise AssertionError("report ran before the output was checked")
 
-    monkeypatch.setattr("cnnlens.report.report", no_work)
+    monkeypatch.setattr("cnnlens.reports.report", no_work)
     code, _, err = run("report", "squeezenet1_0", "-o", str(target))
     assert code == 2 and "exists" in err and "--overwrite" in err and target.read_text() == first
     (tmp_path / "afile").write_text("x")

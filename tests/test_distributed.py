@@ -193,6 +193,12 @@ def test_patch_shards_merge_to_the_one_process_result(work: Path, tmp_path: Path
     assert data["partial"] is True and data["kind"] == "patches" and data["shard"] == "0/3" and data["done"] == [[0, 2]]
     merged = merge(list(reversed(files)))
     assert merged.to_json() == one.to_json() and one.n_images == 61 and len(one.channels) == 4
+    # a fresh process merges the files without importing the capability first: each part names the
+    # module of its state, which registers itself (cnnlens.distributed names no capability)
+    assert data["module"] == "cnnlens.units.patches"
+    code = "import sys; from cnnlens.distributed import merge; print(merge(sys.argv[1:]).to_json())"
+    fresh = subprocess.run([sys.executable, "-c", code, *map(str, files)], capture_output=True, text=True, timeout=120)
+    assert fresh.returncode == 0 and fresh.stdout.strip() == one.to_json(), fresh.stderr
     assert merge(parts).to_json() == one.to_json()
     # parts that do not make one run are refused in one line
     with pytest.raises(CnnlensError, match=r"do not cover images 16\.\.39 of 61; a share is missing"):

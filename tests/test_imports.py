@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import cnnlens
 
 PACKAGE = Path(cnnlens.__file__).parent
@@ -137,3 +139,62 @@ def test_import_cnnlens_does_not_import_torch() -> None:
     code = "import sys, cnnlens; print('torch' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.stdout.strip() == "False", result.stderr
+
+
+# -- the house: a core every capability stands on, capabilities that do not import each other ----------
+
+CORE = {
+    "address", "checks", "distributed", "errors", "folders", "geometry", "hooks", "images", "layers", "outputs",
+    "pixelnet", "pixels", "progress", "receptive_field", "registry", "reports", "results", "seeds", "speed",
+    "testing", "zoo",
+}
+CAPABILITIES = {"attacks", "attribution", "featvis", "style", "tuning", "units"}
+COMPOSITIONS = {"microscope", "cli"}  # built from capabilities, by design
+ALLOWED = {("attribution", "units.deconv")}  # guided Grad-CAM reuses guided backprop
+
+
+def _top(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else ""
+
+
+def _cross_imports() -> list[str]:
+    out = []
+    for name, path in _modules().items():
+        here = _top(name)
+        for target, names in _imports(name, path):
+            if not target.startswith("cnnlens.") and target != "cnnlens":
+                continue
+            targets = [f"{target}.{n}" for n in names if f"{target}.{n}" in _modules()] or [target]
+            for t in targets:
+                there = _top(t)
+                if not there or there == here:
+                    continue
+                sub = ".".join(t.split(".")[1:3])
+                if here in CORE and there not in CORE:
+                    out.append(f"core module {name} imports {t}")
+                elif here in CAPABILITIES and there not in CORE and (here, sub) not in ALLOWED:
+                    out.append(f"capability module {name} imports {t}")
+    return sorted(set(out))
+
+
+def test_every_module_is_placed_in_the_house() -> None:
+    tops = {_top(m) for m in _modules()} - {""}
+    assert tops <= CORE | CAPABILITIES | COMPOSITIONS | {"__main__"}, tops - (CORE | CAPABILITIES | COMPOSITIONS)
+
+
+def test_capabilities_import_the_core_never_each_other() -> None:
+    assert _cross_imports() == []
+
+
+def test_the_house_rule_catches_a_sibling_import(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = {"cnnlens.tuning.x": tmp_path / "x.py", "cnnlens.units.patches": tmp_path / "p.py"}
+    fake["cnnlens.tuning.x"].write_text("from ..units.patches import select_images\n")
+    fake["cnnlens.units.patches"].write_text("")
+    monkeypatch.setattr(sys.modules[__name__], "_modules", lambda: fake)
+    assert _cross_imports() == ["capability module cnnlens.tuning.x imports cnnlens.units.patches"]
+
+
+def test_distributed_names_no_capability() -> None:
+    text = (PACKAGE / "distributed.py").read_text()
+    assert not any(f"cnnlens.{c}" in text or f".{c}." in text for c in CAPABILITIES | COMPOSITIONS - {"cli"})

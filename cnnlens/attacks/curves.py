@@ -21,7 +21,7 @@ import torch.nn as nn
 
 from .. import seeds
 from ..checks import check_int
-from ..distributed import Checkpoint, Partial, Shard, fingerprint, is_main, model_fingerprint, model_info_from_json, model_info_to_json, run
+from ..distributed import Checkpoint, Partial, Shard, fingerprint, is_main, model_fingerprint, model_info_from_json, model_info_to_json, register_state, run
 
 from ..seeds import item_generator
 from ..errors import CnnlensError
@@ -293,6 +293,7 @@ class RobustnessSetup:
         return RobustnessComparison(results) if self.compare else results[0]
 
 
+@register_state("robustness")
 class RobustnessState:
     """The mergeable state of a robustness run (:mod:`cnnlens.distributed`): per model the images,
     the clean correct ones, and per attack and ε those still correct (of all, of the clean correct)."""

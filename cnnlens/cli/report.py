@@ -94,7 +94,7 @@ def layers_command(model: str, input_size: str | None, depth: int | None, as_jso
       cnnlens layers vgg16 --depth 2
       cnnlens layers lenet5 --json
     """
-    from ..report import report
+    from ..reports import report
 
     result = report(model, input_size_argument(input_size), depth=depth)
     if as_json:
@@ -144,7 +144,7 @@ def report_command(
       cnnlens report lenet5 -o lenet5.csv
       cnnlens report resnet18 -o resnet18.png      memory, MACs and receptive field per layer
     """
-    from ..report import REPORT_SUFFIXES, report
+    from ..reports import REPORT_SUFFIXES, report
 
     if fmt is not None:
         if fmt not in FORMATS:

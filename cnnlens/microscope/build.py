@@ -62,7 +62,7 @@ def site_layers(model: nn.Module, n: int | None = 4, *, size: int | None = None)
     shallowest depth of module names that has ``n`` of them (``features.N`` of squeezenet,
     ``layerN`` and ``conv1`` of a resnet). ``n=None``: every layer of that depth (four or more)."""
     from ..pixelnet import image_preprocessing, unwrap
-    from ..report import report
+    from ..reports import report
 
     net, _ = unwrap(model)
     prep = image_preprocessing(model, None, size)
@@ -252,7 +252,7 @@ def build_site(
     prep = image_preprocessing(model)
     if prep.channels not in (1, 3):
         raise CnnlensError(f"model: {info.name} takes {prep.channels}-channel input, not images (1 or 3 channels)", param="model")
-    from ..report import report
+    from ..reports import report
 
     side = int(prep.crop_size)  # type: ignore[arg-type]
     rep = report(net, (1, prep.channels, side, side))

@@ -135,7 +135,7 @@ def layer_fields(net: nn.Module, layers: Sequence[str], prep: Preprocessing) -> 
     """The receptive field and output shape of each layer at the input size of ``prep``, from one
     meta-device :func:`cnnlens.report` (no weights read, no real tensors); ``""`` (the model's
     output) is global."""
-    from ..report import report
+    from ..reports import report
 
     c, h, w = prep.input_size
     try:

@@ -485,7 +485,7 @@ def project(
     if not u.is_logits:
         try:
             rf, _ = layer_geometry(model, layer, (h, w), pixels.shape[1])
-        except Exception:  # the box is an extra: a model the meta-device report cannot follow still projects
+        except CnnlensError:  # the box is an extra: a model the meta-device report cannot follow still projects
             rf = None
         if isinstance(rf, ReceptiveField) and position is not None:
             box = rf.box(*position)

@@ -36,7 +36,7 @@ import torch.nn as nn
 
 from ..address import parse_units
 from ..checks import check_int, check_number
-from ..distributed import Checkpoint, ExactSum, Partial, Shard, TopK, fingerprint, is_main, model_fingerprint, run
+from ..distributed import Checkpoint, ExactSum, Partial, Shard, TopK, fingerprint, is_main, model_fingerprint, register_state, run
 from ..errors import CnnlensError, did_you_mean
 from ..folders import iter_batches, prepare_image, select_images
 from ..geometry import layers_geometry
@@ -603,6 +603,7 @@ class PatchSetup:
         return result
 
 
+@register_state("patches")
 class PatchState:
     """The mergeable state of a patches run (:mod:`cnnlens.distributed`): per tracked channel the
     top-k units (value, global image index, position) and the exact sum of its unit values, with the

@@ -1,0 +1,348 @@
+"""The call memo of the report's meta-device passes.
+
+Both passes run on meta tensors, where every op still costs its Python meta kernel (0.1 to 2 ms for a
+convolution, an addition or a norm), several times what torchinfo's hooks cost per layer. Deep networks
+repeat the same calls block after block (resnet152 has 50 bottlenecks of four kinds, swin_b 24 blocks of
+four), and on meta tensors a call's outputs depend only on the metadata of its arguments. So each pass
+keeps a memo per call signature: the first call runs, later ones build their outputs from the memo
+(with the FLOPs the first one counted, and in the train pass the tensors autograd saved). Every number
+stays the one the real calls give; views, in-place ops that change a shape, and calls that take a non-meta
+tensor or an argument that is not plain data always run (an in-place op that keeps its input's shape is
+replayed: its input comes back, with autograd's bookkeeping in the train pass).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+import torch
+
+from ..receptive_field import pair
+
+__all__ = ["RUN", "CallMemo", "Uncached", "build", "output_spec", "output_specs", "storage_key", "tensor_geometry"]
+
+RUN = object()  # memo entry: always run this call
+
+
+def storage_key(t: torch.Tensor) -> int:
+    """An id of the storage behind ``t`` (views share it)."""
+    return t.untyped_storage()._cdata
+
+
+_PLAIN = (bool, int, float, str, type(None), torch.dtype, torch.device, torch.memory_format, torch.layout)
+_PLAIN_TYPES = frozenset(_PLAIN)
+
+
+class Uncached(Exception):
+    """A call the memo cannot stand in for."""
+
+
+def _describe(value: Any, storages: dict[int, int]) -> Any:
+    """A hashable description of one argument: what a meta kernel's output metadata can depend on
+    (shapes, strides, dtypes, requires_grad, which arguments share storage, plain values)."""
+    kind = type(value)
+    if kind in _PLAIN_TYPES:
+        return (kind, value)
+    if isinstance(value, torch.Tensor):
+        if not value.is_meta or value.layout is not torch.strided:
+            raise Uncached
+        alias = storages.setdefault(storage_key(value), len(storages))
+        return (tuple(value.shape), value.stride(), value.dtype, value.requires_grad, alias)
+    if isinstance(value, _PLAIN):
+        return (type(value), value)
+    if isinstance(value, (list, tuple)):
+        return (type(value), tuple(_describe(v, storages) for v in value))
+    if isinstance(value, slice):
+        return (slice, _describe(value.start, storages), _describe(value.stop, storages), _describe(value.step, storages))
+    if value is Ellipsis:
+        return (type(value),)
+    raise Uncached
+
+
+def _signature(func: Any, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
+    storages: dict[int, int] = {}
+    return (func, torch.is_grad_enabled(), _describe(tuple(args), storages), _describe(tuple(kwargs.items()), storages))
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    shape: tuple[int, ...]
+    stride: tuple[int, ...]
+    dtype: torch.dtype
+    requires_grad: bool
+
+    def make(self) -> torch.Tensor:
+        return torch.empty_strided(self.shape, self.stride, dtype=self.dtype, device="meta")
+
+
+def output_spec(out: Any, inputs: list[torch.Tensor], before: list[Any]) -> tuple[Any, list[torch.Tensor]]:
+    """``(structure, output tensors)`` of a call's result, or :class:`Uncached` if it is not made of fresh
+    meta tensors (each in a storage of its own that ``empty_strided`` reproduces) or one of its inputs
+    returned unchanged in shape (an in-place op: ``before`` holds the inputs' geometry before the call)."""
+    if isinstance(out, torch.Tensor):
+        for i, t in enumerate(inputs):
+            if out is t:
+                if tensor_geometry(t) != before[i]:
+                    raise Uncached
+                return ("self", i), []
+        kind, items = None, [out]
+    elif type(out) in (tuple, list) or (isinstance(out, tuple) and type(out).__module__ == "torch.return_types"):
+        kind, items = type(out), list(out)
+    else:
+        raise Uncached
+    taken = {storage_key(t) for t in inputs}
+    specs: list[OutputSpec | None] = []
+    tensors = []
+    for t in items:
+        if t is None:
+            specs.append(None)
+            continue
+        if not isinstance(t, torch.Tensor) or type(t) is not torch.Tensor or t.device.type != "meta" or t.storage_offset():
+            raise Uncached
+        key = storage_key(t)
+        spec = OutputSpec(tuple(t.shape), t.stride(), t.dtype, t.requires_grad)
+        if key in taken or spec.make().untyped_storage().nbytes() != t.untyped_storage().nbytes():
+            raise Uncached
+        taken.add(key)
+        specs.append(spec)
+        tensors.append(t)
+    return (kind, tuple(specs)), tensors
+
+
+def tensor_geometry(t: torch.Tensor) -> tuple[Any, ...]:
+    return tuple(t.shape), t.stride(), t.storage_offset()
+
+
+def output_specs(structure: Any) -> list[OutputSpec]:
+    return [] if structure[0] == "self" else [s for s in structure[1] if s is not None]
+
+
+def build(structure: Any, made: list[torch.Tensor]) -> Any:
+    """The result of a call from its structure and its output tensors (in order; for an in-place op, the input)."""
+    kind, specs = structure
+    if kind is None or kind == "self":
+        return made[0]
+    it = iter(made)
+    return kind([None if s is None else next(it) for s in specs])
+
+
+# Op families whose outputs follow a shape rule: a new shape of a known kind of call (the 98 distinct
+# batch norms of densenet201, its growing concatenations) is built from a template once two real calls
+# of the kind agreed with the rule and with each other on FLOPs and saved tensors (sizes per element or
+# per channel).
+_LIKE_INPUT = frozenset(
+    {"batch_norm", "relu", "relu6", "hardtanh", "hardswish", "hardsigmoid", "silu", "gelu", "sigmoid", "tanh",
+     "elu", "leaky_relu", "mish", "softplus", "dropout"}
+)  # fmt: skip
+
+
+def _features(t: Any) -> Any:
+    if not isinstance(t, torch.Tensor):
+        return _describe(t, {})
+    return (t.dtype, t.dim(), t.is_contiguous(), t.is_contiguous(memory_format=torch.channels_last) if t.dim() == 4 else False, t.requires_grad)
+
+
+def _contiguous_strides(shape: Sequence[int]) -> tuple[int, ...]:
+    strides, step = [], 1
+    for side in reversed(shape):
+        strides.append(step)
+        step *= max(side, 1)
+    return tuple(reversed(strides))
+
+
+def _batch_norm_valid(args: Sequence[Any], kwargs: dict[str, Any]) -> bool:
+    """What ``F.batch_norm`` checks before its kernel (and after a torch-function mode took the call):
+    per-channel tensors of the right length, more than one value per channel when training."""
+    names = ("input", "running_mean", "running_var", "weight", "bias", "training")
+    given = dict(zip(names, args))
+    given.update({k: v for k, v in kwargs.items() if k in names})
+    x = given["input"]
+    if x.dim() < 2:
+        return False
+    channels = x.shape[1]
+    for key in names[1:5]:
+        t = given.get(key)
+        if t is not None and (not isinstance(t, torch.Tensor) or t.numel() != channels):
+            return False
+    return not (given.get("training", False) and x.numel() // channels <= 1)
+
+
+def _family(func: Any, args: Sequence[Any], kwargs: dict[str, Any]) -> tuple[Any, list[tuple[Any, ...]], tuple[int, int], int] | None:
+    """``(kind key, predicted outputs (shape, stride, dtype), units (elements and channels of the first
+    input), predicted FLOPs)`` for calls of a family, else None."""
+    try:
+        return _family_rule(func, args, kwargs)
+    except Uncached:
+        return None
+
+
+def _family_rule(func: Any, args: Sequence[Any], kwargs: dict[str, Any]) -> tuple[Any, list[tuple[Any, ...]], tuple[int, int], int] | None:
+    name = getattr(func, "__name__", "")
+    if name in _LIKE_INPUT:
+        if not args or not isinstance(args[0], torch.Tensor) or not args[0].is_contiguous():
+            return None
+        x = args[0]
+        if name == "batch_norm" and not _batch_norm_valid(args, kwargs):
+            return None  # the real call raises: let it
+        kind = (func, tuple(_features(a) for a in args), tuple((k, _features(v)) for k, v in kwargs.items()))
+        predicted = [(tuple(x.shape), x.stride(), x.dtype)]
+        flops = 0
+    elif name in ("cat", "concat") and args and isinstance(args[0], (list, tuple)) and args[0]:
+        parts = args[0]
+        dim = kwargs.get("dim", args[1] if len(args) > 1 else 0)
+        x = parts[0]
+        if not isinstance(dim, int) or any(not isinstance(t, torch.Tensor) or t.dim() != x.dim() or t.dtype != x.dtype or not t.is_contiguous() for t in parts):
+            return None
+        if x.dim() == 0:
+            return None
+        dim %= x.dim()
+        if any(t.shape[:dim] != x.shape[:dim] or t.shape[dim + 1 :] != x.shape[dim + 1 :] for t in parts):
+            return None  # the real call raises: let it
+        shape = list(x.shape)
+        shape[dim] = sum(t.shape[dim] for t in parts)
+        kind = (func, dim, _features(x), all(t.requires_grad for t in parts), any(t.requires_grad for t in parts), len(args), tuple(kwargs))
+        predicted = [(tuple(shape), _contiguous_strides(shape), x.dtype)]
+        flops = 0
+    elif name == "conv2d" and 2 <= len(args) <= 7 and isinstance(args[0], torch.Tensor) and isinstance(args[1], torch.Tensor) and not kwargs:
+        x, w = args[0], args[1]
+        bias, stride, padding, dilation, groups = (list(args[2:]) + [None, 1, 0, 1, 1][len(args) - 2 :])[:5]
+        if x.dim() != 4 or w.dim() != 4 or not x.is_contiguous() or not w.is_contiguous() or isinstance(padding, str) or not isinstance(groups, int):
+            return None
+        if groups < 1 or x.shape[1] != w.shape[1] * groups or w.shape[0] % groups or (bias is not None and (not isinstance(bias, torch.Tensor) or bias.shape != (w.shape[0],))):
+            return None  # the real call raises: let it
+        stride, padding, dilation = pair(stride), pair(padding), pair(dilation)
+        kernel = tuple(w.shape[-2:])
+        sides = [(x.shape[2 + k] + 2 * padding[k] - dilation[k] * (kernel[k] - 1) - 1) // stride[k] + 1 for k in range(2)]
+        if min(sides) < 1:
+            return None
+        shape = (x.shape[0], w.shape[0], sides[0], sides[1])
+        kind = (func, _features(x), _features(w), _features(bias), stride, padding, dilation, kernel, groups == 1, groups == x.shape[1])
+        predicted = [(shape, _contiguous_strides(shape), x.dtype)]
+        from torch.utils.flop_counter import conv_flop_count
+
+        flops = conv_flop_count(list(x.shape), list(w.shape), list(shape))
+    else:
+        return None
+    units = (x.numel(), x.shape[1] if x.dim() >= 2 else 1)
+    return (kind, torch.is_grad_enabled()), predicted, units, flops
+
+
+def _relative(entry: Any, predicted: list[tuple[Any, ...]], units: tuple[int, int], flops: int) -> Any:
+    """An entry in the family's terms (None when it does not follow the rule): output requires_grad
+    flags, and the saved tensors with each new tensor's bytes per element and per channel."""
+    structure, specs, real_flops, saves = entry
+    if real_flops != flops:
+        return None
+    if structure == ("self", 0):
+        mode = "self"
+    elif structure[0] is None and [(s.shape, s.stride, s.dtype) for s in specs] == predicted:
+        mode = "new"
+    else:
+        return None
+    rel = []
+    for kind, index, nbytes in saves or ():
+        if kind == "new" and nbytes:
+            rel.append((kind, index, Fraction(nbytes, units[0]) if units[0] else None, Fraction(nbytes, units[1]) if units[1] else None))
+        else:
+            rel.append((kind, index, None, None))
+    return (mode, tuple(s.requires_grad for s in specs)), tuple(rel)
+
+
+def _agree(a: Any, b: Any) -> Any:
+    """What two relative entries share: each new tensor keeps the units (bytes per element, per channel)
+    in which both calls agree; None when they disagree."""
+    if a[0] != b[0] or len(a[1]) != len(b[1]):
+        return None
+    rel = []
+    for (ka, ia, ea, ca), (kb, ib, eb, cb) in zip(a[1], b[1]):
+        if (ka, ia) != (kb, ib) or ((ea, ca) == (None, None)) != ((eb, cb) == (None, None)):
+            return None
+        e, c = (ea if ea == eb else None), (ca if ca == cb else None)
+        if (ea, ca) != (None, None) and (e, c) == (None, None):
+            return None
+        rel.append((ka, ia, e, c))
+    return a[0], tuple(rel)
+
+
+def _settled(rel: Any) -> Any:
+    """The template of a family, once every new tensor's size has one unit (calls of equal spatial size
+    cannot tell bytes per element from bytes per channel); else None."""
+    out = []
+    for kind, index, e, c in rel[1]:
+        if e is not None and c is not None:
+            return None
+        out.append((kind, index, ("element", e) if e is not None else ("channel", c) if c is not None else None))
+    return rel[0], tuple(out)
+
+
+def _from_template(template: Any, predicted: list[tuple[Any, ...]], units: tuple[int, int], flops: int, train: bool) -> Any:
+    (mode, grads), rel = template
+    specs = [OutputSpec(shape, stride, dtype, rg) for (shape, stride, dtype), rg in zip(predicted, grads)]
+    saves = []
+    for kind, index, per in rel:
+        nbytes = 0
+        if per is not None:
+            size = per[1] * (units[0] if per[0] == "element" else units[1])
+            if size.denominator != 1:
+                return None
+            nbytes = int(size)
+        saves.append((kind, index, nbytes))
+    structure = ("self", 0) if mode == "self" else (None, tuple(specs))
+    return structure, specs, flops, (saves if train else None)
+
+
+class CallMemo:
+    """The call memo of one pass: exact signatures, and templates of the op families."""
+
+    def __init__(self, train: bool) -> None:
+        self.train = train
+        self.exact: dict[Any, Any] = {}
+        self.kinds: dict[Any, Any] = {}
+
+    def lookup(self, func: Any, args: Sequence[Any], kwargs: dict[str, Any]) -> tuple[Any, Any, Any]:
+        """``(signature, entry, family)``: the entry is a memo entry, :data:`RUN` or None (run and record);
+        raises :class:`Uncached` for calls that cannot be memoized."""
+        try:
+            key = _signature(func, args, kwargs)
+            entry = self.exact.get(key)
+        except TypeError:  # an unhashable plain value
+            raise Uncached from None
+        if entry is not None:
+            return key, entry, None
+        family = _family(func, args, kwargs)
+        if family is not None:
+            kind, predicted, units, flops = family
+            state = self.kinds.get(kind)
+            if isinstance(state, _Trusted):
+                built = _from_template(state.template, predicted, units, flops, self.train)
+                if built is not None:
+                    self.exact[key] = built
+                    return key, built, None
+        return key, None, family
+
+    def store(self, key: Any, entry: Any, family: Any) -> None:
+        self.exact[key] = entry
+        if family is None:
+            return
+        kind, predicted, units, flops = family
+        state = self.kinds.get(kind)
+        if state is RUN or isinstance(state, _Trusted):
+            return
+        rel = None if entry is RUN else _relative(entry, predicted, units, flops)
+        if rel is None:
+            self.kinds[kind] = RUN
+        elif state is None:
+            self.kinds[kind] = rel
+        else:
+            merged = _agree(state, rel)
+            template = None if merged is None else _settled(merged)
+            self.kinds[kind] = RUN if merged is None else merged if template is None else _Trusted(template)
+
+
+@dataclass(frozen=True)
+class _Trusted:
+    template: Any
+
