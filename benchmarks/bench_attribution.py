@@ -45,7 +45,7 @@ def main() -> None:
     from pytorch_grad_cam import GradCAM
 
     import cnnlens
-    from cnnlens.attribution import attribute
+    from cnnlens.attribution import AttributionSettings, attribute
 
     dev = args.device
     repeat = 2 if args.quick else 6
@@ -57,7 +57,7 @@ def main() -> None:
     print(f"torch {torch.__version__}, pytorch-grad-cam from {pytorch_grad_cam.__file__}, device {dev}, threads {torch.get_num_threads()}")
 
     def ours() -> torch.Tensor:
-        return attribute(model, x, "gradcam", layer=args.layer, batch_size=args.batch, progress=False).maps
+        return attribute(model, x, "gradcam", layer=args.layer, settings=AttributionSettings(batch_size=args.batch), progress=False).maps
 
     def theirs() -> object:
         with warnings.catch_warnings():

@@ -29,7 +29,7 @@ matplotlib.use("Agg")
 import torch  # noqa: E402
 
 import cnnlens  # noqa: E402
-from cnnlens.attribution import DEFAULT_METHODS, attribute, deletion_insertion, randomization_test  # noqa: E402
+from cnnlens.attribution import DEFAULT_METHODS, AttributionSettings, attribute, deletion_insertion, randomization_test  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -49,10 +49,10 @@ def main(argv: list[str] | None = None) -> dict:
     args.out.mkdir(parents=True, exist_ok=True)
 
     model = cnnlens.create_model(args.model, args.weights, seed=args.seed)
-    common = {"size": args.size, "ig_steps": args.ig_steps, "seed": args.seed}
+    common = {"size": args.size, "settings": AttributionSettings(ig_steps=args.ig_steps), "seed": args.seed}
 
     # 1. every method on a few images
-    shown = attribute(model, args.data, DEFAULT_METHODS, limit=args.show, smoothgrad_samples=16, **common)
+    shown = attribute(model, args.data, DEFAULT_METHODS, limit=args.show, **{**common, "settings": AttributionSettings(ig_steps=args.ig_steps, smoothgrad_samples=16)})
     shown.save(args.out / "maps.png", overwrite=True, max_images=args.show)
 
     # 2. faithfulness of Grad-CAM and integrated gradients over --limit images

@@ -15,7 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import cnnlens
-from cnnlens.attribution import Attribution, attribute, figure_names, grid_of, reduce_channels, resolve_targets
+from cnnlens.attribution import Attribution, AttributionSettings, attribute, figure_names, grid_of, reduce_channels, resolve_targets
 from cnnlens.attribution.spatial import attribution_layer
 from cnnlens.errors import CnnlensError
 from cnnlens.pixelnet import pixel_model
@@ -69,10 +69,8 @@ def test_default_layer_is_the_last_spatial_layer(resnet18: nn.Module, vgg16: nn.
 def test_integrated_gradients_occlusion_saliency_smoothgrad_equal_captum(resnet18: nn.Module) -> None:
     x = _images(2, 48)
     t = torch.tensor([3, 7])
-    r = attribute(
-        resnet18, x, ["integrated-gradients", "occlusion", "saliency", "smoothgrad"], target=[3, 7], ig_steps=12, ig_baseline="black",
-        occlusion_window=12, occlusion_stride=6, smoothgrad_samples=5, smoothgrad_noise=0.2, seed=5, progress=False,
-    )
+    knobs = AttributionSettings(ig_steps=12, ig_baseline="black", occlusion_window=12, occlusion_stride=6, smoothgrad_samples=5, smoothgrad_noise=0.2)
+    r = attribute(resnet18, x, ["integrated-gradients", "occlusion", "saliency", "smoothgrad"], target=[3, 7], settings=knobs, seed=5, progress=False)
     net = pixel_model(resnet18, cnnlens.model_info(resnet18).preprocessing)
     ig = ca.IntegratedGradients(net).attribute(x, baselines=torch.zeros_like(x), target=t, n_steps=12, method="gausslegendre")
     torch.testing.assert_close(r["integrated-gradients"], ig.sum(1), rtol=1e-4, atol=1e-6)
@@ -90,7 +88,7 @@ def test_integrated_gradients_occlusion_saliency_smoothgrad_equal_captum(resnet1
         gap = net(x).gather(1, t.view(-1, 1))[:, 0] - net(torch.zeros_like(x)).gather(1, t.view(-1, 1))[:, 0]
     torch.testing.assert_close(r["integrated-gradients"].sum((1, 2)) - gap, r.ig_delta, rtol=1e-3, atol=1e-4)
     # the default path starts at the normalization mean (the network's zero input)
-    m = attribute(resnet18, x, "integrated-gradients", target=[3, 7], ig_steps=12, progress=False)
+    m = attribute(resnet18, x, "integrated-gradients", target=[3, 7], settings=AttributionSettings(ig_steps=12), progress=False)
     ref = ca.IntegratedGradients(net).attribute(x, baselines=mean, target=t, n_steps=12, method="gausslegendre")
     torch.testing.assert_close(m.maps, ref.sum(1), rtol=1e-4, atol=1e-6)
     assert m.to_dict()["settings"]["ig_baseline"] == "mean"
@@ -254,14 +252,15 @@ def test_targets_top_names_indices_logits_and_per_image(resnet18: nn.Module) -> 
 def test_bad_arguments_are_one_line_naming_the_parameter(resnet18: nn.Module, kwargs: dict, message: str) -> None:
     before = model_state(resnet18)
     with pytest.raises(CnnlensError, match=message) as info:
-        attribute(resnet18, _images(1), **{"method": "gradcam", **kwargs}, progress=False)
+        knobs = {k: kwargs.pop(k) for k in list(kwargs) if k in AttributionSettings.__dataclass_fields__}
+        attribute(resnet18, _images(1), **{"method": "gradcam", **kwargs}, settings=AttributionSettings(**knobs), progress=False)
     assert "\n" not in str(info.value)
     assert model_state(resnet18) == before
 
 
 def test_models_without_spatial_layers_get_pixel_methods_and_a_clear_refusal() -> None:
     mlp = cnnlens.create_model("mlp-mnist", seed=0)
-    r = attribute(mlp, _images(1, 28, channels=1), ["saliency", "integrated-gradients"], ig_steps=4, progress=False)
+    r = attribute(mlp, _images(1, 28, channels=1), ["saliency", "integrated-gradients"], settings=AttributionSettings(ig_steps=4), progress=False)
     assert r.maps.shape == (1, 28, 28) and r.layer is None
     with pytest.raises(CnnlensError, match="mlp-mnist has no layer with a spatial output; use saliency"):
         attribute(mlp, _images(1, 28, channels=1), "gradcam", progress=False)
@@ -273,7 +272,7 @@ def test_models_without_spatial_layers_get_pixel_methods_and_a_clear_refusal() -
 def test_grey_models_take_colour_images(name: str) -> None:
     model = cnnlens.create_model(name, seed=0)
     side = cnnlens.model_info(model).preprocessing.input_size[-1]
-    r = attribute(model, _images(2, 40), ["gradcam", "guided-gradcam", "occlusion", "smoothgrad"], fit="crop", smoothgrad_samples=2, progress=False)
+    r = attribute(model, _images(2, 40), ["gradcam", "guided-gradcam", "occlusion", "smoothgrad"], settings=AttributionSettings(smoothgrad_samples=2, fit="crop"), progress=False)
     assert r.images.shape == (2, 1, side, side) and r.maps.shape == (2, side, side)
     assert all(torch.isfinite(m).all() for m in r.by_method.values())
 
@@ -281,22 +280,22 @@ def test_grey_models_take_colour_images(name: str) -> None:
 def test_the_model_is_left_as_it_was_also_in_train_mode() -> None:
     model = cnnlens.create_model("resnet18", seed=0).train()
     before = model_state(model)
-    attribute(model, _images(2, 64), ["gradcam", "guided-gradcam", "integrated-gradients", "occlusion", "smoothgrad"], ig_steps=2, smoothgrad_samples=2, progress=False)
+    attribute(model, _images(2, 64), ["gradcam", "guided-gradcam", "integrated-gradients", "occlusion", "smoothgrad"], settings=AttributionSettings(ig_steps=2, smoothgrad_samples=2), progress=False)
     assert model_state(model) == before and model.training
 
 
 def test_seed_makes_smoothgrad_repeat(resnet18: nn.Module) -> None:
     x = _images(1, 32)
-    a = attribute(resnet18, x, "smoothgrad", smoothgrad_samples=3, seed=1, progress=False).maps
-    b = attribute(resnet18, x, "smoothgrad", smoothgrad_samples=3, seed=1, progress=False).maps
-    c = attribute(resnet18, x, "smoothgrad", smoothgrad_samples=3, seed=2, progress=False).maps
+    a = attribute(resnet18, x, "smoothgrad", seed=1, settings=AttributionSettings(smoothgrad_samples=3), progress=False).maps
+    b = attribute(resnet18, x, "smoothgrad", seed=1, settings=AttributionSettings(smoothgrad_samples=3), progress=False).maps
+    c = attribute(resnet18, x, "smoothgrad", seed=2, settings=AttributionSettings(smoothgrad_samples=3), progress=False).maps
     assert torch.equal(a, b) and not torch.equal(a, c)
 
 
 def test_result_protocol(resnet18: nn.Module, tmp_path) -> None:  # type: ignore[no-untyped-def]
     import matplotlib.figure
 
-    r = attribute(resnet18, _images(2), ["gradcam", "integrated-gradients"], ig_steps=4, progress=False)
+    r = attribute(resnet18, _images(2), ["gradcam", "integrated-gradients"], settings=AttributionSettings(ig_steps=4), progress=False)
     assert isinstance(r, Attribution) and r.maps.device.type == "cpu" and r.images.shape == (2, 3, 64, 64)
     d = json.loads(json.dumps(jsonable(r.to_dict())))
     assert d["model"] == "resnet18" and d["random_init"] is True and d["layer"] == "layer4"
@@ -330,7 +329,7 @@ def test_folders_are_read_in_batches_with_names(resnet18: nn.Module, tmp_path) -
     for sub in ("a", "b"):
         for i in range(2):
             save_image(_images(1, 40, seed=i + (sub == "b") * 7)[0], tmp_path / sub / f"x{i}.png")
-    r = attribute(resnet18, tmp_path, "gradcam", size=48, batch_size=3, progress=False)
+    r = attribute(resnet18, tmp_path, "gradcam", size=48, settings=AttributionSettings(batch_size=3), progress=False)
     assert [n.split("/")[-2:] for n in r.image_names] == [["a", "x0.png"], ["a", "x1.png"], ["b", "x0.png"], ["b", "x1.png"]]
     assert r.images.shape == (4, 3, 48, 48)
     one = attribute(resnet18, r.images[2:3], "gradcam", progress=False)

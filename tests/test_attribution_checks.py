@@ -12,6 +12,7 @@ import torch.nn as nn
 import cnnlens
 from cnnlens.attribution import (
     RANDOM,
+    AttributionSettings,
     area,
     attribute,
     cascade_blocks,
@@ -65,7 +66,7 @@ def test_area_and_pixel_order() -> None:
 def test_deletion_and_insertion_find_the_known_evidence() -> None:
     model = Quadrant()
     x = _quadrant_images()
-    r = attribute(model, x, ["saliency", "integrated-gradients"], target=0, preprocessing=GREY_MEAN, ig_steps=8, progress=False)
+    r = attribute(model, x, ["saliency", "integrated-gradients"], target=0, preprocessing=GREY_MEAN, settings=AttributionSettings(ig_steps=8), progress=False)
     assert float(r["saliency"][:, 8:, :].abs().max()) == 0 and float(r["saliency"][:, :8, :8].min()) > 0  # the oracle map
     f = deletion_insertion(model, r, steps=8, seed=0, progress=False)
     assert f.methods == ("saliency", "integrated-gradients", RANDOM)
@@ -91,9 +92,9 @@ def test_faithfulness_repeats_under_its_seed_and_leaves_the_model() -> None:
     model = cnnlens.create_model("mnist-cnn", seed=0).train()
     x = torch.rand(2, 1, 28, 28, generator=torch.Generator().manual_seed(0))
     before = model_state(model)
-    r = attribute(model, x, ["gradcam", "saliency"], faithfulness=True, faithfulness_steps=4, seed=3, progress=False)
-    again = attribute(model, x, ["gradcam", "saliency"], faithfulness=True, faithfulness_steps=4, seed=3, progress=False)
-    other = attribute(model, x, ["gradcam", "saliency"], faithfulness=True, faithfulness_steps=4, seed=4, progress=False)
+    r = attribute(model, x, ["gradcam", "saliency"], seed=3, settings=AttributionSettings(faithfulness_steps=4), checks=["faithfulness"], progress=False)
+    again = attribute(model, x, ["gradcam", "saliency"], seed=3, settings=AttributionSettings(faithfulness_steps=4), checks=["faithfulness"], progress=False)
+    other = attribute(model, x, ["gradcam", "saliency"], seed=4, settings=AttributionSettings(faithfulness_steps=4), checks=["faithfulness"], progress=False)
     assert model_state(model) == before and model.training
     assert r.faithfulness is not None and again.faithfulness is not None and other.faithfulness is not None
     assert torch.equal(r.faithfulness.curves["deletion"][RANDOM], again.faithfulness.curves["deletion"][RANDOM])
@@ -132,7 +133,7 @@ def test_randomization_test_decorrelates_and_leaves_the_model() -> None:
     model = cnnlens.create_model("resnet18", seed=0)
     before = model_state(model)
     x = torch.rand(3, 3, 64, 64, generator=torch.Generator().manual_seed(1))
-    r = attribute(model, x, ["gradcam", "saliency"], sanity=True, sanity_blocks=3, seed=0, progress=False)
+    r = attribute(model, x, ["gradcam", "saliency"], seed=0, settings=AttributionSettings(sanity_blocks=3), checks=["sanity"], progress=False)
     t = r.sanity
     assert t is not None and model_state(model) == before
     assert t.blocks == ["fc", "layer4.1", "layer4.0"] and t.correlations["gradcam"].shape == (3, 4)

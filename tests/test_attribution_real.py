@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from cnnlens.attribution import RANDOM, RANDOM_GRID, attribute, deletion_insertion
+from cnnlens.attribution import RANDOM, RANDOM_GRID, AttributionSettings, attribute, deletion_insertion
 
 pytestmark = [pytest.mark.slow, pytest.mark.data]
 
 
 def test_deletion_of_gradcam_and_integrated_gradients_beats_random_over_100_images(mobilenet_trained: torch.nn.Module, data: Path) -> None:
     samples = data / "imagenet_samples"
-    r = attribute(mobilenet_trained, samples, ["gradcam", "integrated-gradients"], limit=100, size=160, ig_steps=8, batch_size=25, progress=False)
+    r = attribute(mobilenet_trained, samples, ["gradcam", "integrated-gradients"], limit=100, size=160, settings=AttributionSettings(ig_steps=8, batch_size=25), progress=False)
     assert len(r.image_names) == 100 and r.layer == "features"
     f = deletion_insertion(mobilenet_trained, r, steps=5, curves="deletion", batch_size=50, progress=False)
     auc = {m: float(f.auc("deletion", m).mean()) for m in f.methods}
@@ -28,7 +28,7 @@ def test_deletion_of_gradcam_and_integrated_gradients_beats_random_over_100_imag
 
 
 def test_randomization_test_gradcam_decorrelates_guided_backprop_barely_changes(mobilenet_trained: torch.nn.Module, data: Path) -> None:
-    r = attribute(mobilenet_trained, data / "imagenet_samples", ["gradcam", "guided-backprop"], limit=6, size=160, sanity=True, progress=False)
+    r = attribute(mobilenet_trained, data / "imagenet_samples", ["gradcam", "guided-backprop"], limit=6, size=160, checks=["sanity"], progress=False)
     t = r.sanity
     assert t is not None and t.blocks[0] == "classifier.1" and t.blocks[-1] == "features.0" and len(t.blocks) == 20
     gradcam, guided = t.mean_curve("gradcam"), t.mean_curve("guided-backprop")

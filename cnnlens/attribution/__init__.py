@@ -17,11 +17,41 @@ Example:
 
 from __future__ import annotations
 
-from .faithfulness import BASELINES, CURVES, RANDOM, RANDOM_GRID, Faithfulness, area, baseline_of, deletion_insertion, pixel_order, random_maps
+from .faithfulness import (
+    BASELINES,
+    CURVES,
+    RANDOM,
+    RANDOM_GRID,
+    Faithfulness,
+    area,
+    baseline_of,
+    deletion_insertion,
+    pixel_order,
+    random_maps,
+)
 from .maps import Attribution, attribute, figure_names, resolve_targets
-from .methods import CAM_METHODS, DEFAULT_METHODS, METHODS, Settings, check_methods, gradcam, reduce_channels
-from .plots import plot_attribution, plot_faithfulness, plot_overview, plot_randomization
-from .sanity import RandomizationTest, cascade_blocks, randomization_test, reinitialize, spearman
+from .methods import (
+    CAM_METHODS,
+    DEFAULT_METHODS,
+    METHODS,
+    AttributionSettings,
+    check_methods,
+    gradcam,
+    reduce_channels,
+)
+from .plots import (
+    plot_attribution,
+    plot_faithfulness,
+    plot_overview,
+    plot_randomization,
+)
+from .sanity import (
+    RandomizationTest,
+    cascade_blocks,
+    randomization_test,
+    reinitialize,
+    spearman,
+)
 from .spatial import Grid, attribution_layer, grid_of
 
 __all__ = [
@@ -36,7 +66,7 @@ __all__ = [
     "Faithfulness",
     "Grid",
     "RandomizationTest",
-    "Settings",
+    "AttributionSettings",
     "area",
     "attribute",
     "attribution_layer",

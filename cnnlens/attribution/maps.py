@@ -12,8 +12,8 @@ import torch
 import torch.nn as nn
 
 from ..address import LOGITS, Unit, resolve_unit
-from ..checks import check_int
-from ..errors import CnnlensError
+from ..checks import check_int, check_seed
+from ..errors import CnnlensError, did_you_mean
 from ..folders import iter_batches, select_images
 from ..outputs import RESULT_SUFFIXES, check_output, save_text
 from ..pixelnet import image_preprocessing, unwrap
@@ -21,10 +21,9 @@ from ..pixels import Preprocessing, as_pixels
 from ..progress import progress_bar
 from ..registry import ModelInfo, model_info
 from ..results import Result, jsonable
-from .faithfulness import CURVES, Faithfulness, deletion_insertion
-from .methods import CAM_METHODS, Attributor, Settings, check_methods
-
 from ..seeds import seeded
+from .faithfulness import CURVES, Faithfulness, deletion_insertion
+from .methods import CAM_METHODS, AttributionSettings, Attributor, check_methods
 from .sanity import RandomizationTest, randomization_test
 from .spatial import Grid
 
@@ -135,7 +134,7 @@ class Attribution(Result):
     targets: torch.Tensor
     target_given: list[bool]
     probabilities: torch.Tensor
-    settings: Settings = field(repr=False)
+    settings: AttributionSettings = field(repr=False)
     preprocessing: Preprocessing = field(repr=False)
     ig_delta: torch.Tensor | None = None
     relu_calls: int | None = None
@@ -340,21 +339,11 @@ def attribute(
     target: Any = TOP,
     layer: str | nn.Module | None = None,
     *,
+    settings: AttributionSettings | None = None,
+    checks: str | Sequence[str] = (),
     preprocessing: Preprocessing | None = None,
     size: int | None = None,
-    fit: str | None = None,
     limit: int | None = None,
-    batch_size: int = 16,
-    ig_steps: int = 32,
-    ig_baseline: str = "mean",
-    smoothgrad_samples: int = 25,
-    smoothgrad_noise: float = 0.15,
-    occlusion_window: int | None = None,
-    occlusion_stride: int | None = None,
-    faithfulness: bool = False,
-    faithfulness_steps: int = 16,
-    sanity: bool = False,
-    sanity_blocks: int | None = None,
     seed: int | None = 0,
     progress: bool = True,
 ) -> Attribution:
@@ -371,23 +360,14 @@ def attribute(
             name, ``logits:CLASS``, or one of these per image.
         layer: the layer of Grad-CAM and its variants (default: the last layer with a spatial output;
             token layers of vision transformers are reshaped to their grid).
+        settings: :class:`AttributionSettings`: the methods' knobs (integration steps, SmoothGrad's
+            noise, the occluding window), the checks' sizes, batch size and how images are cut.
+        checks: also compute ``"faithfulness"`` (deletion and insertion curves with a random-map
+            baseline, :func:`~cnnlens.attribution.deletion_insertion`) and/or ``"sanity"`` (the
+            cascading model-randomization test, :func:`~cnnlens.attribution.randomization_test`).
         preprocessing: resize, crop and normalization (default: ``model_info(model).preprocessing``).
         size: square side to resize and centre-crop to instead of the preprocessing's.
-        fit: ``"crop"``, ``"resize"`` or ``"none"``; default ``"none"`` for tensors (taken as they
-            are), ``"crop"`` for files, folders, PIL images and arrays.
-        limit: use at most this many images (spread over a folder).
-        batch_size: images per pass.
-        ig_steps, ig_baseline: integration steps of integrated gradients, and where the path starts:
-            ``"mean"`` (the normalization mean: the network's zero input, and what deletion fills in)
-            or ``"black"`` (pixels 0, as Sundararajan et al.).
-        smoothgrad_samples, smoothgrad_noise: SmoothGrad's noisy copies and their standard deviation
-            in pixel units.
-        occlusion_window, occlusion_stride: the occluding square's side and step in pixels
-            (default: an eighth of the image's shorter side, and half of that).
-        faithfulness: also compute deletion and insertion curves with a random-map baseline
-            (:func:`~cnnlens.attribution.deletion_insertion`), with ``faithfulness_steps`` steps.
-        sanity: also run the cascading model-randomization test
-            (:func:`~cnnlens.attribution.randomization_test`), on at most ``sanity_blocks`` blocks.
+        limit: use at most this many images (spread over a folder: :func:`cnnlens.folders.spread`).
         seed: SmoothGrad's noise, the random map, the order of equal pixels, the re-initialisation.
         progress: report progress (a bar on a terminal, a line every 10 s elsewhere).
 
@@ -403,20 +383,14 @@ def attribute(
         ((2, 64, 64), 'layer4', 2)
     """
     methods = check_methods(method)
-    settings = Settings(
-        ig_steps=ig_steps, ig_baseline=ig_baseline, smoothgrad_samples=smoothgrad_samples, smoothgrad_noise=smoothgrad_noise,
-        occlusion_window=occlusion_window, occlusion_stride=occlusion_stride, batch_size=batch_size,
-    ).checked()
-    faithfulness_steps = check_int(faithfulness_steps, "faithfulness_steps", low=1, high=100_000)
-    if sanity_blocks is not None:
-        sanity_blocks = check_int(sanity_blocks, "sanity_blocks", low=1)
-    if seed is not None:
-        seed = check_int(seed, "seed", low=0, high=2**63 - 1)
+    settings = (settings or AttributionSettings()).checked()
+    faithfulness, sanity = check_checks(checks)
+    seed = check_seed(seed)
     if limit is not None:
         limit = check_int(limit, "limit", low=1)
     wanted_targets = resolve_targets(target, model)
     prep = image_preprocessing(model, preprocessing, size)
-    names, source = _sources(images, prep, fit, limit)
+    names, source = _sources(images, prep, settings.fit, limit)
     n = len(names)
     if len(wanted_targets) not in (1, n):
         raise CnnlensError(f"target has {len(wanted_targets)} entries for {n} images", param="target")
@@ -450,10 +424,22 @@ def attribute(
     )
     result.warnings.extend(_warnings(result))
     if faithfulness:
-        result.faithfulness = deletion_insertion(model, result, steps=faithfulness_steps, curves=CURVES, batch_size=max(settings.batch_size, 16), seed=seed, progress=progress)
+        result.faithfulness = deletion_insertion(model, result, steps=settings.faithfulness_steps, curves=CURVES, batch_size=max(settings.batch_size, 16), seed=seed, progress=progress)
     if sanity:
-        result.sanity = randomization_test(model, result, max_blocks=sanity_blocks, seed=seed, progress=progress)
+        result.sanity = randomization_test(model, result, max_blocks=settings.sanity_blocks, seed=seed, progress=progress)
     return result
+
+
+CHECKS = ("faithfulness", "sanity")
+
+
+def check_checks(checks: str | Sequence[str]) -> tuple[bool, bool]:
+    """``(faithfulness, sanity)`` from ``checks`` (names of :data:`CHECKS`, or one comma list)."""
+    items = [c.strip() for c in checks.split(",")] if isinstance(checks, str) else list(checks)
+    for c in items:
+        if c not in CHECKS:
+            raise CnnlensError(f"checks: unknown check {c!r}{did_you_mean(str(c), CHECKS)}; one of {', '.join(CHECKS)}", param="checks")
+    return "faithfulness" in items, "sanity" in items
 
 
 def _warnings(result: Attribution) -> list[str]:

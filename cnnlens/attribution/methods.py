@@ -40,7 +40,13 @@ from ..layers import get_layer, model_device, model_dtype
 from ..pixelnet import class_logits, pixel_net, unwrap
 from ..pixels import Preprocessing
 from ..units.deconv import unit_gradients
-from .spatial import Grid, LayerGradients, attribution_layer, fill_targets, layer_gradients
+from .spatial import (
+    Grid,
+    LayerGradients,
+    attribution_layer,
+    fill_targets,
+    layer_gradients,
+)
 
 __all__ = [
     "CAM_METHODS",
@@ -48,11 +54,10 @@ __all__ = [
     "METHODS",
     "Attributor",
     "BatchMaps",
-    "Settings",
+    "AttributionSettings",
     "check_methods",
     "gradcam",
     "reduce_channels",
-    "seeded",
 ]
 
 METHODS = (
@@ -112,12 +117,21 @@ def check_methods(methods: str | Sequence[str], name: str = "method") -> tuple[s
 
 
 @dataclass(frozen=True)
-class Settings:
-    """The knobs of the methods (the API's keyword arguments of the same names).
+class AttributionSettings:
+    """How :func:`cnnlens.attribute` computes its maps and checks: ``attribute(..., settings=AttributionSettings(ig_steps=64))``.
 
-    ``occlusion_window`` None: a square of an eighth of the image's shorter side; ``occlusion_stride``
-    None: half the window. ``smoothgrad_noise`` is the noise's standard deviation in pixel units
-    (0.15 = 15 % of the [0, 1] range; Smilkov et al. recommend 10-20 %).
+    - ``ig_steps``, ``ig_baseline``: integration steps of integrated gradients, and where the path
+      starts: ``"mean"`` (the normalization mean: the network's zero input, and what deletion fills
+      in) or ``"black"`` (pixels 0, as Sundararajan et al.).
+    - ``smoothgrad_samples``, ``smoothgrad_noise``: SmoothGrad's noisy copies and their standard
+      deviation in pixel units (0.15 = 15 % of the [0, 1] range; Smilkov et al. recommend 10-20 %).
+    - ``occlusion_window``, ``occlusion_stride``: the occluding square's side and step in pixels
+      (None: an eighth of the image's shorter side, and half the window).
+    - ``faithfulness_steps``: steps of the deletion and insertion curves (``checks=["faithfulness"]``);
+      ``sanity_blocks``: at most this many blocks re-initialised by the randomization test
+      (``checks=["sanity"]``; None: every block).
+    - ``batch_size``: images per pass; ``fit``: ``"crop"``, ``"resize"`` or ``"none"`` (None:
+      ``"none"`` for tensors, taken as they are, ``"crop"`` for files, folders, PIL images and arrays).
     """
 
     ig_steps: int = 32
@@ -126,9 +140,12 @@ class Settings:
     smoothgrad_noise: float = 0.15
     occlusion_window: int | None = None
     occlusion_stride: int | None = None
+    faithfulness_steps: int = 16
+    sanity_blocks: int | None = None
     batch_size: int = 16
+    fit: str | None = None
 
-    def checked(self) -> Settings:
+    def checked(self) -> AttributionSettings:
         """A copy with every number checked (one-line errors naming the parameter)."""
         window = None if self.occlusion_window is None else check_int(self.occlusion_window, "occlusion_window", low=1, high=65536)
         stride = None if self.occlusion_stride is None else check_int(self.occlusion_stride, "occlusion_stride", low=1, high=65536)
@@ -141,6 +158,8 @@ class Settings:
             smoothgrad_noise=check_number(self.smoothgrad_noise, "smoothgrad_noise", low=0.0, high=10.0),
             occlusion_window=window,
             occlusion_stride=stride,
+            faithfulness_steps=check_int(self.faithfulness_steps, "faithfulness_steps", low=1, high=100_000),
+            sanity_blocks=None if self.sanity_blocks is None else check_int(self.sanity_blocks, "sanity_blocks", low=1),
             batch_size=check_int(self.batch_size, "batch_size", low=1, high=65536),
         )
 
@@ -213,10 +232,10 @@ class Attributor:
         preprocessing: its normalization (the caller's choice: ``model_info(model).preprocessing``).
         methods: checked method names.
         layer: the layer of the class-activation methods (None: the default, :func:`attribution_layer`).
-        settings: :class:`Settings`, checked.
+        settings: :class:`AttributionSettings`, checked.
     """
 
-    def __init__(self, model: nn.Module, preprocessing: Preprocessing, methods: Sequence[str], layer: str | nn.Module | None, settings: Settings) -> None:
+    def __init__(self, model: nn.Module, preprocessing: Preprocessing, methods: Sequence[str], layer: str | nn.Module | None, settings: AttributionSettings) -> None:
         self.model = model
         self.net, _ = unwrap(model)
         self.preprocessing = preprocessing

@@ -35,9 +35,8 @@ from ..pixelnet import unwrap
 from ..progress import progress_bar
 from ..registry import ModelInfo
 from ..results import Result
-from .methods import Attributor, check_methods
-
 from ..seeds import seeded
+from .methods import Attributor, check_methods
 
 if TYPE_CHECKING:
     from .maps import Attribution

@@ -102,7 +102,7 @@ def attribute_command(
       cnnlens attribute mobilenet_v2 -w mobilenet_v2.pth photos/ --method gradcam,guided-backprop --sanity -o sanity.png
       cnnlens attribute vit_b_16 -w none --seed 0 cat.png --method gradcam
     """
-    from ..attribution import DEFAULT_METHODS, attribute, check_methods, figure_names
+    from ..attribution import DEFAULT_METHODS, AttributionSettings, attribute, check_methods, figure_names
     from ..attribution.maps import INDEX_NAME
     from ..errors import CnnlensError
     from ..folders import select_images
@@ -129,12 +129,13 @@ def attribute_command(
         outputs.append(("--figures", figures / INDEX_NAME, (".json",)))
     check_outputs(outputs, overwrite)
     net = open_model(model, weights, device=device, seed=seed)
-    result = attribute(
-        net, images, methods, target, layer, size=size, limit=limit, batch_size=batch_size, ig_steps=ig_steps, ig_baseline=ig_baseline,
-        smoothgrad_samples=smoothgrad_samples, smoothgrad_noise=noise, occlusion_window=occlusion_window,
-        occlusion_stride=occlusion_stride, faithfulness=faithfulness, faithfulness_steps=faithfulness_steps,
-        sanity=sanity, sanity_blocks=sanity_blocks, seed=seed, progress=True,
+    settings = AttributionSettings(
+        ig_steps=ig_steps, ig_baseline=ig_baseline, smoothgrad_samples=smoothgrad_samples, smoothgrad_noise=noise,
+        occlusion_window=occlusion_window, occlusion_stride=occlusion_stride, faithfulness_steps=faithfulness_steps,
+        sanity_blocks=sanity_blocks, batch_size=batch_size,
     )
+    checks = [name for name, wanted in (("faithfulness", faithfulness), ("sanity", sanity)) if wanted]
+    result = attribute(net, images, methods, target, layer, settings=settings, checks=checks, size=size, limit=limit, seed=seed, progress=True)
     if figures is not None:
         index = result.save_figures(figures, overwrite=overwrite)
         click.echo(f"wrote {len(names)} figure{'s' if len(names) != 1 else ''} and {index}", err=True)
