@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> None:
 
     import cnnlens
     from cnnlens.featvis import objectives as O
-    from cnnlens.featvis import render
+    from cnnlens.featvis import Recipe, render
 
     model = cnnlens.create_model(args.model, args.weights, seed=0)
     try:
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
 
     def ours(objective: object, steps: int, size: int, batch: int | None = None) -> tuple[float, float]:
         t, c = time.perf_counter(), time.process_time()
-        render(model, objective, size=size, batch=batch, steps=steps, seed=0, redirect_steps=0, progress=False)
+        render(model, objective, size=size, batch=batch, steps=steps, seed=0, recipe=Recipe(redirect_steps=0), progress=False)
         return time.perf_counter() - t, time.process_time() - c
 
     # lucent leaves a hook on every module, so it gets copies. As its README uses it the parameters

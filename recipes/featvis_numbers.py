@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 import cnnlens
-from cnnlens.featvis import activations, high_frequency_energy, image_grid
+from cnnlens.featvis import Recipe, activations, high_frequency_energy, image_grid
 from cnnlens.featvis import param as P
 from cnnlens.folders import list_images
 from cnnlens.images import save_image
@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> dict:
     target = args.target if args.target is not None else 8 * float(means[channels].max())
     runs = {
         "fourier+decorrelation+transforms": cnnlens.render(model, units, seed=args.seed, until=target, **kw),
-        "pixels": cnnlens.render(model, units, seed=args.seed, until=target, fft=False, decorrelate=False, transforms=[], **kw),
+        "pixels": cnnlens.render(model, units, seed=args.seed, until=target, recipe=Recipe(fft=False, decorrelate=False, transforms=[]), **kw),
     }
     numbers["frequency"] = {"target": round(target, 3), "cutoff_cycles_per_pixel": 0.25}
     for name, r in runs.items():

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 import cnnlens
 from cnnlens.cli import cli
 from cnnlens.errors import CnnlensError
-from cnnlens.featvis import DreamResult, dream
+from cnnlens.featvis import DreamResult, DreamSettings, dream
 from cnnlens.featvis.dream import octave_sizes, tile_ranges
 from cnnlens.featvis.render import activations, number
 from cnnlens.images import load_image, save_image
@@ -62,7 +62,7 @@ def test_tiles_cover_everything_once() -> None:
 
 def test_dream_keeps_size_repeats_under_seed_and_leaves_model_unchanged(squeeze_random: nn.Module) -> None:
     before = model_state(squeeze_random)
-    kw = dict(octaves=2, steps=2, jitter=4, progress=False)
+    kw = dict(octaves=2, steps=2, settings=DreamSettings(jitter=4), progress=False)
     a = dream(squeeze_random, photo(), "features.5", seed=0, **kw)
     assert model_state(squeeze_random) == before
     b = dream(squeeze_random, photo(), "features.5", seed=0, **kw)
@@ -98,7 +98,7 @@ def test_dream_step_size_is_the_mean_pixel_change() -> None:
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU()).eval()
     x = torch.full((3, 24, 24), 0.5) + 0.01 * torch.randn(3, 24, 24)
-    out = dream(model, x, "1", octaves=1, steps=1, step_size=1.5, jitter=0, preprocessing=Preprocessing(mean=(0, 0, 0), std=(1, 1, 1)), progress=False)
+    out = dream(model, x, "1", octaves=1, steps=1, settings=DreamSettings(step_size=1.5, jitter=0), preprocessing=Preprocessing(mean=(0, 0, 0), std=(1, 1, 1)), progress=False)
     assert abs(float((out.image - x).abs().mean()) - 1.5 / 255) < 1e-5
 
 
@@ -106,15 +106,15 @@ def test_tiled_dream_equals_whole_image_for_a_pointwise_model() -> None:
     # with 1x1 convolutions every pixel's gradient is local, so tiles must give exactly the whole-image result
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(3, 8, 1), nn.ReLU(), nn.Conv2d(8, 8, 1)).eval()
-    kw = dict(octaves=2, steps=3, jitter=5, progress=False)
-    whole = dream(model, photo(48, 64), "2", tile_size=512, seed=0, **kw)
-    tiled = dream(model, photo(48, 64), "2", tile_size=20, seed=0, **kw)
+    kw = dict(octaves=2, steps=3, progress=False)
+    whole = dream(model, photo(48, 64), "2", settings=DreamSettings(jitter=5, tile_size=512), seed=0, **kw)
+    tiled = dream(model, photo(48, 64), "2", settings=DreamSettings(jitter=5, tile_size=20), seed=0, **kw)
     assert torch.allclose(whole.image, tiled.image, atol=1e-5)
 
 
 def test_dream_units_and_errors(squeeze_reg: nn.Module) -> None:
     before = model_state(squeeze_reg)
-    out = dream(squeeze_reg, photo(), unit="features.7:3", octaves=1, steps=3, step_size=8, jitter=0, progress=False)
+    out = dream(squeeze_reg, photo(), unit="features.7:3", octaves=1, steps=3, settings=DreamSettings(step_size=8, jitter=0), progress=False)
     assert out.octaves[0].after > out.octaves[0].before and out.layers == ["features.7"]
     with torch.no_grad():
         a = activations(squeeze_reg, out.image[None], ["features.7"])["features.7"]
@@ -142,7 +142,8 @@ def test_dream_units_and_errors(squeeze_reg: nn.Module) -> None:
     ]
     for kw, message in cases:
         with pytest.raises(CnnlensError, match=message):
-            dream(squeeze_reg, photo(), **{"steps": 1, "progress": False, **kw})
+            knobs = DreamSettings(**{k: kw.pop(k) for k in list(kw) if k in DreamSettings.__dataclass_fields__})
+            dream(squeeze_reg, photo(), **{"steps": 1, "progress": False, "settings": knobs, **kw})
     with pytest.raises(CnnlensError, match="^image: dream takes one image"):
         dream(squeeze_reg, torch.rand(2, 3, 30, 30), progress=False)
     with pytest.raises(CnnlensError, match="^image \\(16x30\\) is smaller than the model's minimum input 21x21"):

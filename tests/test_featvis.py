@@ -16,7 +16,7 @@ import cnnlens
 from cnnlens.address import parse_unit
 from cnnlens.cli import cli
 from cnnlens.errors import CnnlensError
-from cnnlens.featvis import RenderResult, high_frequency_energy, image_grid, redirected_relu, render
+from cnnlens.featvis import Recipe, RenderResult, high_frequency_energy, image_grid, redirected_relu, render
 from cnnlens.featvis import objectives as O
 from cnnlens.featvis import param as P
 from cnnlens.featvis import transforms as T
@@ -196,7 +196,7 @@ def test_render_raises_cleanly(squeeze_random: nn.Module) -> None:
         render(squeeze_random, O.channel("features.99", 0), size=32, steps=1)
     assert model_state(squeeze_random) == before
     with pytest.raises(CnnlensError, match="out of range"):  # raised inside the forward pass, hooks active
-        render(squeeze_random, O.channel("features.9", 999), size=32, steps=1, redirect_steps=1)
+        render(squeeze_random, O.channel("features.9", 999), size=32, steps=1, recipe=Recipe(redirect_steps=1))
     assert model_state(squeeze_random) == before
     with pytest.raises(CnnlensError, match="needs 3 images"):
         render(squeeze_random, O.channels("features.9", [0, 1, 2]), size=32, batch=2, steps=1)
@@ -204,7 +204,7 @@ def test_render_raises_cleanly(squeeze_random: nn.Module) -> None:
 
 
 def test_several_channels_in_one_batch_each_image_serves_its_own(squeeze_random: nn.Module) -> None:
-    out = render(squeeze_random, O.channels("features.5", [3, 17]), size=48, steps=48, lr=0.1, seed=0)
+    out = render(squeeze_random, O.channels("features.5", [3, 17]), size=48, steps=48, recipe=Recipe(lr=0.1), seed=0)
     with torch.no_grad():
         a = activations(squeeze_random, out.images, ["features.5"])["features.5"].mean((2, 3))
     # random-init channels rise together, but image 0 favours channel 3 and image 1 channel 17
@@ -224,9 +224,10 @@ def test_redirect_starts_dead_units() -> None:
     with torch.no_grad():
         model[2].weight.fill_(1.0)
         model[2].bias.zero_()
-    kw = dict(size=16, steps=40, fft=False, decorrelate=False, transforms=[], lr=0.5)
-    dead = render(model, O.channel("2", 0), redirect_steps=0, seed=0, **kw)
-    alive = render(model, O.channel("2", 0), redirect_steps=40, seed=0, **kw)
+    kw = dict(size=16, steps=40)
+    pixels = dict(fft=False, decorrelate=False, transforms=[], lr=0.5)
+    dead = render(model, O.channel("2", 0), recipe=Recipe(redirect_steps=0, **pixels), seed=0, **kw)
+    alive = render(model, O.channel("2", 0), recipe=Recipe(redirect_steps=40, **pixels), seed=0, **kw)
     assert float(dead.values[0]) == 0.0 and torch.allclose(dead.images, dead.images.mean(), atol=0.02)
     with torch.no_grad():
         pre_alive = conv(prep_of(model).normalize(alive.images))
@@ -309,7 +310,8 @@ def test_render_checks_units_and_numbers_before_any_step(squeeze_reg: nn.Module)
     ]
     for spec, kw, message in cases:
         with pytest.raises(CnnlensError, match=message):
-            render(squeeze_reg, spec, **{"size": 32, "steps": 2, "callback": cb, "progress": False, **kw})
+            recipe = Recipe(**{k: kw.pop(k) for k in list(kw) if k in Recipe.__dataclass_fields__})
+            render(squeeze_reg, spec, **{"size": 32, "steps": 2, "callback": cb, "progress": False, "recipe": recipe, **kw})
     assert steps_run == [] and model_state(squeeze_reg) == before
 
 
@@ -568,7 +570,7 @@ def test_fourier_decorrelation_transforms_lower_high_frequencies(squeezenet_trai
     obj = O.channels("features.9", [5, 100])
     lucid = render(squeezenet_trained, obj, size=64, steps=200, seed=0, until=500)
     pixel = render(squeezenet_trained, obj, size=64, steps=200, seed=0, until=500,
-                   fft=False, decorrelate=False, transforms=[])
+                   recipe=Recipe(fft=False, decorrelate=False, transforms=[]))
     assert float(lucid.values.min()) > 375 and float(pixel.values.min()) > 375  # comparable activations
     hf_lucid, hf_pixel = high_frequency_energy(lucid.images), high_frequency_energy(pixel.images)
     print("steps", len(lucid.history), len(pixel.history), "values", lucid.values, pixel.values, "hf", hf_lucid, hf_pixel)

@@ -80,15 +80,15 @@ def visualize_command(
       cnnlens visualize resnet18 -w none -u layer3:0 --steps 32 --size 64
     """
 
-    from ..featvis import render
+    from ..featvis import Recipe, render
 
     if output is None and image_path is None and not as_json:
         output = Path(f"{model_stem(model)}-featvis.png")
     check_outputs([("--output", output, RESULT_SUFFIXES), ("--image", image_path, IMAGE_SAVE_SUFFIXES)], overwrite)
     net = open_model(model, weights, device=device, seed=seed)
+    recipe = Recipe(fft=param_kind == "fft", decorrelate=not no_decorrelate, transforms=[] if no_transforms else None, lr=lr, redirect_steps=redirect_steps)
     result = render(
-        net, list(unit), size=size, batch=batch, diversity=diversity, fft=param_kind == "fft", decorrelate=not no_decorrelate,
-        transforms=[] if no_transforms else None, steps=steps, lr=lr, redirect_steps=redirect_steps,
+        net, list(unit), size=size, batch=batch, diversity=diversity, recipe=recipe, steps=steps,
         seed=seed, progress=True,
     )
     finish(result, as_json=as_json, output=output, overwrite=overwrite, image=image_path)
@@ -133,15 +133,12 @@ def dream_command(
       cnnlens dream photo.jpg -m googlenet -l inception4c
     """
 
-    from ..featvis import dream
+    from ..featvis import DreamSettings, dream
 
     if output is None and image_path is None and not as_json:
         image_path = Path(f"{image.stem}-dream.png")
     check_outputs([("--output", output, RESULT_SUFFIXES), ("--image", image_path, IMAGE_SAVE_SUFFIXES)], overwrite)
     net = open_model(model, weights, device=device, seed=seed)
-    result = dream(
-        net, image, list(layers) or None, unit=unit, octaves=octaves, octave_scale=octave_scale, steps=steps,
-        step_size=step_size, jitter=jitter, size=size, tile_size=tile_size,
-        seed=seed, progress=True,
-    )
+    settings = DreamSettings(octave_scale=octave_scale, step_size=step_size, jitter=jitter, tile_size=tile_size)
+    result = dream(net, image, list(layers) or None, unit=unit, octaves=octaves, steps=steps, settings=settings, size=size, seed=seed, progress=True)
     finish(result, as_json=as_json, output=output, overwrite=overwrite, image=image_path)

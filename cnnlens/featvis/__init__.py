@@ -6,14 +6,16 @@
 from __future__ import annotations
 
 from . import objectives, param, transforms
-from .dream import DreamResult, OctaveStat, dream
+from .dream import DreamResult, DreamSettings, OctaveStat, dream
 from .objectives import Objective
-from .render import RenderResult, activations, high_frequency_energy, image_grid, redirected_relu, render
+from .render import Recipe, RenderResult, activations, high_frequency_energy, image_grid, redirected_relu, render
 
 __all__ = [
     "DreamResult",
+    "DreamSettings",
     "Objective",
     "OctaveStat",
+    "Recipe",
     "RenderResult",
     "activations",
     "dream",

@@ -42,7 +42,7 @@ from .objectives import LOGITS, Objective, for_unit, layer_l2, unit_label
 from .render import MAX_SIZE, fixed_input_size, forward_activations, number, probe_shapes, show
 from .transforms import Transform, resize
 
-__all__ = ["DreamResult", "OctaveStat", "dream", "octave_sizes", "tile_ranges"]
+__all__ = ["DreamResult", "DreamSettings", "OctaveStat", "dream", "octave_sizes", "tile_ranges"]
 
 MAX_OCTAVES = 20
 
@@ -216,6 +216,22 @@ class _Dreamer:
         return g
 
 
+@dataclass(frozen=True)
+class DreamSettings:
+    """The finer knobs of :func:`dream` (default: the original notebook's, Mordvintsev et al. 2015).
+
+    - ``octave_scale``: the size ratio between octaves (> 1);
+    - ``step_size``: mean pixel change per step, in 0..255 units (0..255];
+    - ``jitter``: random roll in pixels, in both directions;
+    - ``tile_size``: images larger than this are processed in tiles of at most this size.
+    """
+
+    octave_scale: float = 1.4
+    step_size: float = 1.5
+    jitter: int = 32
+    tile_size: int = 512
+
+
 def dream(
     model: nn.Module,
     image: Any,
@@ -223,12 +239,9 @@ def dream(
     *,
     unit: str | Unit | None = None,
     octaves: int = 4,
-    octave_scale: float = 1.4,
     steps: int = 10,
-    step_size: float = 1.5,
-    jitter: int = 32,
+    settings: DreamSettings | None = None,
     size: int | None = None,
-    tile_size: int = 512,
     preprocessing: Preprocessing | None = None,
     seed: int | None = None,
     progress: bool = True,
@@ -243,11 +256,10 @@ def dream(
             ``cnnlens.default_layers(model, "dream")`` (``features.9`` of squeezenet1_0).
         unit: instead of ``layers``, one unit address: ``LAYER:CHANNEL`` amplifies that channel's
             mean, ``logits:CLASS`` that class logit, ``LAYER`` the layer.
-        octaves, octave_scale: pyramid depth (1..20) and the size ratio between octaves (> 1).
-        steps: gradient steps per octave; step_size: mean pixel change per step in 0..255 units (0..255].
-        jitter: random roll in pixels, in both directions.
+        octaves: pyramid depth (1..20); steps: gradient steps per octave.
+        settings: :class:`DreamSettings`: the size ratio between octaves, the step size, the jitter
+            and the tile size (default: the original notebook's).
         size: resize the image's shorter side to this first (default: as it is).
-        tile_size: process images larger than this in tiles of at most this size.
         preprocessing: the model's normalization and minimum size; default ``model_info(model).preprocessing``.
         seed: the source of the random rolls (``None``: torch's global generator).
         progress: a bar on a terminal, a line every 10 s elsewhere (see :mod:`cnnlens.progress`).
@@ -262,6 +274,8 @@ def dream(
             garbage.
     """
     generator = seeds.generator(seed)
+    settings = settings or DreamSettings()
+    octave_scale, step_size, jitter, tile_size = settings.octave_scale, settings.step_size, settings.jitter, settings.tile_size
     info = model_info(model, preprocessing=preprocessing)
     prep = info.preprocessing
     min_size = (max(1, prep.min_size[0]), max(1, prep.min_size[1]))

@@ -40,6 +40,7 @@ from .transforms import Transform, compose, resize, standard_transforms
 
 __all__ = [
     "MAX_SIZE",
+    "Recipe",
     "RenderResult",
     "activations",
     "as_rgb",
@@ -341,6 +342,30 @@ def _as_units(spec: Any) -> list[Unit] | None:
     return [parse_unit(i, name="unit") for i in items]
 
 
+@dataclass(frozen=True)
+class Recipe:
+    """How :func:`render` parameterizes and optimizes its images (default: Lucid's recipe, Olah et al. 2017).
+
+    - ``param``: an :class:`~cnnlens.featvis.param.ImageParam`; None: a Fourier image (``fft``) with
+      colour decorrelation (``decorrelate``), as in Lucid; grey for 1-channel models.
+    - ``transforms``: random transforms applied before each step; None:
+      :func:`~cnnlens.featvis.transforms.standard_transforms`, ``[]`` for none. A model that takes one
+      input size only gets the transformed image resized back to it.
+    - ``lr``: Adam's learning rate (Lucid: 0.05).
+    - ``redirect_steps``: steps with redirected ReLU gradients (Lucid: 16; 0 turns it off).
+
+    ``Recipe(fft=False, decorrelate=False, transforms=[])`` optimizes raw pixels, the baseline Lucid's
+    choices are measured against.
+    """
+
+    param: param_mod.ImageParam | None = None
+    fft: bool = True
+    decorrelate: bool = True
+    transforms: Sequence[Transform] | None = None
+    lr: float = 0.05
+    redirect_steps: int = 16
+
+
 def render(
     model: nn.Module,
     objective_or_units: Objective | str | Unit | Sequence[str | Unit],
@@ -348,13 +373,8 @@ def render(
     size: int | None = None,
     batch: int | None = None,
     diversity: float = 0.0,
-    param: param_mod.ImageParam | None = None,
-    fft: bool = True,
-    decorrelate: bool = True,
-    transforms: Sequence[Transform] | None = None,
+    recipe: Recipe | None = None,
     steps: int = 256,
-    lr: float = 0.05,
-    redirect_steps: int = 16,
     until: float | None = None,
     preprocessing: Preprocessing | None = None,
     seed: int | None = None,
@@ -376,13 +396,10 @@ def render(
             of images (default: what the objective needs, else 1).
         diversity: weight of Lucid's diversity term on the units' layers (the last spatial layer for
             class units), which pushes the images of a batch apart.
-        param: an :class:`~cnnlens.featvis.param.ImageParam`; default Fourier (``fft``) with colour
-            decorrelation (``decorrelate``), as in Lucid; grey for 1-channel models.
-        transforms: random transforms applied before each step; default
-            :func:`~cnnlens.featvis.transforms.standard_transforms`, ``[]`` for none. A model that
-            takes one input size only gets the transformed image resized back to it.
-        steps, lr: Adam steps and learning rate (Lucid: 512 and 0.05).
-        redirect_steps: steps with redirected ReLU gradients (Lucid: 16; 0 turns it off).
+        recipe: a :class:`Recipe`, how the image is parameterized and optimized (default Lucid's:
+            Fourier image with decorrelated colours, standard transforms, Adam 0.05, 16 steps of
+            redirected ReLU gradients).
+        steps: Adam steps (Lucid: 512).
         until: stop early once every image's objective (on its transformed version) reaches this
             value (after the redirected-ReLU steps); compares parameterizations at equal activation.
         preprocessing: the model's input normalization; default ``model_info(model).preprocessing``.
@@ -408,6 +425,9 @@ def render(
         ((2, 3, 32, 32), [None, 'flamingo'])
     """
     generator = seeds.generator(seed)
+    recipe = recipe or Recipe()
+    param, fft, decorrelate, transforms = recipe.param, recipe.fft, recipe.decorrelate, recipe.transforms
+    lr, redirect_steps = recipe.lr, recipe.redirect_steps
     info = model_info(model, preprocessing=preprocessing)
     prep = info.preprocessing
     if prep.channels not in (1, 3):
