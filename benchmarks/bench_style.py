@@ -40,7 +40,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import cnnlens
-from cnnlens.style import stylize
+from cnnlens.style import StyleSettings, stylize
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 WEIGHTS = DATA / "imagenet/squeezenet1_0_imagenet_deepcompression.pth"
@@ -169,18 +169,19 @@ def run_cnnlens(net, content, style, steps: int, target: float | None = None, in
         times.append(time.perf_counter() - start)
         totals.append(step.losses["total"])
 
-    result = stylize(net, content[0], style[0], steps=steps, init=init, callback=callback, progress=False, **cnnlens_kwargs(net, style))
+    settings = StyleSettings(init=init, **cnnlens_kwargs(net, style))
+    result = stylize(net, content[0], style[0], steps=steps, settings=settings, callback=callback, progress=False)
     reach = next((t for t, v in zip(times, totals) if target is not None and v <= target), None)
     return result, reach, time.perf_counter() - start
 
 
 # ------------------------------------------------------------------ inversion quality against depth
-OLD_INVERT = dict(optimizer="lbfgs", steps=200, tv_weight=2.0)  # the defaults before Adam with jitter
+OLD_INVERT = dict(settings_kw=dict(optimizer="lbfgs", tv_weight=2.0), steps=200)  # the defaults before Adam with jitter
 
 
 def measure_inversions(size: int, photo: Path, layers: list[str] | None = None) -> list[dict]:
     """Invert ``photo`` from each inversion layer of the ImageNet squeezenet1_0 with the old and the new defaults."""
-    from cnnlens.style import correlation, invert
+    from cnnlens.style import InvertSettings, correlation, invert
 
     squeeze = cnnlens.create_model("squeezenet1_0", WEIGHTS)
     judge = cnnlens.create_model("mobilenet_v2", DATA / "imagenet/mobilenet_v2_imagenet_dequantized.pth")
@@ -192,7 +193,9 @@ def measure_inversions(size: int, photo: Path, layers: list[str] | None = None) 
     rows = []
     for layer in layers or cnnlens.default_layers(squeeze, "invert"):
         for name, kwargs in (("former (L-BFGS, TV 2)", OLD_INVERT), ("default (Adam)", {})):
-            result = invert(squeeze, photo, layer, size=size, seed=0, progress=False, **kwargs)
+            kw = dict(kwargs)
+            settings = InvertSettings(**kw.pop("settings_kw", {}))
+            result = invert(squeeze, photo, layer, size=size, seed=0, progress=False, settings=settings, **kw)
             rows.append({
                 "layer": layer, "settings": name, "reconstruction": result.reconstruction, "pixels": result.pixel_correlation,
                 "features.4": result.correlations["features.4"],

@@ -23,7 +23,7 @@ from pathlib import Path
 
 
 import cnnlens
-from cnnlens.style import invert, stylize
+from cnnlens.style import StyleSettings, invert, stylize
 
 DATA = Path("../shared/data")
 
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> dict:
     histories = {}
     for style_path in args.style:
         for keep in (False, True):
-            result = stylize(model, args.content, style_path, size=args.size, steps=args.steps, preserve_color=keep)
+            result = stylize(model, args.content, style_path, size=args.size, steps=args.steps, settings=StyleSettings(preserve_color=keep))
             name = f"{style_path.stem}{'-colors' if keep else ''}"
             result.save_image(args.out / f"{name}.png", overwrite=True)
             numbers["styles"][name] = {

@@ -13,7 +13,7 @@ import cnnlens
 from cnnlens.cli import cli
 from cnnlens.errors import CnnlensError
 from cnnlens.pixels import Preprocessing
-from cnnlens.style import INVERT_DEFAULTS, correlation, invert, invert_defaults, layer_stride, reconstruction_loss, total_variation
+from cnnlens.style import INVERT_DEFAULTS, InvertSettings, correlation, invert, invert_defaults, layer_stride, reconstruction_loss, total_variation
 from cnnlens.testing import model_state
 
 
@@ -42,7 +42,7 @@ def test_invert_objective_is_reconstruction_plus_tv_and_model_is_untouched() -> 
     g = torch.Generator().manual_seed(0)
     image, init = torch.rand(3, 20, 20, generator=g), torch.rand(3, 20, 20, generator=g)
     prep = Preprocessing(mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
-    result = invert(net, image, "0", steps=10, tv_weight=0.3, init=init, optimizer="lbfgs", preprocessing=prep, progress=False)
+    result = invert(net, image, "0", steps=10, settings=InvertSettings(tv_weight=0.3, init=init, optimizer="lbfgs"), preprocessing=prep, progress=False)
     norm = lambda x: (x - 0.5) / 0.25  # noqa: E731
     expected = reconstruction_loss(net[0](norm(init[None])), net[0](norm(image[None]))) + 0.3 * total_variation(init)
     assert result.history[0]["total"] == pytest.approx(expected.item(), rel=1e-5)
@@ -56,7 +56,7 @@ def test_invert_objective_is_reconstruction_plus_tv_and_model_is_untouched() -> 
     with pytest.raises(CnnlensError, match="layer: unknown layer '9'"):
         invert(net, image, "9", steps=1, progress=False)
     with pytest.raises(CnnlensError, match="jitter needs the adam optimizer"):
-        invert(net, image, "0", steps=1, optimizer="lbfgs", jitter=2, progress=False)
+        invert(net, image, "0", steps=1, settings=InvertSettings(optimizer="lbfgs", jitter=2), progress=False)
     assert model_state(net) == before
 
 
@@ -70,11 +70,11 @@ def test_adam_with_jitter_repeats_under_a_seed_and_defaults_follow_the_optimizer
     assert stride == 5.0 and runs[0].settings == {"steps": 4, "optimizer": "adam", "lr": 0.05, "tv_weight": 15.0, "beta": 2.0,
                                                   "jitter": 0, "init": "noise", "stride": 5.0}
     assert invert_defaults("adam", 16.0) == {"steps": 300, "lr": 0.05, "tv_weight": 48.0, "jitter": 2}
-    jittered = [invert(net, image, "features.3", steps=4, jitter=3, seed=7, progress=False)
+    jittered = [invert(net, image, "features.3", steps=4, settings=InvertSettings(jitter=3), seed=7, progress=False)
                 for _ in range(2)]
     torch.testing.assert_close(jittered[0].image, jittered[1].image, rtol=0, atol=0)
     assert (jittered[0].image - runs[0].image).abs().max() > 1e-4
-    lbfgs = invert(net, image, "features.3", optimizer="lbfgs", steps=2, progress=False)
+    lbfgs = invert(net, image, "features.3", settings=InvertSettings(optimizer="lbfgs"), steps=2, progress=False)
     assert lbfgs.settings["jitter"] == 0 and lbfgs.settings["tv_weight"] == INVERT_DEFAULTS["lbfgs"]["tv_weight"]
 
 
@@ -140,7 +140,8 @@ def test_bad_numbers_are_refused_before_any_work(kwargs, message) -> None:
     net = cnnlens.create_model("squeezenet1_0", seed=0)
     calls = []
     with pytest.raises(CnnlensError, match=message) as info:
-        invert(net, torch.rand(3, 32, 32), "features.3", steps=kwargs.pop("steps", 1), callback=calls.append, progress=False, **kwargs)
+        knobs = InvertSettings(**{k: kwargs.pop(k) for k in list(kwargs) if k in InvertSettings.__dataclass_fields__})
+        invert(net, torch.rand(3, 32, 32), "features.3", steps=kwargs.pop("steps", 1), settings=knobs, callback=calls.append, progress=False, **kwargs)
     assert not calls and info.value.param == message.split()[0]
 
 
@@ -152,8 +153,8 @@ def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 def test_shallow_layers_keep_more_of_the_photo_than_deep_ones(squeezenet_trained: nn.Module, data) -> None:
     image = cnnlens.load_image(data / "imagenet_samples/n02123045_tabby.JPEG", 64)
     g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
-    shallow = invert(squeezenet_trained, image, "features.1", optimizer="lbfgs", steps=40, seed=0, progress=False)
-    deep = invert(squeezenet_trained, image, "features.12", optimizer="lbfgs", steps=40, seed=0, progress=False)
+    shallow = invert(squeezenet_trained, image, "features.1", settings=InvertSettings(optimizer="lbfgs"), steps=40, seed=0, progress=False)
+    deep = invert(squeezenet_trained, image, "features.12", settings=InvertSettings(optimizer="lbfgs"), steps=40, seed=0, progress=False)
     noise = torch.rand(image.shape, generator=g())
     assert shallow.reconstruction < 0.05
     assert _psnr(shallow.image, image) > 20 > _psnr(noise, image)
@@ -176,7 +177,7 @@ def test_defaults_bring_back_structure_from_a_deep_layer(squeezenet_trained: nn.
 
     runs = {
         name: invert(squeezenet_trained, photo, "features.12", size=128, seed=0, progress=False, **kw)
-        for name, kw in (("former", dict(optimizer="lbfgs", steps=200, tv_weight=2.0)), ("default", {}))
+        for name, kw in (("former", dict(settings=InvertSettings(optimizer="lbfgs", tv_weight=2.0), steps=200)), ("default", {}))
     }
     pixels = {k: r.pixel_correlation for k, r in runs.items()}
     other = {k: correlation(judged(r.image), judged(r.original)) for k, r in runs.items()}

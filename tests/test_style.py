@@ -17,6 +17,7 @@ from cnnlens.pixels import Preprocessing
 from cnnlens.style import (
     BACKBONES,
     StyleObjective,
+    StyleSettings,
     content_loss,
     gram_matrix,
     resolve_layer_alias,
@@ -150,7 +151,7 @@ def test_stylize_is_monotone_and_leaves_the_model_alone() -> None:
     assert result.image.device.type == "cpu" and result.content.shape == (3, 48, 48) and result.styles[0].shape == (3, 60, 72)
     assert model_state(net) == before
     with pytest.raises(CnnlensError, match="content_layer: unknown layer 'features.99'"):
-        stylize(net, content, style, content_layer="features.99", style_layers=["features.1"], steps=1, progress=False)
+        stylize(net, content, style, settings=StyleSettings(content_layer="features.99", style_layers=["features.1"]), steps=1, progress=False)
     assert model_state(net) == before
 
 
@@ -170,13 +171,13 @@ def test_noise_init_repeats_under_a_generator_and_adam_runs() -> None:
     net = torchvision_squeezenet()
     content, style = torch.rand(3, 48, 48), torch.rand(3, 48, 48)
     runs = [
-        stylize(net, content, style, steps=3, init="noise", seed=5, progress=False)
+        stylize(net, content, style, steps=3, settings=StyleSettings(init="noise"), seed=5, progress=False)
         for _ in range(3)
     ]
     torch.testing.assert_close(runs[0].image, runs[1].image, rtol=0, atol=0)
-    other = stylize(net, content, style, steps=3, init="noise", seed=6, progress=False)
+    other = stylize(net, content, style, steps=3, settings=StyleSettings(init="noise"), seed=6, progress=False)
     assert (other.image - runs[0].image).abs().max() > 0.01
-    adam = stylize(net, content, style, steps=5, optimizer="adam", lr=0.05, progress=False)
+    adam = stylize(net, content, style, steps=5, settings=StyleSettings(optimizer="adam", lr=0.05), progress=False)
     assert adam.history[-1]["total"] < adam.history[0]["total"]
 
 
@@ -281,7 +282,7 @@ def test_preserve_color_on_a_real_transfer(mobilenet_trained: nn.Module, data) -
     style = cnnlens.load_image(data / "style/starry_night.jpg", 64)
     kw = dict(steps=25, progress=False)
     plain = stylize(mobilenet_trained, content, style, **kw).image
-    kept = stylize(mobilenet_trained, content, style, preserve_color=True, **kw).image
+    kept = stylize(mobilenet_trained, content, style, settings=StyleSettings(preserve_color=True), **kw).image
 
     def chroma(t: torch.Tensor) -> np.ndarray:
         return rgb2yiq(t.permute(1, 2, 0).double().numpy())[..., 1:]
@@ -298,7 +299,7 @@ def test_blend_lies_between_its_styles(squeezenet_trained: nn.Module, data) -> N
     s1 = cnnlens.load_image(data / "style/starry_night.jpg", 64)
     s2 = cnnlens.load_image(data / "style/the_scream.jpg", 64)
     kw = dict(steps=25, progress=False)
-    images = {w: stylize(squeezenet_trained, content, [s1, s2], style_blend=w, **kw).image for w in ((1, 0), (1, 1), (0, 1))}
+    images = {w: stylize(squeezenet_trained, content, [s1, s2], settings=StyleSettings(style_blend=w), **kw).image for w in ((1, 0), (1, 1), (0, 1))}
     spec = BACKBONES["squeezenet1_0"]
     layers = dict(content_layer=cnnlens.default_layers(squeezenet_trained, "content")[0],
                   style_layers=cnnlens.default_layers(squeezenet_trained, "style"))
@@ -320,7 +321,7 @@ def test_result_protocol_figure_and_json(tmp_path) -> None:
 
     net = cnnlens.create_model("squeezenet1_0", seed=0)
     g = torch.Generator().manual_seed(0)
-    result = stylize(net, torch.rand(3, 40, 48, generator=g), [torch.rand(3, 32, 32, generator=g)] * 2, style_blend=[1, 3],
+    result = stylize(net, torch.rand(3, 40, 48, generator=g), [torch.rand(3, 32, 32, generator=g)] * 2, settings=StyleSettings(style_blend=[1, 3]),
                      size=32, steps=2, progress=False)
     d = result.to_dict()
     assert json.loads(json.dumps(d)) == d
@@ -359,7 +360,7 @@ def test_images_as_paths_and_grey_model_with_preserved_colour(tmp_path) -> None:
     grey = stylize(lenet, tmp_path / "c.png", tmp_path / "s.png", size=32, steps=2, progress=False)
     assert grey.image.shape == (1, 32, 32) and grey.content_name == "c" and grey.style_names == ["s"]
     assert grey.content_layer == "3" and grey.style_layers == ["0", "3", "6"]
-    kept = stylize(lenet, tmp_path / "c.png", tmp_path / "s.png", size=32, steps=2, preserve_color=True, progress=False)
+    kept = stylize(lenet, tmp_path / "c.png", tmp_path / "s.png", size=32, steps=2, settings=StyleSettings(preserve_color=True), progress=False)
     assert kept.image.shape == (3, 32, 32) and (kept.image[0] - kept.image[1]).abs().max() > 0.01  # colour again
     grey.save_image(tmp_path / "g.png")
     assert cnnlens.load_image(tmp_path / "g.png").shape == (3, 32, 32)
@@ -393,8 +394,9 @@ def test_bad_numbers_are_refused_before_any_work(kwargs, message) -> None:
     net = cnnlens.create_model("squeezenet1_0", seed=0)
     calls = []
     with pytest.raises(CnnlensError, match=message) as info:
+        knobs = StyleSettings(**{k: kwargs.pop(k) for k in list(kwargs) if k in StyleSettings.__dataclass_fields__})
         stylize(net, torch.rand(3, 32, 32), torch.rand(3, 32, 32), steps=kwargs.pop("steps", 1), callback=calls.append,
-                progress=False, **kwargs)
+                progress=False, settings=knobs, **kwargs)
     assert not calls and info.value.param == message.split()[0].rstrip(":")
 
 
@@ -402,10 +404,10 @@ def test_too_small_for_the_layers_is_one_clean_error() -> None:
     net = nn.Sequential(nn.Conv2d(3, 4, 5), nn.ReLU(), nn.Conv2d(4, 4, 5)).eval()  # needs 9x9 pixels at least
     layers = dict(content_layer="0", style_layers=["0", "2"])
     with pytest.raises(CnnlensError, match=r"size: 8x8 pixels are too small for Sequential with layers 0, 2 \(") as info:
-        stylize(net, torch.rand(3, 32, 32), torch.rand(3, 32, 32), size=8, steps=1, progress=False, **layers)
+        stylize(net, torch.rand(3, 32, 32), torch.rand(3, 32, 32), size=8, steps=1, progress=False, settings=StyleSettings(**layers))
     assert info.value.param == "size"
     with pytest.raises(CnnlensError, match="content: 8x8 pixels are too small") as info:
-        stylize(net, torch.rand(3, 8, 8), torch.rand(3, 32, 32), steps=1, progress=False, **layers)
+        stylize(net, torch.rand(3, 8, 8), torch.rand(3, 32, 32), steps=1, progress=False, settings=StyleSettings(**layers))
     assert info.value.param == "content"
 
 
@@ -562,9 +564,9 @@ def test_lbfgs_line_search_survives_a_loss_of_1e11(squeezenet_trained: nn.Module
     style = cnnlens.load_image(data / "style/starry_night.jpg", 128)
     layers = ["features.0", "features.3", "features.4", "features.5", "features.7"]
     channels = [96, 128, 128, 256, 256]
-    result = stylize(squeezenet_trained, photo, style, content_layer="features.5", style_layers=layers,
-                     style_layer_weights=[1e6 / c**2 for c in channels], content_weight=1.0, style_weight=1.0, tv_weight=0.0, steps=12,
-                     progress=False)
+    knobs = StyleSettings(content_layer="features.5", style_layers=layers, style_layer_weights=[1e6 / c**2 for c in channels],
+                          content_weight=1.0, style_weight=1.0, tv_weight=0.0)
+    result = stylize(squeezenet_trained, photo, style, settings=knobs, steps=12, progress=False)
     totals = [h["total"] for h in result.history]
     assert totals[0] > 1e11 and all(np.isfinite(totals)) and totals[-1] < totals[0] / 3
     assert result.image.dtype == torch.float32 and torch.isfinite(result.image).all()
@@ -590,6 +592,6 @@ def test_color_matched_init_has_the_styles_color_statistics() -> None:
     both = match_colors(content, [style, other], [0.5, 0.5]).reshape(3, -1).double()
     assert torch.allclose(both.mean(1), 0.5 * (s.mean(1) + other.reshape(3, -1).double().mean(1)), atol=1e-3)
     net = cnnlens.create_model("squeezenet1_0", seed=0)
-    r = stylize(net, content[0], style[0], steps=0, init="color-matched", progress=False)
+    r = stylize(net, content[0], style[0], steps=0, settings=StyleSettings(init="color-matched"), progress=False)
     assert r.init == "color-matched"
     assert torch.allclose(r.image, matched[0], atol=1e-6)

@@ -90,7 +90,7 @@ def style_command(
       cnnlens style photo.jpg a.jpg -m resnet18 -w none --seed 0 --size 64 --steps 20 --json
     """
 
-    from ..style import check_style_settings, stylize
+    from ..style import StyleSettings, check_style_settings, stylize
     from ._options import parse_floats
 
     blend = parse_floats(style_blend, "style_blend", low=0.0)
@@ -106,16 +106,12 @@ def style_command(
         image_path = output.with_name(output.stem + "-image.png")
     check_outputs([("--output", output, RESULT_SUFFIXES), ("--image", image_path, IMAGE_SAVE_SUFFIXES)], overwrite)
     net = _open(model, weights, device, seed)
-    result = stylize(
-        net, content, list(styles), content_layer=content_layer, style_layers=list(style_layers) or None, style_blend=blend,
-        content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight, size=size, steps=steps,
-        optimizer=optimizer, lr=lr, init=init, preserve_color=preserve_color, seed=seed,
-        progress=True,
+    settings = StyleSettings(
+        content_layer=content_layer, style_layers=list(style_layers) or None, style_blend=blend, content_weight=content_weight,
+        style_weight=style_weight, tv_weight=tv_weight, optimizer=optimizer, lr=lr, init=init, preserve_color=preserve_color,
     )
-    if image_path is not None:
-        result.save_image(image_path, overwrite=overwrite)
-        click.echo(f"wrote {image_path}", err=True)
-    finish(result, as_json=as_json, output=output, overwrite=overwrite)
+    result = stylize(net, content, list(styles), settings=settings, size=size, steps=steps, seed=seed, progress=True)
+    finish(result, as_json=as_json, output=output, overwrite=overwrite, image=image_path)
 
 
 @click.command("invert")
@@ -157,7 +153,7 @@ def invert_command(
       cnnlens invert digit.png -m mnist-cnn -w mnist_cnn.pt --size 28 --json
     """
 
-    from ..style import check_invert_settings, invert
+    from ..style import InvertSettings, check_invert_settings, invert
 
     check_invert_settings(steps=steps, tv_weight=tv_weight, beta=beta, lr=lr, jitter=jitter, optimizer=optimizer)
     _size(model, size)
@@ -168,11 +164,6 @@ def invert_command(
         output = Path(f"{safe_name(image.stem)}-{model_stem(model)}-{safe_name(layer or table[len(table) // 2])}-invert.png")
     check_outputs([("--output", output, RESULT_SUFFIXES), ("--image", image_path, IMAGE_SAVE_SUFFIXES)], overwrite)
     net = _open(model, weights, device, seed)
-    result = invert(
-        net, image, layer, size=size, steps=steps, tv_weight=tv_weight, beta=beta, optimizer=optimizer, lr=lr, jitter=jitter,
-        init=init, seed=seed, progress=True,
-    )
-    if image_path is not None:
-        result.save_image(image_path, overwrite=overwrite)
-        click.echo(f"wrote {image_path}", err=True)
-    finish(result, as_json=as_json, output=output, overwrite=overwrite)
+    settings = InvertSettings(tv_weight=tv_weight, beta=beta, optimizer=optimizer, lr=lr, jitter=jitter, init=init)
+    result = invert(net, image, layer, settings=settings, size=size, steps=steps, seed=seed, progress=True)
+    finish(result, as_json=as_json, output=output, overwrite=overwrite, image=image_path)

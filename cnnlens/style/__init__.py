@@ -14,10 +14,10 @@ from __future__ import annotations
 from .backbones import BACKBONES, Backbone, backbone, resolve_layer_alias
 from .color import rgb_to_yiq, transfer_luminance, yiq_to_rgb
 from .gram import GRAM_NORMALIZATIONS, gram_matrix
-from .invert import INVERT_DEFAULTS, TV_PER_STRIDE, InvertResult, check_invert_settings, correlation, invert, invert_defaults, layer_stride
+from .invert import INVERT_DEFAULTS, TV_PER_STRIDE, InvertResult, InvertSettings, check_invert_settings, correlation, invert, invert_defaults, layer_stride
 from .losses import content_loss, reconstruction_loss, style_layer_loss, total_variation
 from .optim import MAX_SIZE, Step, check_size, optimize_pixels
-from .transfer import StyleObjective, StyleResult, check_style_settings, stylize
+from .transfer import StyleObjective, StyleResult, StyleSettings, check_style_settings, stylize
 
 __all__ = [
     "BACKBONES",
@@ -26,9 +26,11 @@ __all__ = [
     "MAX_SIZE",
     "Backbone",
     "InvertResult",
+    "InvertSettings",
     "Step",
     "StyleObjective",
     "StyleResult",
+    "StyleSettings",
     "TV_PER_STRIDE",
     "backbone",
     "check_invert_settings",

@@ -37,7 +37,7 @@ from .losses import reconstruction_loss, total_variation
 from .optim import Step, check_size, optimize_pixels, read_image
 from .transfer import check_layers, image_figure, image_name, layer_features, never_rose
 
-__all__ = ["INVERT_DEFAULTS", "TV_PER_STRIDE", "InvertResult", "check_invert_settings", "correlation", "invert", "invert_defaults", "layer_stride"]
+__all__ = ["INVERT_DEFAULTS", "TV_PER_STRIDE", "InvertResult", "InvertSettings", "check_invert_settings", "correlation", "invert", "invert_defaults", "layer_stride"]
 
 #: per optimizer: steps and lr; for Adam the TV weight and the jitter follow the layer's stride ``s``
 #: (input side / output side): ``tv_weight = TV_PER_STRIDE · s``, ``jitter = s // 8`` pixels
@@ -192,19 +192,37 @@ def default_invert_layer(model: nn.Module) -> str:
     return layers[len(layers) // 2]
 
 
+@dataclass(frozen=True)
+class InvertSettings:
+    """The prior and the optimizer of :func:`invert` (Mahendran & Vedaldi 2015).
+
+    - ``tv_weight``, ``lr``, ``jitter``: None is the optimizer's default (:func:`invert_defaults`):
+      Adam, lr 0.05 decaying along a cosine, and for a layer of stride ``s`` (input pixels per output
+      position) λ_TV = 3·s and a jitter of ``s // 8`` pixels (squeezenet1_0's ``features.12``,
+      s ≈ 16: λ_TV ≈ 50, 2 px; ``features.1``, s = 2: λ_TV = 6, none); L-BFGS λ_TV 2, no jitter.
+      λ_TV is for pixels in [0, 1]; the reconstruction term is 1 at x = 0.
+    - ``beta``: TV exponent (2 smooth, 1 edge preserving).
+    - ``optimizer``: ``"adam"`` (with jitter) or ``"lbfgs"`` (no jitter; the loss never rises).
+    - ``init``: ``"noise"`` (uniform in [0.4, 0.6], drawn from the seed, as the paper starts from
+      noise), ``"gray"`` (0.5 everywhere) or a tensor.
+    """
+
+    tv_weight: float | None = None
+    beta: float = 2.0
+    optimizer: str = "adam"
+    lr: float | None = None
+    jitter: int | None = None
+    init: str | torch.Tensor = "noise"
+
+
 def invert(
     model: nn.Module,
     image: Any,
     layer: str | None = None,
     *,
+    settings: InvertSettings | None = None,
     size: int | None = None,
     steps: int | None = None,
-    tv_weight: float | None = None,
-    beta: float = 2.0,
-    optimizer: str = "adam",
-    lr: float | None = None,
-    jitter: int | None = None,
-    init: str | torch.Tensor = "noise",
     preprocessing: Preprocessing | None = None,
     seed: int | None = None,
     progress: bool = True,
@@ -217,17 +235,10 @@ def invert(
         image: pixels in [0, 1]: a ``(C, H, W)``/``(1, C, H, W)`` tensor, a path, a PIL image or an array.
         layer: dotted name (VGG aliases such as ``relu3_1`` work on vgg16/vgg19); default the middle
             one of ``cnnlens.default_layers(model, "invert")``.
+        settings: :class:`InvertSettings`: the prior (λ_TV, β), the optimizer, its learning rate,
+            jitter and start (default per optimizer, :func:`invert_defaults`).
         size: resize the image's shorter side to ``size`` pixels first.
-        steps, tv_weight, lr, jitter: default per optimizer (:func:`invert_defaults`): Adam 300
-            steps, lr 0.05 decaying along a cosine, and for a layer of stride ``s`` (input pixels per
-            output position) λ_TV = 3·s and a jitter of ``s // 8`` pixels (squeezenet1_0's
-            ``features.12``, s ≈ 16: λ_TV ≈ 50, 2 px; ``features.1``, s = 2: λ_TV = 6, none);
-            L-BFGS 200 steps, λ_TV 2, no jitter. λ_TV is for pixels in [0, 1]; the reconstruction
-            term is 1 at x = 0.
-        beta: TV exponent (2 smooth, 1 edge preserving).
-        optimizer: ``"adam"`` (with jitter) or ``"lbfgs"`` (no jitter; the loss never rises).
-        init: ``"noise"`` (uniform in [0.4, 0.6] from ``seed``, as the paper starts from
-            noise), ``"gray"`` (0.5 everywhere) or a tensor.
+        steps: optimizer iterations; default per optimizer (Adam 300, L-BFGS 200).
         preprocessing: the model's normalization; default ``cnnlens.model_info(model).preprocessing``.
         seed: draws the initial noise and the jitter (``None``: torch's global generator).
         progress: a bar on a terminal, a line every 10 s elsewhere (``cnnlens.progress``).
@@ -241,6 +252,8 @@ def invert(
         (torch.Size([3, 64, 64]), ['features.1', 'features.4'])
     """
     generator = seeds.generator(seed)
+    s = settings or InvertSettings()
+    tv_weight, beta, optimizer, lr, jitter, init = s.tv_weight, s.beta, s.optimizer, s.lr, s.jitter, s.init
     check_invert_settings(steps=steps, tv_weight=tv_weight, beta=beta, lr=lr, jitter=jitter, optimizer=optimizer)
     info = model_info(model, preprocessing=preprocessing)
     prep = info.preprocessing

@@ -31,7 +31,7 @@ from .gram import gram_matrix
 from .losses import content_loss, style_layer_loss, total_variation
 from .optim import Step, check_size, optimize_pixels, read_image
 
-__all__ = ["StyleObjective", "StyleResult", "check_style_settings", "stylize"]
+__all__ = ["StyleObjective", "StyleResult", "StyleSettings", "check_style_settings", "stylize"]
 
 INITS = ("content", "color-matched", "noise")
 OPTIMIZERS = ("lbfgs", "adam")
@@ -332,24 +332,48 @@ class StyleResult(Result):
         }
 
 
+@dataclass(frozen=True)
+class StyleSettings:
+    """What :func:`stylize` optimizes and how (Gatys et al. 2016): ``stylize(..., settings=StyleSettings(style_weight=1e4))``.
+
+    - ``content_layer``, ``style_layers``: dotted layer names (VGG aliases such as ``relu4_2`` work);
+      None: ``cnnlens.default_layers(model, "content" | "style")``.
+    - ``style_blend``: one weight per style image (normalized to sum 1); the target Grams are blended.
+    - ``content_weight``, ``style_weight``, ``tv_weight``: weights of the three terms (see
+      :mod:`cnnlens.style.losses`). None: the table of :mod:`cnnlens.style.backbones` for the model
+      (vgg19, squeezenet1_0 ...), else ``content_weight = 1 / mean(P²)`` measured on the content,
+      ``style_weight = 1e3``, no TV.
+    - ``style_layer_weights``: ``w_l`` per style layer; None: the backbone's table for its default
+      layers, else ``1 / (L · mean(A_l²))`` measured on the style Grams (every term starts near 1).
+    - ``optimizer``, ``lr``: ``"lbfgs"`` (lr 1) or ``"adam"`` (lr 0.02).
+    - ``init``: ``"content"``, ``"color-matched"`` (the content with the styles' colour mean and
+      covariance, :func:`~cnnlens.style.color.match_colors`: the colour statistics that the first
+      layers' Grams ask for are there from the start, so L-BFGS needs fewer steps), ``"noise"``
+      (uniform, drawn from the seed) or an image tensor.
+    - ``preserve_color``: keep the content's chroma (YIQ I and Q), take only luminance from the result.
+    """
+
+    content_layer: str | None = None
+    style_layers: Sequence[str] | None = None
+    style_blend: Sequence[float] | None = None
+    content_weight: float | None = None
+    style_weight: float | None = None
+    style_layer_weights: Sequence[float] | None = None
+    tv_weight: float | None = None
+    optimizer: str = "lbfgs"
+    lr: float | None = None
+    init: str | torch.Tensor = "content"
+    preserve_color: bool = False
+
+
 def stylize(
     model: nn.Module,
     content: Any,
     style: Any,
     *,
-    content_layer: str | None = None,
-    style_layers: Sequence[str] | None = None,
-    style_blend: Sequence[float] | None = None,
-    content_weight: float | None = None,
-    style_weight: float | None = None,
-    style_layer_weights: Sequence[float] | None = None,
-    tv_weight: float | None = None,
+    settings: StyleSettings | None = None,
     size: int | None = None,
     steps: int = 300,
-    optimizer: str = "lbfgs",
-    lr: float | None = None,
-    init: str | torch.Tensor = "content",
-    preserve_color: bool = False,
     preprocessing: Preprocessing | None = None,
     seed: int | None = None,
     progress: bool = True,
@@ -361,22 +385,10 @@ def stylize(
         model: any CNN (usually from :func:`cnnlens.create_model`); it is left unchanged.
         content, style: images as pixels in [0, 1]: a ``(C, H, W)``/``(1, C, H, W)`` tensor, a path,
             a PIL image or an array. The styles may have any size.
-        content_layer, style_layers: dotted layer names (VGG aliases such as ``relu4_2`` work);
-            default ``cnnlens.default_layers(model, "content" | "style")``.
-        style_blend: one weight per style image (normalized to sum 1); the target Grams are blended.
-        content_weight, style_weight, tv_weight: weights of the three terms (see :mod:`.losses`).
-            Default: the table of :mod:`.backbones` for the model (vgg19, squeezenet1_0 ...), else
-            ``content_weight = 1 / mean(P²)`` measured on the content, ``style_weight = 1e3``, no TV.
-        style_layer_weights: ``w_l`` per style layer; default the backbone's table for its default
-            layers, else ``1 / (L · mean(A_l²))`` measured on the style Grams (every term starts near 1).
+        settings: :class:`StyleSettings`: the layers, the weights of the loss terms, the style blend,
+            the optimizer and its start, colour preservation (default: the backbone's table).
         size: resize the content's shorter side (and each style's) to ``size`` pixels first.
         steps: optimizer iterations (L-BFGS: one update with a line search each).
-        optimizer, lr: ``"lbfgs"`` (lr 1) or ``"adam"`` (lr 0.02).
-        init: ``"content"``, ``"color-matched"`` (the content with the styles' colour mean and
-            covariance, :func:`~cnnlens.style.color.match_colors`: the colour statistics that the
-            first layers' Grams ask for are there from the start, so L-BFGS needs fewer steps),
-            ``"noise"`` (uniform, drawn from ``seed``) or an image tensor.
-        preserve_color: keep the content's chroma (YIQ I and Q), take only luminance from the result.
         preprocessing: the model's normalization; default ``cnnlens.model_info(model).preprocessing``.
         progress: a bar on a terminal, a line every 10 s elsewhere (``cnnlens.progress``).
         callback: called after every iteration with a :class:`~cnnlens.style.optim.Step`.
@@ -389,6 +401,10 @@ def stylize(
         (torch.Size([3, 64, 64]), True)
     """
     generator = seeds.generator(seed)
+    s = settings or StyleSettings()
+    content_layer, style_layers, style_blend = s.content_layer, s.style_layers, s.style_blend
+    content_weight, style_weight, style_layer_weights, tv_weight = s.content_weight, s.style_weight, s.style_layer_weights, s.tv_weight
+    optimizer, lr, init, preserve_color = s.optimizer, s.lr, s.init, s.preserve_color
     style_list = list(style) if isinstance(style, (list, tuple)) else [style]
     check_style_settings(
         content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight, style_blend=style_blend,
