@@ -25,7 +25,7 @@ import torch
 import cnnlens
 from cnnlens.microscope import build_site, site_layers
 from cnnlens.folders import iter_batches, select_images
-from cnnlens.units import top_patches, top_patches_layers
+from cnnlens.units import PatchSettings, top_patches, top_patches_layers
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -42,14 +42,14 @@ def baseline(model: torch.nn.Module, paths: list[Path], prep: cnnlens.Preprocess
 
 def one_pass(model: torch.nn.Module, paths: list[Path], layers: list[str], batch_size: int, k: int) -> float:
     start = time.perf_counter()
-    top_patches_layers(model, layers, paths, k=k, n_channels=100_000, batch_size=batch_size, crops=False, progress=False)
+    top_patches_layers(model, layers, paths, k=k, n_channels=100000, progress=False, settings=PatchSettings(batch_size=batch_size, crops=False))
     return time.perf_counter() - start
 
 
 def separate(model: torch.nn.Module, paths: list[Path], layers: list[str], batch_size: int, k: int) -> float:
     start = time.perf_counter()
     for layer in layers:
-        top_patches(model, layer, paths, k=k, n_channels=100_000, batch_size=batch_size, crops=False, progress=False)
+        top_patches(model, layer, paths, k=k, n_channels=100000, progress=False, settings=PatchSettings(batch_size=batch_size, crops=False))
     return time.perf_counter() - start
 
 

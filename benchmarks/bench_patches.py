@@ -22,7 +22,7 @@ import torch
 
 import cnnlens
 from cnnlens.folders import iter_batches, select_images
-from cnnlens.units import top_patches
+from cnnlens.units import PatchSettings, top_patches
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -43,7 +43,7 @@ def baseline(model: torch.nn.Module, paths: list[Path], prep: cnnlens.Preprocess
 
 def mine(model: torch.nn.Module, paths: list[Path], prep: cnnlens.Preprocessing, batch_size: int, layer: str, k: int) -> float:
     start = time.perf_counter()
-    top_patches(model, layer, paths, n_channels=8, k=k, batch_size=batch_size, preprocessing=prep, progress=False)
+    top_patches(model, layer, paths, n_channels=8, k=k, preprocessing=prep, progress=False, settings=PatchSettings(batch_size=batch_size))
     return time.perf_counter() - start
 
 

@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 import cnnlens
-from cnnlens.tuning import Grid, grating_batches, tuning_curves
+from cnnlens.tuning import Gratings, Grid, grating_batches, tuning_curves
 
 ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS = ROOT.parent / "shared" / "data" / "imagenet" / "squeezenet1_0_imagenet_deepcompression.pth"
@@ -81,7 +81,7 @@ def main() -> None:
     print("| layer | canvas | stimuli | tuning: wall / CPU (s) | plain forward, same stimuli: wall / CPU (s) | ratio wall / CPU | plain forward at 224 px, CPU (s) |")
     print("|---|---|---|---|---|---|---|")
     contrasts = cnnlens.tuning.CONTRASTS if args.contrasts else None
-    tuning_curves(model, "features.0:0", orientations=4, frequencies=2, phases=4, contrasts=None, progress=False)  # warm up
+    tuning_curves(model, 'features.0:0', contrasts=None, progress=False, gratings=Gratings(orientations=4, frequencies=2, phases=4))  # warm up
     for layer in args.layers:
         index = int(layer.split(".")[1])
         head = torch.nn.Sequential(*list(model.features)[: index + 1]).eval()

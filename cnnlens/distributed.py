@@ -62,6 +62,7 @@ __all__ = [
     "Job",
     "Partial",
     "Shard",
+    "Sharding",
     "State",
     "TopK",
     "batch_ranges",
@@ -85,6 +86,26 @@ FORMAT = 1  # version of the partial-state JSON
 # (:func:`register_state`), so this module names none of them
 _STATES: dict[str, type] = {}
 CHECKPOINT_EVERY = 600.0  # seconds between saves of a checkpoint
+
+
+# -- how a folder pass is shared ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sharding:
+    """How a folder-scale pass (patches, robustness) shares its work: ``top_patches(..., sharding=Sharding(shard="0/4"))``.
+
+    - ``distributed``: under torchrun (``None``, the default, or ``True``) each process takes its
+      share of the images and every process gets the merged result; ``False``: this process does all.
+    - ``shard``: ``"I/N"``: compute share I of N only and return its :class:`Partial` state (save it
+      as JSON; :func:`merge` turns the parts into the result).
+    - ``checkpoint``: a ``.json`` file (or :class:`Checkpoint`) where the partial state is saved at
+      intervals; a run given the same file continues from it.
+    """
+
+    distributed: bool | None = None
+    shard: str | Shard | None = None
+    checkpoint: str | Path | Checkpoint | None = None
 
 
 # -- shares of the global list --------------------------------------------------------------------

@@ -56,7 +56,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", type=Path, default=Path("out/tuning"))
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    grid = dict(orientations=args.orientations, frequencies=args.frequencies, phases=args.phases, size=args.size, progress=False)
+    gratings = tuning.Gratings(orientations=args.orientations, frequencies=args.frequencies, phases=args.phases)
+    grid = dict(gratings=gratings, size=args.size, progress=False)
 
     trained = cnnlens.create_model(args.model, args.weights)
     random_init = cnnlens.create_model(args.model, None, seed=args.seed)

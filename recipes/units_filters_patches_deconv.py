@@ -73,9 +73,7 @@ def main(argv: list[str] | None = None) -> dict:
     plt.close(fig)
 
     # 2. maximal patches with deconvnet projections (Zeiler & Fergus)
-    result = cnnlens.top_patches(
-        trained, args.layer, args.data, n_channels=args.channels, k=args.top, limit=args.limit, size=args.size, method=args.method
-    )
+    result = cnnlens.top_patches(trained, args.layer, args.data, n_channels=args.channels, k=args.top, limit=args.limit, size=args.size, settings=units.PatchSettings(method=args.method))
     result.save(args.out / "zeiler_fergus.png", overwrite=True)
     result.save(args.out / "patches.json", overwrite=True)
 

@@ -26,11 +26,11 @@ import cnnlens
 from cnnlens.attacks import compare_robustness, robustness
 from cnnlens.cli import cli
 from cnnlens.distributed import (
-    Checkpoint, ExactSum, Partial, Shard, TopK, batch_ranges, fingerprint, merge, model_fingerprint, read_partial, split,
+    Checkpoint, ExactSum, Partial, Shard, Sharding, TopK, batch_ranges, fingerprint, merge, model_fingerprint, read_partial, split,
 )
 from cnnlens.seeds import item_seed
 from cnnlens.errors import CnnlensError
-from cnnlens.units import top_patches
+from cnnlens.units import PatchSettings, top_patches
 
 NET = '''
 import os
@@ -184,9 +184,9 @@ def test_item_seeds_do_not_depend_on_anything_but_base_and_index() -> None:
 
 def test_patch_shards_merge_to_the_one_process_result(work: Path, tmp_path: Path) -> None:
     net = model(work)
-    kw = {"k": 4, "batch_size": 8, "limit": 61, "n_channels": 4, "progress": False, "crops": False}
+    kw = {"k": 4, "settings": PatchSettings(batch_size=8, crops=False), "limit": 61, "n_channels": 4, "progress": False}
     one = top_patches(net, "features.2", work / "data", **kw)
-    parts = [top_patches(net, "features.2", work / "data", shard=f"{i}/3", **kw) for i in range(3)]
+    parts = [top_patches(net, 'features.2', work / 'data', sharding=Sharding(shard=f'{i}/3'), **kw) for i in range(3)]
     assert all(isinstance(p, Partial) and p.complete for p in parts) and sum(p.images_done for p in parts) == 61
     files = [p.save(tmp_path / f"part-{i}.json") for i, p in enumerate(parts)]
     data = json.loads(files[0].read_text())
@@ -205,11 +205,11 @@ def test_patch_shards_merge_to_the_one_process_result(work: Path, tmp_path: Path
         merge([files[0], files[2]])
     with pytest.raises(CnnlensError, match="both hold batch 0"):
         merge([files[0], files[0], files[1], files[2]])
-    other = top_patches(model(work, seed=1), "features.2", work / "data", shard="1/3", **kw)
+    other = top_patches(model(work, seed=1), 'features.2', work / 'data', sharding=Sharding(shard='1/3'), **kw)
     with pytest.raises(CnnlensError, match="come from different runs: the model's weights differ"):
         merge([parts[0], other, parts[2]])
     with pytest.raises(CnnlensError, match="different runs: its batch size is 4"):
-        merge([parts[0], top_patches(net, "features.2", work / "data", shard="1/3", **{**kw, "batch_size": 4}), parts[2]])
+        merge([parts[0], top_patches(net, 'features.2', work / 'data', sharding=Sharding(shard='1/3'), **{**kw, 'settings': PatchSettings(batch_size=4, crops=False)}), parts[2]])
     with pytest.raises(CnnlensError, match="a partial state has no figure"):
         parts[0].figure()
     (tmp_path / "index.json").write_text(one.to_json())
@@ -222,7 +222,7 @@ def test_robustness_shards_merge_to_the_one_process_result(work: Path) -> None:
     # --limit 61 spreads the 61 images over the 64 (cnnlens.folders.spread); under seed 3 PGD's random start changes the counts
     kw = {"eps": [0, 0.02, 0.03, 0.05], "attacks": ["fgsm", "ifgsm", "pgd"], "steps": 2, "batch_size": 8, "limit": 61, "progress": False}
     one = compare_robustness([a, b], work / "data", seed=3, **kw)
-    parts = [compare_robustness([a, b], work / "data", seed=3, shard=f"{i}/4", **kw) for i in range(4)]
+    parts = [compare_robustness([a, b], work / 'data', seed=3, sharding=Sharding(shard=f'{i}/4'), **kw) for i in range(4)]
     assert merge(parts[::-1]).to_json() == one.to_json()
     first = one[0]
     assert first.n == 61 and first["pgd"].correct[0] == first.n_correct and first["pgd"].correct != first["ifgsm"].correct
@@ -248,24 +248,24 @@ def crash_after(net: nn.Module, calls: int) -> torch.utils.hooks.RemovableHandle
 
 def test_a_run_stopped_half_way_resumes_to_the_same_result(work: Path, tmp_path: Path) -> None:
     net = model(work)
-    kw = {"k": 4, "batch_size": 8, "n_channels": 4, "progress": False, "crops": False}
+    kw = {"k": 4, "settings": PatchSettings(batch_size=8, crops=False), "n_channels": 4, "progress": False}
     one = top_patches(net, "features.2", work / "data", **kw)
     saving = Checkpoint(tmp_path / "run.json", every=3600)  # a failure saves what is done, whatever the interval
     handle = crash_after(net, 3)
     with pytest.raises(RuntimeError, match="power cut"):
-        top_patches(net, "features.2", work / "data", checkpoint=saving, **kw)
+        top_patches(net, 'features.2', work / 'data', sharding=Sharding(checkpoint=saving), **kw)
     handle.remove()
     saved = read_partial(saving.path)
     assert saved.images_done == 24 and not saved.complete and saved.done == [[0, 3]]
     calls = []
     net.register_forward_pre_hook(lambda m, i: calls.append(1) if i[0].device.type != "meta" else None)
-    again = top_patches(net, "features.2", work / "data", checkpoint=saving, **kw)
+    again = top_patches(net, 'features.2', work / 'data', sharding=Sharding(checkpoint=saving), **kw)
     assert len(calls) == 5 and again.to_json() == one.to_json()  # the 5 batches left, and the same result
     assert read_partial(saving.path).complete
     # a checkpoint of another run is refused, or replaced when asked
     with pytest.raises(CnnlensError, match=r"^checkpoint .*run\.json exists and holds another run \(k differs\)"):
-        top_patches(net, "features.2", work / "data", checkpoint=saving, **{**kw, "k": 3})
-    assert top_patches(net, "features.2", work / "data", checkpoint=Checkpoint(saving.path, replace=True), **{**kw, "k": 3}).k == 3
+        top_patches(net, 'features.2', work / 'data', sharding=Sharding(checkpoint=saving), **{**kw, 'k': 3})
+    assert top_patches(net, 'features.2', work / 'data', sharding=Sharding(checkpoint=Checkpoint(saving.path, replace=True)), **{**kw, 'k': 3}).k == 3
 
 
 def test_robustness_stopped_half_way_resumes_to_the_same_result(work: Path, tmp_path: Path) -> None:
@@ -274,11 +274,11 @@ def test_robustness_stopped_half_way_resumes_to_the_same_result(work: Path, tmp_
     one = robustness(net, work / "data", seed=0, **kw)
     handle = crash_after(net, 15)  # 6 passes a batch: in the middle of the 3rd batch, whose counts must not be kept
     with pytest.raises(RuntimeError, match="power cut"):
-        robustness(net, work / "data", seed=0, checkpoint=tmp_path / "r.json", **kw)
+        robustness(net, work / 'data', seed=0, sharding=Sharding(checkpoint=tmp_path / 'r.json'), **kw)
     handle.remove()
     saved = read_partial(tmp_path / "r.json")
     assert saved.images_done == 32 and sum(saved.state.n) == 32
-    again = robustness(net, work / "data", seed=0, checkpoint=tmp_path / "r.json", **kw)
+    again = robustness(net, work / 'data', seed=0, sharding=Sharding(checkpoint=tmp_path / 'r.json'), **kw)
     assert again.to_json() == one.to_json()
 
 

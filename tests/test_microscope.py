@@ -145,7 +145,7 @@ def test_unit_json_holds_the_numbers_of_its_page(site: tuple, images: Path, net:
     acts = [p["activation"] for p in data["patches"]]
     assert acts == sorted(acts, reverse=True) and data["top_activation"] == acts[0]
     # the same top-k as patches of that unit alone (one pass over the data for both layers, same numbers)
-    alone = cnnlens.units.top_patches(net, "features.3:2", images, k=3, crops=False, progress=False)
+    alone = cnnlens.units.top_patches(net, 'features.3:2', images, k=3, progress=False, settings=cnnlens.units.PatchSettings(crops=False))
     assert [p.activation for p in alone.patches[2]] == acts
     assert [Path(p.image).name for p in alone.patches[2]] == [p["image_name"] for p in data["patches"]]
     assert data["tuning"]["classification"] in ("simple", "complex", "unselective")

@@ -17,7 +17,7 @@ from cnnlens.cli import cli
 from cnnlens.pixels import Preprocessing
 from cnnlens.testing import model_state
 from cnnlens.folders import prepare_image, select_images
-from cnnlens.units import add_projections, border_mask, crop_box, load_index, paste_box, plot_patches, replay, top_patches
+from cnnlens.units import PatchSettings, add_projections, border_mask, crop_box, load_index, paste_box, plot_patches, replay, top_patches
 
 
 PREP = Preprocessing(crop_size=48, resize_size=52)
@@ -72,7 +72,7 @@ def brute_force(net: nn.Module, paths: list[str], layer: str, k: int) -> tuple[t
 def test_streamed_topk_equals_brute_force(folder: Path, batch_size: int) -> None:
     net = tiny_net()
     before = model_state(net)
-    r = top_patches(net, [f"4:{c}" for c in range(6)], folder, k=4, batch_size=batch_size, min_inside=0, **QUIET)
+    r = top_patches(net, [f'4:{c}' for c in range(6)], folder, k=4, settings=PatchSettings(batch_size=batch_size, min_inside=0), **QUIET)
     assert model_state(net) == before
     paths = [str(p) for p in cnnlens.folders.list_images(folder)]
     values, order, pos = brute_force(net, paths, "4", 4)
@@ -90,15 +90,15 @@ def test_streamed_topk_equals_brute_force(folder: Path, batch_size: int) -> None
 
 def test_threads_give_the_same_result(folder: Path) -> None:
     net = tiny_net()
-    one = top_patches(net, "4", folder, k=3, batch_size=4, **QUIET)
-    two = top_patches(net, "4", folder, k=3, batch_size=4, workers=3, **QUIET)
+    one = top_patches(net, '4', folder, k=3, settings=PatchSettings(batch_size=4), **QUIET)
+    two = top_patches(net, '4', folder, k=3, settings=PatchSettings(batch_size=4, workers=3), **QUIET)
     assert one.all_patches() == two.all_patches() and one.mean_activation == two.mean_activation
 
 
 def test_crops_hold_the_whole_receptive_field(folder: Path) -> None:
     net = tiny_net().train()  # left in train mode: every call must run in eval and restore it
     before = model_state(net)
-    r = top_patches(net, "3", folder, n_channels=3, k=5, batch_size=4, min_inside=0, **QUIET)
+    r = top_patches(net, '3', folder, n_channels=3, k=5, settings=PatchSettings(batch_size=4, min_inside=0), **QUIET)
     rf = cnnlens.report(net, (1, 3, 48, 48))["3"].receptive_field
     assert r.receptive_field == rf and rf.size == (11, 11) and rf.stride == (2, 2)
     flat = r.all_patches()
@@ -113,13 +113,13 @@ def test_crops_hold_the_whole_receptive_field(folder: Path) -> None:
     assert all(g.shape == (3, 11, 11) for c in r.channels for g in r.projections[c])
     assert model_state(net) == before
     # default channels are those with the highest mean unit value
-    all_means = top_patches(net, [f"3:{c}" for c in range(6)], folder, k=1, crops=False, min_inside=0, **QUIET).mean_activation
+    all_means = top_patches(net, [f'3:{c}' for c in range(6)], folder, k=1, settings=PatchSettings(crops=False, min_inside=0), **QUIET).mean_activation
     assert r.channels == sorted(all_means, key=lambda c: -all_means[c])[:3]
 
 
 def test_projections_in_one_call_equal_add_projections(folder: Path) -> None:
     net = tiny_net()
-    one = top_patches(net, "4", folder, k=2, n_channels=2, method="deconvnet", **QUIET)
+    one = top_patches(net, '4', folder, k=2, n_channels=2, settings=PatchSettings(method='deconvnet'), **QUIET)
     two = add_projections(net, top_patches(net, "4", folder, k=2, n_channels=2, **QUIET), progress=False)
     assert one.method == "deconvnet" and one.to_dict()["deconv_method"] == "deconvnet"
     assert all(torch.equal(a, b) for c in one.channels for a, b in zip(one.projections[c], two.projections[c]))
@@ -137,7 +137,7 @@ def brute_force_masked(net: nn.Module, paths: list[str], layer: str, channels: l
 @pytest.mark.parametrize("min_inside", [1.0, 0.5])
 def test_border_units_keep_most_of_their_field_inside_the_image(folder: Path, min_inside: float) -> None:
     net = tiny_net()
-    r = top_patches(net, ["4:0", "4:1", "4:2"], folder, k=4, min_inside=min_inside, **QUIET)
+    r = top_patches(net, ['4:0', '4:1', '4:2'], folder, k=4, settings=PatchSettings(min_inside=min_inside), **QUIET)
     rf = r.receptive_field
     flat = r.all_patches()
 
@@ -233,12 +233,13 @@ def test_errors(folder: Path) -> None:
     ]
     for kwargs, match in cases:
         with pytest.raises(cnnlens.CnnlensError, match=match):
-            top_patches(net, "4", folder, **QUIET, **kwargs)
+            knobs = PatchSettings(**{k: kwargs.pop(k) for k in list(kwargs) if k in PatchSettings.__dataclass_fields__})
+            top_patches(net, "4", folder, **QUIET, **kwargs, settings=knobs)
     bad = folder / "a" / "zz_bad.png"
     bad.write_bytes(b"not an image")
     for workers in (0, 2):
         with pytest.raises(cnnlens.CnnlensError, match="cannot read image .*zz_bad.png"):
-            top_patches(net, "4", folder, workers=workers, **QUIET)
+            top_patches(net, '4', folder, settings=PatchSettings(workers=workers), **QUIET)
     assert model_state(net) == before
 
 
@@ -361,7 +362,7 @@ def test_trained_squeezenet_patches_replay_and_brute_force(squeezenet_trained: n
     folder = data / "imagenet_samples"
     prep = cnnlens.model_info(squeezenet_trained).preprocessing
     before = model_state(squeezenet_trained)
-    r = top_patches(squeezenet_trained, ["features.7:5", "features.7:17", "features.7:100"], folder, k=4, limit=12, batch_size=5, min_inside=0, progress=False)
+    r = top_patches(squeezenet_trained, ['features.7:5', 'features.7:17', 'features.7:100'], folder, k=4, limit=12, progress=False, settings=PatchSettings(batch_size=5, min_inside=0))
     assert model_state(squeezenet_trained) == before
     recorded = torch.tensor([p.activation for p in r.all_patches()])
     again = replay(squeezenet_trained, r)

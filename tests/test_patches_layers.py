@@ -9,12 +9,13 @@ import pytest
 import torch
 
 import cnnlens
-from cnnlens.distributed import merge
+from cnnlens.distributed import Sharding, merge
 from cnnlens.pixels import Preprocessing
-from cnnlens.units import PatchSet, top_patches, top_patches_layers
+from cnnlens.units import PatchSet, PatchSettings, top_patches, top_patches_layers
 
 PREP = Preprocessing(crop_size=64, resize_size=64)
-QUIET = {"preprocessing": PREP, "progress": False, "crops": False}
+QUIET = {"preprocessing": PREP, "progress": False}
+NO_CROPS = {"crops": False}
 
 
 @pytest.fixture(scope="module")
@@ -32,14 +33,14 @@ UNITS = ["features.3", "features.7:2", "features.7:0", "features.12:5"]
 
 
 def test_each_layer_equals_mining_it_alone(net: torch.nn.Module, images: torch.Tensor) -> None:
-    found = top_patches_layers(net, UNITS, images, k=3, n_channels=4, batch_size=4, **QUIET)
+    found = top_patches_layers(net, UNITS, images, k=3, n_channels=4, settings=PatchSettings(batch_size=4, crops=False), **QUIET)
     assert isinstance(found, PatchSet)
     assert list(found.layers) == ["features.3", "features.7", "features.12"]
     assert found["features.7"].channels == [2, 0]
     alone = {
-        "features.3": top_patches(net, "features.3", images, k=3, n_channels=4, batch_size=4, **QUIET),
-        "features.7": top_patches(net, ["features.7:2", "features.7:0"], images, k=3, batch_size=4, **QUIET),
-        "features.12": top_patches(net, "features.12:5", images, k=3, batch_size=4, **QUIET),
+        "features.3": top_patches(net, 'features.3', images, k=3, n_channels=4, settings=PatchSettings(batch_size=4, crops=False), **QUIET),
+        "features.7": top_patches(net, ['features.7:2', 'features.7:0'], images, k=3, settings=PatchSettings(batch_size=4, crops=False), **QUIET),
+        "features.12": top_patches(net, 'features.12:5', images, k=3, settings=PatchSettings(batch_size=4, crops=False), **QUIET),
     }
     for layer, result in alone.items():
         assert json.dumps(found[layer].to_dict(), sort_keys=True) == json.dumps(result.to_dict(), sort_keys=True)
@@ -51,15 +52,15 @@ def test_one_forward_pass_per_batch(net: torch.nn.Module, images: torch.Tensor) 
     calls = []  # passes on real tensors (the geometry is computed on the meta device first)
     handle = net.features[0].register_forward_hook(lambda m, args, out: calls.append(1) if not out.is_meta else None)
     try:
-        top_patches_layers(net, UNITS, images, k=2, batch_size=4, **QUIET)
+        top_patches_layers(net, UNITS, images, k=2, settings=PatchSettings(batch_size=4, crops=False), **QUIET)
     finally:
         handle.remove()
     assert len(calls) == 3  # 11 images in batches of 4: three passes for all three layers
 
 
 def test_shards_merge_to_the_one_process_result(net: torch.nn.Module, images: torch.Tensor, tmp_path) -> None:
-    whole = top_patches_layers(net, UNITS, images, k=3, batch_size=4, **QUIET)
-    parts = [top_patches_layers(net, UNITS, images, k=3, batch_size=4, shard=f"{i}/2", **QUIET) for i in range(2)]
+    whole = top_patches_layers(net, UNITS, images, k=3, settings=PatchSettings(batch_size=4, crops=False), **QUIET)
+    parts = [top_patches_layers(net, UNITS, images, k=3, settings=PatchSettings(batch_size=4, crops=False), sharding=Sharding(shard=f'{i}/2'), **QUIET) for i in range(2)]
     for i, part in enumerate(parts):
         part.save(tmp_path / f"part{i}.json")
     merged = merge([tmp_path / "part0.json", tmp_path / "part1.json"])
@@ -94,7 +95,7 @@ def test_bad_requests_fail_before_any_work(net: torch.nn.Module, images: torch.T
     handle = net.features[0].register_forward_hook(lambda m, args, out: calls.append(1) if not out.is_meta else None)
     try:
         with pytest.raises(cnnlens.CnnlensError, match=message):
-            top_patches_layers(net, units, images, k=2, **QUIET)
+            top_patches_layers(net, units, images, k=2, settings=PatchSettings(crops=False), **QUIET)
     finally:
         handle.remove()
     assert not calls  # checked on the meta device, before the first batch
@@ -102,4 +103,4 @@ def test_bad_requests_fail_before_any_work(net: torch.nn.Module, images: torch.T
 
 def test_top_patches_still_refuses_two_layers(net: torch.nn.Module, images: torch.Tensor) -> None:
     with pytest.raises(cnnlens.CnnlensError, match="top_patches_layers"):
-        top_patches(net, ["features.3:0", "features.7:0"], images, **QUIET)
+        top_patches(net, ["features.3:0", "features.7:0"], images, settings=PatchSettings(crops=False), **QUIET)

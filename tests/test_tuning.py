@@ -16,6 +16,7 @@ import cnnlens
 from cnnlens.pixelnet import image_preprocessing
 from cnnlens.pixels import Preprocessing
 from cnnlens.tuning import (
+    Gratings,
     bars,
     default_frequencies,
     default_orientations,
@@ -34,7 +35,7 @@ from cnnlens.tuning import (
 )
 
 GREY33 = Preprocessing(mean=(0.5,), std=(0.5,), resize_size=None, crop_size=33, channels=1, source="test: grey maps to 0")
-QUICK = dict(orientations=8, frequencies=4, phases=4, contrasts=None, progress=False)
+QUICK = dict(gratings=Gratings(orientations=8, frequencies=4, phases=4), contrasts=None, progress=False)
 
 
 def gabor(frequency: float, theta_deg: float, *, sigma: float = 3.0, side: int = 15, quadrature: bool = False) -> torch.Tensor:
@@ -237,7 +238,7 @@ def test_channels_and_layer_agree_and_the_model_is_left_as_it_was() -> None:
 
 def test_tuning_result_protocol(tmp_path) -> None:
     model = cnnlens.create_model("squeezenet1_0", seed=0)
-    r = tuning_curves(model, ["features.3:1", "features.3:7@10,12"], size=64, orientations=8, frequencies=4, phases=4, progress=False)
+    r = tuning_curves(model, ['features.3:1', 'features.3:7@10,12'], size=64, progress=False, gratings=Gratings(orientations=8, frequencies=4, phases=4))
     data = json.loads(json.dumps(r.to_dict(), allow_nan=False))
     assert data["model"] == "squeezenet1_0" and data["weights"] == "random init, seed 0" and data["random_init"] is True
     assert [u["unit"] for u in data["units"]] == ["features.3:1@7,7", "features.3:7@10,12"]
@@ -248,7 +249,7 @@ def test_tuning_result_protocol(tmp_path) -> None:
     assert data["n_stimuli"] == 2 * (8 * 4 * 4 + 1) + 2 * 5  # two places: grid and blank, then 5 contrasts each
     fig = r.figure()
     assert "squeezenet1_0 (random init, seed 0)" in fig._suptitle.get_text() and "features.3" in fig._suptitle.get_text()
-    one = tuning_curves(model, "features.3:1", size=64, orientations=8, frequencies=4, phases=4, progress=False)
+    one = tuning_curves(model, 'features.3:1', size=64, progress=False, gratings=Gratings(orientations=8, frequencies=4, phases=4))
     assert "features.3:1@7,7" in one.figure()._suptitle.get_text()
     for kind in ("polar", "summary", "unit", "all"):
         assert r.save(tmp_path / f"{kind}.png", kind=kind).stat().st_size > 5000
@@ -294,8 +295,9 @@ def test_bad_arguments_fail_before_any_work(kwargs: dict, message: str, monkeypa
     for module in (engine, curves):
         monkeypatch.setattr(module, "read_units", lambda *a, **k: pytest.fail("ran the model"))
     args = {"unit": "features.0", **kwargs}
+    fields = {k: args.pop(k) for k in list(args) if k in Gratings.__dataclass_fields__}
     with pytest.raises(cnnlens.CnnlensError, match=message):
-        tuning_curves(model, progress=False, **args)
+        tuning_curves(model, progress=False, gratings=Gratings(**fields), **args)
 
 
 def test_models_that_do_not_take_images_are_refused() -> None:
@@ -314,7 +316,7 @@ def test_hierarchy_rows_and_baseline_of_any_module(tmp_path) -> None:
     with torch.no_grad():
         net[0].weight[0] = gabor(0.2, 90.0, side=5)  # one oriented channel
     prep = Preprocessing(resize_size=None, crop_size=40)
-    h = hierarchy(net, ["1", "4", "6"], orientations=8, frequencies=5, phases=4, preprocessing=prep, baseline=True, progress=False)
+    h = hierarchy(net, ['1', '4', '6'], preprocessing=prep, baseline=True, progress=False, gratings=Gratings(orientations=8, frequencies=5, phases=4))
     assert h.layers == ["1", "4", "6"] and [r.rf_size for r in h.rows] == [5, 10, 14]
     assert h.tuning.layers[0].placement.canvas == 14  # the deepest field
     for r in h.rows + h.baseline_rows:
@@ -330,7 +332,7 @@ def test_hierarchy_rows_and_baseline_of_any_module(tmp_path) -> None:
     assert "Hierarchy" in html and "share_simple" in html and "data:image/png;base64" in html
     assert h.save(tmp_path / "h.png").stat().st_size > 10_000
     # the same units as tuning_curves measures with full-field gratings
-    t = tuning_curves(net, "4", orientations=8, frequencies=h.tuning.layers[0].frequencies, phases=4, contrasts=None, window="full", preprocessing=prep, progress=False)
+    t = tuning_curves(net, '4', contrasts=None, window='full', preprocessing=prep, progress=False, gratings=Gratings(orientations=8, frequencies=h.tuning.layers[0].frequencies, phases=4))
     assert [u.osi for u in t.units] == pytest.approx([u.osi for u in h.tuning.layers[1].units], abs=1e-9)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 import cnnlens
-from cnnlens.tuning import hierarchy, invariance, tuning_curves
+from cnnlens.tuning import Gratings, hierarchy, invariance, tuning_curves
 
 
 def angle_difference(a: float, b: float) -> float:
@@ -33,7 +33,7 @@ def test_trained_first_layer_agrees_with_its_gabor_fits_and_is_more_selective_th
 
 @pytest.mark.slow
 def test_trained_simple_cells_give_way_to_complex_cells_after_the_first_layer(squeezenet_trained) -> None:
-    h = hierarchy(squeezenet_trained, ["features.1", "features.4", "features.7"], orientations=16, frequencies=12, phases=8, progress=False)
+    h = hierarchy(squeezenet_trained, ['features.1', 'features.4', 'features.7'], progress=False, gratings=Gratings(orientations=16, frequencies=12, phases=8))
     first, *deeper = h.rows
     assert first.share_simple > 0.8 and first.share_complex == 0.0
     for row in deeper:

@@ -21,11 +21,11 @@ import torch.nn as nn
 
 from .. import seeds
 from ..checks import check_int
-from ..distributed import Checkpoint, Partial, Shard, fingerprint, is_main, model_fingerprint, model_info_from_json, model_info_to_json, register_state, run
+from ..distributed import Partial, Sharding, fingerprint, is_main, model_fingerprint, model_info_from_json, model_info_to_json, register_state, run
 
 from ..seeds import item_generator
 from ..errors import CnnlensError
-from ..folders import LabelledImages, batches, labelled_folder
+from ..folders import LabelledImages, batches, labelled_folder, spread
 from ..hooks import eval_mode
 from ..layers import model_device
 from ..pixelnet import class_logits, pixel_net
@@ -172,16 +172,14 @@ class RobustnessComparison(Result):
         return plot_robustness(self.results, on_correct=on_correct, title=title)
 
 
-def _dataset(data: Any, *, labels: str | Path | None, limit: int | None) -> tuple[Any, int | None, dict[str, Any]]:
+def _dataset(data: Any, *, limit: int | None) -> tuple[Any, int | None, dict[str, Any]]:
     """``data`` as a :class:`LabelledImages` (or an iterable of batches, a stream), its number of
     images (None for a stream) and a description with the notes on left-out files."""
     if isinstance(data, (str, Path)):
-        data = labelled_folder(data, labels=labels, limit=limit)
-    elif labels is not None:
-        raise CnnlensError("labels is for a folder given as data, not for images already labelled", param="labels")
+        data = labelled_folder(data, limit=limit)
     if isinstance(data, LabelledImages):
         if limit is not None and len(data) > limit:
-            data = data.subset(slice(0, limit))
+            data = data.subset(spread(len(data), limit))
         return data, len(data), {**data.to_dict(), "notes": data.notes()}
     if isinstance(data, torch.Tensor) or not isinstance(data, Iterable):
         raise CnnlensError(
@@ -198,24 +196,22 @@ def robustness(
     attacks: str | Sequence[str] = ("fgsm",),
     steps: int = 10,
     step_size: float | None = None,
-    labels: str | Path | None = None,
     limit: int | None = None,
     batch_size: int = 64,
     preprocessing: Preprocessing | None = None,
     seed: int | None = None,
     progress: bool = True,
-    distributed: bool | None = None,
-    shard: str | Shard | None = None,
-    checkpoint: str | Path | Checkpoint | None = None,
+    sharding: Sharding | None = None,
 ) -> RobustnessResult | Partial:
     """Accuracy of ``model`` against ε for each attack, on all images and on the originally correct ones.
 
     Args:
         model: a classifier as created (``cnnlens.create_model``) or any ``nn.Module`` returning logits;
             its normalization is applied inside.
-        data: a labelled folder (class subfolders, a flat folder with a labels CSV, or MNIST IDX files:
-            see :func:`cnnlens.folders.labelled_folder`; images are prepared as the model's weights
-            expect), a :class:`~cnnlens.folders.LabelledImages`, or an iterable of ``(images, labels)``
+        data: a labelled folder (class subfolders, a flat folder with ``labels.csv``, or MNIST IDX
+            files; images are prepared as the model's weights expect), a
+            :class:`~cnnlens.folders.LabelledImages` (:func:`cnnlens.folders.labelled_folder`, which
+            also takes a labels CSV kept elsewhere), or an iterable of ``(images, labels)``
             batches of pixels in [0, 1] at the model's input size (a ``DataLoader``; evaluated as
             given, in this process).
         eps: the ε grid in pixel units (each in [0, 1]).
@@ -223,27 +219,23 @@ def robustness(
             (uniform random start; image i of the list draws it from a seed made of one draw from
             ``seed`` and i, so it does not depend on batches or processes).
         steps, step_size: of the iterative attacks; ``step_size`` defaults to ``2.5 * eps / steps``.
-        labels: a labels CSV for a folder (default ``DIR/labels.csv``); ``limit``: that many images,
-            spread evenly over the sorted list (:func:`cnnlens.folders.spread`).
+        limit: that many images, spread evenly over the sorted list (:func:`cnnlens.folders.spread`).
         seed: draws PGD's random starts (``None``: torch's global generator).
         batch_size: images per batch for a folder.
         progress: a bar on a terminal, a line every 10 s elsewhere (stderr).
-        distributed: under torchrun (``None``, the default, or ``True``) each process evaluates its
-            share of the images and every process gets the summed counts; ``False``: this process
-            evaluates them all. See :mod:`cnnlens.distributed`.
-        shard: ``"I/N"``: evaluate share I of N only and return its
-            :class:`~cnnlens.distributed.Partial` state (:func:`cnnlens.distributed.merge` sums the parts).
-        checkpoint: a ``.json`` file (or :class:`~cnnlens.distributed.Checkpoint`) where the counts
-            are saved at intervals; a run given the same file continues from it.
+        sharding: :class:`~cnnlens.distributed.Sharding`: under torchrun each process evaluates its
+            share and every process gets the summed counts (``distributed``); ``shard="I/N"``
+            evaluates one share and returns its :class:`~cnnlens.distributed.Partial` state
+            (:func:`cnnlens.distributed.merge` sums the parts); ``checkpoint`` saves and resumes.
 
     Returns:
         A :class:`RobustnessResult`; ``result["fgsm"].accuracy[i]`` is the accuracy at ``eps[i]``.
         With ``progress``, labelled files absent from a folder and images without a label are also
         reported on stderr before the work starts.
     """
-    return _evaluate([model], data, compare=False, eps=eps, attacks=attacks, steps=steps, step_size=step_size, labels=labels,
-                     limit=limit, batch_size=batch_size, preprocessing=preprocessing, seed=seed, progress=progress,
-                     distributed=distributed, shard=shard, checkpoint=checkpoint)  # type: ignore[return-value]
+    return _evaluate([model], data, compare=False, eps=eps, attacks=attacks, steps=steps, step_size=step_size, limit=limit,
+                     batch_size=batch_size, preprocessing=preprocessing, seed=seed, progress=progress,
+                     sharding=sharding)  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -472,15 +464,12 @@ def _evaluate(
     attacks: str | Sequence[str],
     steps: int,
     step_size: float | None,
-    labels: str | Path | None,
     limit: int | None,
     batch_size: int,
     preprocessing: Preprocessing | None,
     seed: int | None,
     progress: bool,
-    distributed: bool | None,
-    shard: str | Shard | None,
-    checkpoint: str | Path | Checkpoint | None,
+    sharding: Sharding | None,
 ) -> RobustnessResult | RobustnessComparison | Partial:
     grid = [check_eps(e) for e in ([eps] if isinstance(eps, (int, float)) else list(eps))]
     if not grid:
@@ -492,7 +481,7 @@ def _evaluate(
     if limit is not None:
         limit = check_int(limit, "limit", low=1)
     infos = [model_info(m, preprocessing=preprocessing) for m in models]
-    items, n_items, description = _dataset(data, labels=labels, limit=limit)
+    items, n_items, description = _dataset(data, limit=limit)
     if progress and is_main():
         for note in description.get("notes", []):
             print(f"robustness: {note}", file=sys.stderr, flush=True)
@@ -502,8 +491,9 @@ def _evaluate(
         base = int(torch.randint(0, 2**62, (1,), generator=generator))
     setup = RobustnessSetup(infos, grid, names, steps, alpha, description, compare)
     job = _RobustnessJob(models, setup, items, n_items, batch_size, base)
-    part = run(job, distributed=distributed, shard=shard, checkpoint=checkpoint, progress=progress)
-    return part if shard is not None else setup.result(part.state)
+    sharding = sharding or Sharding()
+    part = run(job, distributed=sharding.distributed, shard=sharding.shard, checkpoint=sharding.checkpoint, progress=progress)
+    return part if sharding.shard is not None else setup.result(part.state)
 
 
 def compare_robustness(
@@ -519,9 +509,8 @@ def compare_robustness(
     if not items or not all(isinstance(m, nn.Module) for m in items):
         raise CnnlensError("models must be a non-empty list of models", param="models")
     options: dict[str, Any] = {
-        "eps": DEFAULT_EPS, "attacks": ("fgsm",), "steps": 10, "step_size": None, "labels": None, "limit": None,
-        "batch_size": 64, "preprocessing": None, "seed": None, "progress": True, "distributed": None, "shard": None,
-        "checkpoint": None,
+        "eps": DEFAULT_EPS, "attacks": ("fgsm",), "steps": 10, "step_size": None, "limit": None,
+        "batch_size": 64, "preprocessing": None, "seed": None, "progress": True, "sharding": None,
     }  # fmt: skip
     unknown = set(kwargs) - set(options)
     if unknown:

@@ -148,6 +148,8 @@ def robustness_command(
 
     from ..attacks import check_attacks, compare_robustness, robustness
     from ..checks import check_int
+    from ..distributed import Sharding
+    from ..folders import labelled_folder
     from ._options import open_model
 
     grid = parse_floats(eps, "eps", low=0.0, high=1.0)
@@ -159,12 +161,13 @@ def robustness_command(
     parts, saving = plan_run(output=output, shard=shard, checkpoint=checkpoint, every=checkpoint_every, overwrite=overwrite, as_json=as_json)
     if parts is None:
         check_outputs([("--output", output, RESULT_SUFFIXES)], overwrite)
+    source = data if labels is None else labelled_folder(data, labels=labels)  # a labels CSV kept outside the folder
     nets = [open_model(model, w, device=device, seed=seed) for w in (weights or (None,))]
     settings = dict(
-        eps=grid, attacks=names, steps=steps, step_size=alpha, labels=labels, limit=limit, batch_size=batch_size,
-        seed=seed, progress=True, shard=parts, checkpoint=saving,
+        eps=grid, attacks=names, steps=steps, step_size=alpha, limit=limit, batch_size=batch_size,
+        seed=seed, progress=True, sharding=Sharding(shard=parts, checkpoint=saving),
     )
-    result = robustness(nets[0], data, **settings) if len(nets) == 1 else compare_robustness(nets, data, **settings)
+    result = robustness(nets[0], source, **settings) if len(nets) == 1 else compare_robustness(nets, source, **settings)
     if finish_run(result, shard=parts, checkpoint=saving):
         return
     finish(result, as_json=as_json, output=output, overwrite=overwrite)

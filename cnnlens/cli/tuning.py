@@ -102,7 +102,7 @@ def tuning_command(
       cnnlens tuning squeezenet1_0 -w squeezenet.pth -l features.7 --plot summary -o fire5.png
       cnnlens tuning lenet5 -w none --seed 0 -l 3 --orientations 8 --contrasts none
     """
-    from ..tuning import tuning_curves
+    from ..tuning import Gratings, tuning_curves
 
     if layer is not None and unit:
         raise CnnlensError("give --layer (a whole layer) or --unit (channels), not both")
@@ -117,9 +117,9 @@ def tuning_command(
     net = open_model(model, weights, device=device, seed=seed)
     if layer is not None:
         _check_layer(net, layer)
+    gratings = Gratings(orientations=orientations, frequencies=freq, phases=phases, contrast=contrast_value)
     result = tuning_curves(
-        net, layer if layer is not None else (list(unit) or None),
-        orientations=orientations, frequencies=freq, phases=phases, contrast=contrast_value, contrasts=contrast_list,
+        net, layer if layer is not None else (list(unit) or None), gratings=gratings, contrasts=contrast_list,
         window=window, osi_threshold=threshold, size=size, batch_size=batch_size, progress=True,
     )
     finish(result, as_json=as_json, output=output, overwrite=overwrite, figure={"kind": kind, "max_units": max_units})
@@ -160,7 +160,7 @@ def hierarchy_command(
       cnnlens hierarchy squeezenet1_0 -w squeezenet.pth -l features.1 -l features.4 -l features.7 --json
       cnnlens hierarchy resnet18 -w none --seed 0 --size 64 --orientations 8 --num-frequencies 6
     """
-    from ..tuning import hierarchy
+    from ..tuning import Gratings, hierarchy
 
     freq = _frequencies(frequencies, num_frequencies)
     threshold = parse_float(osi_threshold, "osi_threshold", low=0.0, high=1.0)
@@ -171,7 +171,7 @@ def hierarchy_command(
     for name in layers:
         _check_layer(net, name, "layers")
     result = hierarchy(
-        net, list(layers) or None, orientations=orientations, frequencies=freq, phases=phases, osi_threshold=threshold,
+        net, list(layers) or None, gratings=Gratings(orientations=orientations, frequencies=freq, phases=phases), osi_threshold=threshold,
         baseline=baseline, seed=seed, size=size, batch_size=batch_size, progress=True,
     )
     finish(result, as_json=as_json, output=output, overwrite=overwrite)

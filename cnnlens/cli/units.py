@@ -149,7 +149,8 @@ def patches_command(
     """
     import json
 
-    from ..units.patches import load_index, top_patches
+    from ..distributed import Sharding
+    from ..units.patches import PatchSettings, load_index, top_patches
 
     index = None
     for option, path in (("--data", data), ("--from-index", from_index)):
@@ -191,21 +192,10 @@ def patches_command(
         result = load_index(index, model=net, method=method if deconv else None)
     else:
         net = open_model(model, weights, device=device, seed=seed)
+        settings = PatchSettings(batch_size=batch_size, workers=workers, min_inside=min_inside, method=method if deconv else None)
         result = top_patches(
-            net,
-            list(unit) or None,
-            data,
-            k=top,
-            n_channels=num_channels,
-            batch_size=batch_size,
-            limit=limit,
-            size=size,
-            workers=workers,
-            min_inside=min_inside,
-            method=method if deconv else None,
-            progress=True,
-            shard=parts,
-            checkpoint=saving,
+            net, list(unit) or None, data, k=top, n_channels=num_channels, limit=limit, size=size, settings=settings,
+            progress=True, sharding=Sharding(shard=parts, checkpoint=saving),
         )
         if finish_run(result, shard=parts, checkpoint=saving):
             return

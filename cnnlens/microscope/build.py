@@ -372,7 +372,8 @@ def _images_text(images: Any, n: int) -> str:
 
 def _mine(plan: _Plan, *, k: int, batch_size: int, workers: int, distributed: bool | None) -> dict[str, dict[str, Any]]:
     """layer -> the patches index of all its channels (:meth:`PatchResult.to_dict`)."""
-    from ..units.patches import top_patches_layers
+    from ..distributed import Sharding
+    from ..units.patches import PatchSettings, top_patches_layers
 
     start, store, identity = time.perf_counter(), plan.store, plan.identity
     mined = {name: store.cached(f"mined/{slug(name)}.json", [identity, name]) for name in plan.layers}
@@ -380,8 +381,9 @@ def _mine(plan: _Plan, *, k: int, batch_size: int, workers: int, distributed: bo
     if missing:
         checkpoint = Checkpoint(store.state / "mining-checkpoint.json", every=MINING_SAVE_EVERY, replace=True, param="output")
         found = top_patches_layers(
-            plan.model, missing, plan.images, k=k, n_channels=max(int(plan.rows[n].output_shape[1]) for n in missing), batch_size=batch_size,
-            limit=plan.limit, workers=workers, crops=False, progress=plan.progress, distributed=distributed, checkpoint=checkpoint,
+            plan.model, missing, plan.images, k=k, n_channels=max(int(plan.rows[n].output_shape[1]) for n in missing), limit=plan.limit,
+            settings=PatchSettings(batch_size=batch_size, workers=workers, crops=False), progress=plan.progress,
+            sharding=Sharding(distributed=distributed, checkpoint=checkpoint),
         )  # fmt: skip
         for name in missing:
             mined[name] = found[name].to_dict()  # type: ignore[union-attr]
@@ -495,9 +497,12 @@ def _featvis_tensor(store: SiteStore, layer: str, channels: list[int]) -> torch.
 
 def _tuning(plan: _Plan, grid: dict[str, Any]) -> dict[str, Any]:
     """Tuning curves of the shown units on the grating ``grid``: layer -> {channel: UnitTuning.to_dict()} or {"note": why not}."""
-    from ..tuning import tuning_curves
+    from ..tuning import Gratings, tuning_curves
 
     t0, store = time.perf_counter(), plan.store
+    fields = Gratings.__dataclass_fields__
+    gratings = Gratings(**{k: v for k, v in grid.items() if k in fields})
+    options = {k: v for k, v in grid.items() if k not in fields}
     out: dict[str, Any] = {}
     computed: dict[str, int] = {}
     settings = dict(grid)
@@ -511,7 +516,7 @@ def _tuning(plan: _Plan, grid: dict[str, Any]) -> dict[str, Any]:
         todo = [c for c in channels if c not in values or not store.exists(f"{_unit_dir(layer, c)}/tuning.png")]
         if todo:
             try:
-                result = tuning_curves(plan.model, [f"{layer}:{c}" for c in todo], progress=plan.progress, **grid)
+                result = tuning_curves(plan.model, [f"{layer}:{c}" for c in todo], gratings=gratings, progress=plan.progress, **options)
             except CnnlensError as exc:
                 note = f"not measured: {exc}"
                 plan.warnings.append(f"{layer}: tuning {note}")

@@ -12,7 +12,7 @@ Example:
 from __future__ import annotations
 
 from .common import random_init_like
-from .curves import CONTRASTS, Grid, LayerTuning, TuningResult, UnitTuning, check_grid, grating_batches, layer_summary, measure_layer, tuning_curves
+from .curves import CONTRASTS, Gratings, Grid, LayerTuning, TuningResult, UnitTuning, check_grid, grating_batches, layer_summary, measure_layer, tuning_curves
 from .depth import Hierarchy, LayerStats, hierarchy, tune_layers
 from .engine import Placement, centred_position, layer_fields, minimal_canvas, place_layers, read_units
 from .invariant import FAMILIES, TRANSFORM_UNITS, Invariance, default_transforms, invariance, transform_views
@@ -27,6 +27,7 @@ __all__ = [
     "OSI_THRESHOLD",
     "TRANSFORM_UNITS",
     "WINDOWS",
+    "Gratings",
     "Grid",
     "Hierarchy",
     "Invariance",

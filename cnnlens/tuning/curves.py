@@ -34,7 +34,7 @@ from .engine import Placement, place_layers, read_units, resolve_units
 from .measures import CLASSES, OSI_THRESHOLD, Measures, c50, measure
 from .stimuli import check_window, default_frequencies, default_orientations, default_phases, gratings
 
-__all__ = ["CONTRASTS", "Grid", "LayerTuning", "TuningResult", "UnitTuning", "check_grid", "grating_batches", "layer_summary", "measure_layer", "tuning_curves"]
+__all__ = ["CONTRASTS", "Gratings", "Grid", "LayerTuning", "TuningResult", "UnitTuning", "check_grid", "grating_batches", "layer_summary", "measure_layer", "tuning_curves"]
 
 CONTRASTS = (0.0625, 0.125, 0.25, 0.5, 1.0)
 
@@ -280,6 +280,28 @@ class Grid:
         return grid, reads[-1]
 
 
+@dataclass(frozen=True)
+class Gratings:
+    """The gratings a measurement shows: ``tuning_curves(model, unit, gratings=Gratings(orientations=24))``.
+
+    - ``orientations``: a count evenly over 180 degrees, or the angles (degrees; 0 = vertical stripes);
+    - ``frequencies``: a count on the default grid of each receptive field (from half a cycle per
+      field to 0.4 cycles per pixel), or the frequencies in cycles per pixel; None: 12 for
+      :func:`tuning_curves`, 16 for :func:`~cnnlens.tuning.hierarchy`;
+    - ``phases``: spatial phases evenly over 360 degrees (at least 3, for F1/F0);
+    - ``contrast``: the Michelson contrast of every grating, in (0, 1].
+    """
+
+    orientations: int | Sequence[float] = 16
+    frequencies: int | Sequence[float] | None = None
+    phases: int = 8
+    contrast: float = 1.0
+
+    def grid(self, frequencies: int = 12) -> Grid:
+        """The checked :class:`Grid`; ``frequencies``: the count when :attr:`frequencies` is None."""
+        return check_grid(self.orientations, frequencies if self.frequencies is None else self.frequencies, self.phases, self.contrast)
+
+
 def check_grid(orientations: int | Sequence[float], frequencies: int | Sequence[float], phases: int, contrast: float) -> Grid:
     """The grid of :func:`tuning_curves` and :func:`~cnnlens.tuning.hierarchy`, checked before any work."""
     orientation_arg = count_or_list(orientations, "orientations", low=-1e6, high=1e6, max_count=720)
@@ -369,10 +391,7 @@ def tuning_curves(
     model: nn.Module,
     unit: str | Unit | Sequence[str | Unit] | None = None,
     *,
-    orientations: int | Sequence[float] = 16,
-    frequencies: int | Sequence[float] = 12,
-    phases: int = 8,
-    contrast: float = 1.0,
+    gratings: Gratings | None = None,
     contrasts: Sequence[float] | None = CONTRASTS,
     window: str = "rf",
     rectify: bool = True,
@@ -389,11 +408,10 @@ def tuning_curves(
         unit: ``LAYER`` (every channel at the centre of the layer's map), ``LAYER:CHANNEL`` (that
             channel at the centre), ``LAYER:CHANNEL@Y,X`` (at that position of the map at the model's
             input size), ``logits:CLASS``, or a list of these. Default: the first convolution.
-        orientations: how many, evenly over [0, 180) degrees, or a list of degrees.
-        frequencies: how many, log-spaced from half a cycle per receptive field to 0.5 cycles per
-            pixel (:func:`~cnnlens.tuning.default_frequencies`), or a list in cycles per pixel.
-        phases: how many spatial phases, evenly over 360 degrees (at least 3).
-        contrast: Michelson contrast of the grid's gratings.
+        gratings: :class:`Gratings`: orientations (a count evenly over [0, 180) degrees, or a list of
+            degrees), frequencies (default 12, log-spaced from half a cycle per receptive field to 0.5
+            cycles per pixel, :func:`~cnnlens.tuning.default_frequencies`, or a list in cycles per
+            pixel), phases (at least 3) and the Michelson contrast of the grid.
         contrasts: contrasts of the contrast response, at each unit's preferred grating and phase
             (``None`` or empty: not measured).
         window: ``"rf"`` (the receptive-field box: for the unit the same as a full-field grating),
@@ -412,12 +430,12 @@ def tuning_curves(
     Example:
         >>> import cnnlens
         >>> model = cnnlens.create_model("squeezenet1_0", seed=0)
-        >>> t = tuning_curves(model, "features.0:5", orientations=8, frequencies=4, phases=4, contrasts=None, progress=False)
+        >>> t = tuning_curves(model, "features.0:5", gratings=Gratings(orientations=8, frequencies=4, phases=4), contrasts=None, progress=False)
         >>> u = t["features.0:5"]
         >>> u.classification in ("simple", "complex", "unselective"), 0 <= u.osi <= 1, len(u.orientation_curve)
         (True, True, 8)
     """
-    grid = check_grid(orientations, frequencies, phases, contrast)
+    grid = (gratings or Gratings()).grid(frequencies=12)
     contrast_list = [] if contrasts is None or (isinstance(contrasts, (list, tuple)) and not contrasts) else check_numbers(contrasts, "contrasts", low=0.0, high=1.0, low_open=True)
     window = check_window(window)
     osi_threshold = check_number(osi_threshold, "osi_threshold", low=0.0, high=1.0)

@@ -26,7 +26,7 @@ from ..progress import progress_bar
 from ..registry import ModelInfo, default_layers, model_info
 from ..results import Result
 from .common import random_init_like
-from .curves import LayerTuning, TuningResult, check_grid, grating_batches, layer_summary, measure_layer
+from .curves import Gratings, LayerTuning, TuningResult, grating_batches, layer_summary, measure_layer
 from .engine import Placement, place_layers, read_units
 from .measures import OSI_THRESHOLD
 
@@ -159,10 +159,7 @@ def tune_layers(
     model: nn.Module,
     layers: Sequence[str],
     *,
-    orientations: int | Sequence[float] = 16,
-    frequencies: int | Sequence[float] = 16,
-    phases: int = 8,
-    contrast: float = 1.0,
+    gratings: Gratings | None = None,
     rectify: bool = True,
     osi_threshold: float = OSI_THRESHOLD,
     size: int | None = None,
@@ -173,7 +170,7 @@ def tune_layers(
 ) -> TuningResult:
     """Every channel of each of ``layers`` with one set of full-field gratings (one pass); the
     arguments as :func:`hierarchy`. ``placements`` reuses a canvas and placements already made."""
-    grid = check_grid(orientations, frequencies, phases, contrast)
+    grid = (gratings or Gratings()).grid(frequencies=16)
     osi_threshold = check_number(osi_threshold, "osi_threshold", low=0.0, high=1.0)
     batch_size = check_int(batch_size, "batch_size", low=1)
     net, _ = unwrap(model)
@@ -210,10 +207,7 @@ def hierarchy(
     model: nn.Module,
     layers: Sequence[str] | str | None = None,
     *,
-    orientations: int | Sequence[float] = 16,
-    frequencies: int | Sequence[float] = 16,
-    phases: int = 8,
-    contrast: float = 1.0,
+    gratings: Gratings | None = None,
     rectify: bool = True,
     osi_threshold: float = OSI_THRESHOLD,
     baseline: bool | nn.Module = False,
@@ -229,9 +223,9 @@ def hierarchy(
         model: any image model; left exactly as it was.
         layers: dotted layer names, shallow to deep (default: the model's five layers spread over
             its depth, ``cnnlens.default_layers(model, "invert")``).
-        orientations, frequencies, phases, contrast, rectify, osi_threshold: as
-            :func:`~cnnlens.tuning.tuning_curves`; the default frequencies span half a cycle per
-            field of the deepest layer to 0.5 cycles per pixel (16 of them: every layer finds its band).
+        gratings, rectify, osi_threshold: as :func:`~cnnlens.tuning.tuning_curves`; the default
+            frequencies span half a cycle per field of the deepest layer to 0.5 cycles per pixel (16
+            of them: every layer finds its band).
         baseline: also measure the architecture at random initialisation (``True``:
             :func:`~cnnlens.tuning.random_init_like` with ``seed``) or the model given.
         size, preprocessing, batch_size, progress: as :func:`~cnnlens.tuning.tuning_curves`.
@@ -249,8 +243,8 @@ def hierarchy(
     seed = check_int(seed, "seed", low=0)
     if not isinstance(baseline, (bool, nn.Module)):
         raise CnnlensError(f"baseline must be True, False or a model, not {type(baseline).__name__}", param="baseline")
-    kwargs = dict(orientations=orientations, frequencies=frequencies, phases=phases, contrast=contrast, rectify=rectify,
-                  osi_threshold=osi_threshold, size=size, preprocessing=preprocessing, batch_size=batch_size, progress=progress)
+    kwargs = dict(gratings=gratings, rectify=rectify, osi_threshold=osi_threshold, size=size, preprocessing=preprocessing,
+                  batch_size=batch_size, progress=progress)
     tuning = tune_layers(model, names, **kwargs)  # type: ignore[arg-type]
     rows = [_stats(layer) for layer in tuning.layers]
     notes = list(tuning.warnings)

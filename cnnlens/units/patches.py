@@ -36,7 +36,7 @@ import torch.nn as nn
 
 from ..address import parse_units
 from ..checks import check_int, check_number
-from ..distributed import Checkpoint, ExactSum, Partial, Shard, TopK, fingerprint, is_main, model_fingerprint, register_state, run
+from ..distributed import ExactSum, Partial, Sharding, TopK, fingerprint, is_main, model_fingerprint, register_state, run
 from ..errors import CnnlensError, did_you_mean
 from ..folders import iter_batches, prepare_image, select_images
 from ..geometry import layers_geometry
@@ -53,6 +53,7 @@ __all__ = [
     "Patch",
     "PatchResult",
     "PatchSet",
+    "PatchSettings",
     "PatchSetup",
     "PatchState",
     "add_projections",
@@ -273,6 +274,27 @@ def check_patch_layer(name: str, receptive_field: ReceptiveField | str | None, s
         )
 
 
+@dataclass(frozen=True)
+class PatchSettings:
+    """How :func:`top_patches` reads, ranks and shows its patches.
+
+    - ``batch_size``: images per forward pass; ``workers``: threads that read and resize images
+      ahead of the model.
+    - ``min_inside``: the least share of a unit's receptive field that lies inside the image for its
+      position to count (see the module docstring): 0.5 keeps crops mostly image; 0 ranks every
+      position; 1 only fields wholly inside.
+    - ``crops``: also cut the crops (a second, small pass reading only the winning images).
+    - ``method``: also project each patch's unit back to pixels with ``deconvnet``, ``guided`` or
+      ``gradient`` (the Zeiler & Fergus figure).
+    """
+
+    batch_size: int = 32
+    workers: int = 0
+    min_inside: float = MIN_INSIDE
+    crops: bool = True
+    method: str | None = None
+
+
 def top_patches(
     model: nn.Module,
     unit: Any,
@@ -280,18 +302,12 @@ def top_patches(
     *,
     k: int = 9,
     n_channels: int = 8,
-    batch_size: int = 32,
     limit: int | None = None,
-    preprocessing: Preprocessing | None = None,
     size: int | None = None,
-    workers: int = 0,
-    min_inside: float = MIN_INSIDE,
-    crops: bool = True,
-    method: str | None = None,
+    settings: PatchSettings | None = None,
+    preprocessing: Preprocessing | None = None,
     progress: bool = True,
-    distributed: bool | None = None,
-    shard: str | Shard | None = None,
-    checkpoint: str | Path | Checkpoint | None = None,
+    sharding: Sharding | None = None,
 ) -> PatchResult | Partial:
     """The ``k`` images (and receptive-field crops) that excite each channel of a layer most.
 
@@ -306,25 +322,15 @@ def top_patches(
             model's weights expect (``preprocessing``).
         k: patches per channel.
         n_channels: channels shown when ``unit`` is a whole layer.
-        batch_size: images per forward pass.
-        limit: use this many images, spread evenly over the sorted list.
-        preprocessing: resize, crop and normalization (default: ``model_info(model).preprocessing``).
+        limit: use this many images, spread evenly over the sorted list (:func:`cnnlens.folders.spread`).
         size: square side to resize and crop to instead of the preprocessing's.
-        workers: threads that read and resize images ahead of the model.
-        min_inside: the least share of a unit's receptive field that lies inside the image for its
-            position to count (see the module docstring): 0.5 keeps crops mostly image; 0 ranks
-            every position; 1 only fields wholly inside.
-        crops: also cut the crops (a second, small pass reading only the winning images).
-        method: also project each patch's unit back to pixels with ``deconvnet``, ``guided`` or
-            ``gradient`` (the Zeiler & Fergus figure).
+        settings: :class:`PatchSettings`: batch size, reading threads, the border rule
+            (``min_inside``), whether to cut crops and project the patches back to pixels.
+        preprocessing: resize, crop and normalization (default: ``model_info(model).preprocessing``).
         progress: report progress on stderr (a bar on a terminal, a line every 10 s elsewhere).
-        distributed: under torchrun (``None``, the default, or ``True``) each process mines its
-            share of the images and every process gets the merged result; ``False``: this process
-            mines them all. See :mod:`cnnlens.distributed`.
-        shard: ``"I/N"``: mine share I of N only and return its :class:`~cnnlens.distributed.Partial`
-            state (save it as JSON; :func:`cnnlens.distributed.merge` turns the parts into the result).
-        checkpoint: a ``.json`` file (or :class:`~cnnlens.distributed.Checkpoint`) where the partial
-            state is saved at intervals; a run given the same file continues from it.
+        sharding: :class:`~cnnlens.distributed.Sharding`: under torchrun each process mines its share
+            (``distributed``); ``shard="I/N"`` mines one share and returns its
+            :class:`~cnnlens.distributed.Partial` state; ``checkpoint`` saves and resumes.
 
     The result is the same, byte for byte, however the images were shared among processes, shards
     or resumed runs: the top-k are re-ranked by value, ties by global image index, and the mean
@@ -348,9 +354,8 @@ def top_patches(
         layers = ", ".join(layer for layer, _ in _layer_requests(net, unit))
         raise CnnlensError(f"unit: patches rank one layer at a time, not {layers}; several layers in one pass: top_patches_layers", param="unit")
     out = _mine(
-        model, unit, images, k=k, n_channels=n_channels, batch_size=batch_size, limit=limit, preprocessing=preprocessing, size=size,
-        workers=workers, min_inside=min_inside, crops=crops, method=method, progress=progress, distributed=distributed, shard=shard,
-        checkpoint=checkpoint, multi=False,
+        model, unit, images, k=k, n_channels=n_channels, limit=limit, size=size, settings=settings, preprocessing=preprocessing,
+        progress=progress, sharding=sharding, multi=False,
     )  # fmt: skip
     return out if isinstance(out, Partial) else next(iter(out.layers.values()))
 
@@ -362,18 +367,12 @@ def top_patches_layers(
     *,
     k: int = 9,
     n_channels: int = 8,
-    batch_size: int = 32,
     limit: int | None = None,
-    preprocessing: Preprocessing | None = None,
     size: int | None = None,
-    workers: int = 0,
-    min_inside: float = MIN_INSIDE,
-    crops: bool = True,
-    method: str | None = None,
+    settings: PatchSettings | None = None,
+    preprocessing: Preprocessing | None = None,
     progress: bool = True,
-    distributed: bool | None = None,
-    shard: str | Shard | None = None,
-    checkpoint: str | Path | Checkpoint | None = None,
+    sharding: Sharding | None = None,
 ) -> PatchSet | Partial:
     """:func:`top_patches` of several layers in ONE streaming pass over the images.
 
@@ -391,9 +390,8 @@ def top_patches_layers(
         (['features.3', 'features.7'], [0])
     """
     return _mine(
-        model, units, images, k=k, n_channels=n_channels, batch_size=batch_size, limit=limit, preprocessing=preprocessing, size=size,
-        workers=workers, min_inside=min_inside, crops=crops, method=method, progress=progress, distributed=distributed, shard=shard,
-        checkpoint=checkpoint, multi=True,
+        model, units, images, k=k, n_channels=n_channels, limit=limit, size=size, settings=settings, preprocessing=preprocessing,
+        progress=progress, sharding=sharding, multi=True,
     )  # fmt: skip
 
 
@@ -404,21 +402,20 @@ def _mine(
     *,
     k: int,
     n_channels: int,
-    batch_size: int,
     limit: int | None,
-    preprocessing: Preprocessing | None,
     size: int | None,
-    workers: int,
-    min_inside: float,
-    crops: bool,
-    method: str | None,
+    settings: PatchSettings | None,
+    preprocessing: Preprocessing | None,
     progress: bool,
-    distributed: bool | None,
-    shard: str | Shard | None,
-    checkpoint: str | Path | Checkpoint | None,
+    sharding: Sharding | None,
     multi: bool,
 ) -> PatchSet | Partial:
     from .deconv import check_methods
+
+    s = settings or PatchSettings()
+    batch_size, workers, min_inside, crops, method = s.batch_size, s.workers, s.min_inside, s.crops, s.method
+    sharding = sharding or Sharding()
+    shard = sharding.shard
 
     k = check_int(k, "k", low=1, high=100_000)
     n_channels = check_int(n_channels, "n_channels", low=1)
@@ -462,7 +459,7 @@ def _mine(
         )
         masks.append(border_mask(rf, shape[2:], side, min_inside))
     job = _PatchJob(net, setups, masks, sources, batch_size, workers, multi)
-    part = run(job, distributed=distributed, shard=shard, checkpoint=checkpoint, progress=progress)
+    part = run(job, distributed=sharding.distributed, shard=shard, checkpoint=sharding.checkpoint, progress=progress)
     if shard is not None:
         return part
     found = PatchSet.of(setups, part.state, sources)
