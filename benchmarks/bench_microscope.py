@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 import cnnlens
-from cnnlens.microscope import build_site, site_layers
+from cnnlens.microscope import SiteSettings, build_site, site_layers
 from cnnlens.folders import iter_batches, select_images
 from cnnlens.units import PatchSettings, top_patches, top_patches_layers
 
@@ -89,7 +89,7 @@ def main() -> None:
 
     if args.site is not None:
         start = time.perf_counter()
-        site = build_site(model, args.data, args.site, layers=layers, units=16, k=args.k, limit=args.images, batch_size=args.batch_size)
+        site = build_site(model, args.data, args.site, layers=layers, units=16, k=args.k, limit=args.images, settings=SiteSettings(batch_size=args.batch_size))
         total = time.perf_counter() - start
         print(f"site: {site.pages} pages in {total:.0f} s ({total / 60:.1f} min); open {site.index}")
         print(json.dumps({name: stage["seconds"] for name, stage in site.stages.items()}))

@@ -109,12 +109,12 @@ def main() -> None:
     # timings on CUDA
     import cnnlens
     from cnnlens.attacks import fgsm, pgd
-    from cnnlens.microscope import build_site
+    from cnnlens.microscope import SiteSettings, build_site
 
     net = cnnlens.create_model("squeezenet1_0", seed=0, device=dev)
     images = torch.rand(args.site_images, 3, 224, 224, generator=g)
     start = time.perf_counter()
-    site = build_site(net, images, root / "site", units=16, featvis_steps=128, attribution=8, overwrite=True, progress=False)
+    site = build_site(net, images, root / 'site', units=16, overwrite=True, progress=False, settings=SiteSettings(featvis_steps=128, attribution=8))
     sync()
     print(f"microscope on {dev}, squeezenet1_0 random init, {args.site_images} images, 4 layers x 16 units: {time.perf_counter() - start:.1f} s, "
           f"stages {json.dumps({k: v['seconds'] for k, v in site.stages.items()})}")  # fmt: skip

@@ -26,7 +26,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 import cnnlens  # noqa: E402
-from cnnlens.microscope import build_site  # noqa: E402
+from cnnlens.microscope import SiteSettings, build_site  # noqa: E402
 
 
 def layer_numbers(site: Path, layer_page: str) -> dict:
@@ -62,8 +62,8 @@ def main(argv: list[str] | None = None) -> dict:
     trained = cnnlens.create_model(args.model, args.weights)
     random_init = cnnlens.create_model(args.model, seed=0)
     common = {
-        "layers": args.layers, "units": args.units, "featvis_steps": args.steps, "featvis_size": args.featvis_size,
-        "attribution": args.attribution, "limit": args.limit,
+        "layers": args.layers, "units": args.units, "limit": args.limit,
+        "settings": SiteSettings(featvis_steps=args.steps, featvis_size=args.featvis_size, attribution=args.attribution),
     }  # fmt: skip
     sites = {
         "trained": build_site(trained, args.data, args.out / "trained", **common),

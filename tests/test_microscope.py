@@ -20,11 +20,12 @@ from click.testing import CliRunner
 
 import cnnlens
 from cnnlens.cli import cli
-from cnnlens.microscope import build_site, site_layers
+from cnnlens.microscope import SiteSettings, build_site, site_layers
 from cnnlens.testing import model_state
 
 LAYERS = ["features.0", "features.3"]
-FAST = {"featvis_steps": 2, "featvis_size": 32, "attribution": 2, "attribution_methods": ["gradcam", "saliency"], "progress": False}
+KNOBS = {"featvis_steps": 2, "featvis_size": 32, "attribution": 2, "attribution_methods": ["gradcam", "saliency"]}
+FAST = {"settings": SiteSettings(**KNOBS), "progress": False}
 
 
 @pytest.fixture(scope="module")
@@ -203,7 +204,7 @@ def test_another_model_or_folder_is_refused_unless_overwrite(site: tuple, images
     other = cnnlens.create_model(file_model, seed=1)
     with pytest.raises(cnnlens.CnnlensError, match="weights .*pass overwrite"):
         build_site(other, images, copy, layers=LAYERS, units=1, **FAST)
-    rebuilt = build_site(other, images, copy, layers=LAYERS, units=1, k=3, overwrite=True, **{**FAST, "featvis_steps": 0, "attribution": 0})
+    rebuilt = build_site(other, images, copy, layers=LAYERS, units=1, k=3, overwrite=True, **{**FAST, "settings": SiteSettings(**{**KNOBS, "featvis_steps": 0, "attribution": 0})})
     assert rebuilt.stages["mining"]["computed"] == LAYERS
     assert not (copy / "units" / "features.3" / "3.html").exists()  # the old site's pages are gone
     (tmp_path / "mine").mkdir()
@@ -226,7 +227,8 @@ def test_another_model_or_folder_is_refused_unless_overwrite(site: tuple, images
     ],
 )
 def test_bad_arguments_fail_before_any_work(net: torch.nn.Module, images: Path, tmp_path: Path, kwargs: dict, message: str) -> None:
-    args = {**FAST, "layers": LAYERS, **kwargs}
+    knobs = {k: kwargs.pop(k) for k in list(kwargs) if k in SiteSettings.__dataclass_fields__}
+    args = {**FAST, "layers": LAYERS, **kwargs, "settings": SiteSettings(**{**KNOBS, **knobs})}
     with pytest.raises(cnnlens.CnnlensError, match=message):
         build_site(net, images, tmp_path / "site", **args)
     assert not (tmp_path / "site").exists()
@@ -326,7 +328,7 @@ def test_the_site_result_shows_in_a_notebook_and_saves(site: tuple, tmp_path: Pa
 
 
 def test_every_layer_and_every_unit(net: torch.nn.Module, images: Path, tmp_path: Path) -> None:
-    quick = {"featvis_steps": 0, "tuning": False, "attribution": 0, "method": None, "progress": False}
+    quick = {"settings": SiteSettings(featvis_steps=0, tuning=False, attribution=0, method=None), "progress": False}
     site = build_site(net, images, tmp_path / "site", layers="all", units="all", k=2, **quick)
     assert site.layers == {"features.0": list(range(8)), "features.3": list(range(16))}  # both convolutions, every channel
     assert site.pages == 1 + 2 + 8 + 16

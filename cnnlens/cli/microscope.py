@@ -60,7 +60,7 @@ def microscope_command(
       torchrun --nproc-per-node 4 -m cnnlens microscope resnet50 --data train/ -o site/
     """
     from ..distributed import is_main
-    from ..microscope import build_site
+    from ..microscope import SiteSettings, build_site
 
     if units.strip().lower() != "all":
         try:
@@ -73,11 +73,14 @@ def microscope_command(
         raise CnnlensError(f"-o/--output {output} is a file, not a folder for the site")
     net = open_model(model, weights, device=device, seed=seed)
     try:
+        settings = SiteSettings(
+            method=None if method == "none" else method, featvis_steps=steps, featvis_size=featvis_size, tuning=tuning,
+            attribution=attribution, batch_size=batch_size, workers=workers,
+        )
         site = build_site(
-            net, data, output, layers=list(layers) or None, units=units, k=top, method=None if method == "none" else method,
-            featvis_steps=steps, featvis_size=featvis_size, tuning=tuning, attribution=attribution, limit=limit,
-            batch_size=batch_size, workers=workers, seed=seed, overwrite=overwrite, progress=True,
-        )  # fmt: skip
+            net, data, output, layers=list(layers) or None, units=units, k=top, settings=settings, limit=limit, seed=seed,
+            overwrite=overwrite, progress=True,
+        )
     except CnnlensError as exc:
         raise CnnlensError(str(exc).replace("pass overwrite", "pass --overwrite"), param=exc.param) from None
     if not is_main():

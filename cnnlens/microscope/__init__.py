@@ -10,17 +10,17 @@ system.
 
 Example:
     >>> import cnnlens, torch
-    >>> from cnnlens.microscope import build_site
+    >>> from cnnlens.microscope import SiteSettings, build_site
     >>> net = cnnlens.create_model("squeezenet1_0", seed=0)
     >>> site = build_site(net, torch.rand(4, 3, 64, 64), "site/", layers=["features.3"], units=2,
-    ...                   featvis_steps=2, tuning=False, attribution=0, progress=False)  # doctest: +SKIP
+    ...                   settings=SiteSettings(featvis_steps=2, tuning=False, attribution=0), progress=False)  # doctest: +SKIP
     >>> site.index  # doctest: +SKIP
     PosixPath('site/index.html')
 """
 
 from __future__ import annotations
 
-from .build import DEFAULT_METHODS, Site, build_site, site_layers
+from .build import DEFAULT_METHODS, Site, SiteSettings, build_site, site_layers
 from .store import SiteStore, slug
 
-__all__ = ["DEFAULT_METHODS", "Site", "SiteStore", "build_site", "site_layers", "slug"]
+__all__ = ["DEFAULT_METHODS", "Site", "SiteSettings", "SiteStore", "build_site", "site_layers", "slug"]

@@ -37,7 +37,7 @@ from . import pages
 from .assets import CSS, JS
 from .store import SiteStore, slug
 
-__all__ = ["DEFAULT_METHODS", "SITE_TUNING", "Site", "build_site", "site_layers"]
+__all__ = ["DEFAULT_METHODS", "SITE_TUNING", "Site", "SiteSettings", "build_site", "site_layers"]
 
 DEFAULT_METHODS = ("gradcam", "integrated-gradients")  # attribution maps on the images page
 FEATVIS_BATCH = 16  # units optimized together
@@ -160,6 +160,30 @@ class Site(Result):
 # -- the build -----------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class SiteSettings:
+    """What each stage of :func:`build_site` computes.
+
+    - ``method``: projection of the patches: ``deconvnet``, ``guided``, ``gradient`` or None.
+    - ``featvis_steps``: optimization steps of each feature visualization (0: none); ``featvis_size``
+      its side (default 128, or the model's fixed input size).
+    - ``tuning``: measure tuning curves with gratings (layers where that is possible), on a grid of
+      12 orientations, 6 frequencies and 4 phases; a dict of :class:`cnnlens.tuning.Gratings` fields
+      and :func:`cnnlens.tuning.tuning_curves` arguments measures with those instead.
+    - ``attribution``: images on the attribution page (0: no page); ``attribution_methods`` its maps.
+    - ``batch_size``, ``workers``: of the mining pass (see :class:`cnnlens.units.PatchSettings`).
+    """
+
+    method: str | None = "deconvnet"
+    featvis_steps: int = 128
+    featvis_size: int | None = None
+    tuning: bool | dict[str, Any] = True
+    attribution: int = 8
+    attribution_methods: Sequence[str] = DEFAULT_METHODS
+    batch_size: int = 32
+    workers: int = 0
+
+
 def build_site(
     model: nn.Module,
     images: Any,
@@ -168,15 +192,8 @@ def build_site(
     layers: str | Sequence[str] | None = None,
     units: int | str = 16,
     k: int = 9,
-    method: str | None = "deconvnet",
-    featvis_steps: int = 128,
-    featvis_size: int | None = None,
-    tuning: bool | dict[str, Any] = True,
-    attribution: int = 8,
-    attribution_methods: Sequence[str] = DEFAULT_METHODS,
+    settings: SiteSettings | None = None,
     limit: int | None = None,
-    batch_size: int = 32,
-    workers: int = 0,
     seed: int = 0,
     overwrite: bool = False,
     progress: bool = True,
@@ -206,15 +223,9 @@ def build_site(
             every layer of that depth).
         units: units per layer with a page: channels 0 to ``units - 1``; ``"all"``: every channel.
         k: top patches per unit.
-        method: projection of the patches: ``deconvnet``, ``guided``, ``gradient`` or None.
-        featvis_steps: optimization steps of each feature visualization (0: none);
-            ``featvis_size`` its side (default 128, or the model's fixed input size).
-        tuning: measure tuning curves with gratings (layers where that is possible), on a grid of
-            12 orientations, 6 frequencies and 4 phases; a dict of
-            :func:`cnnlens.tuning.tuning_curves` arguments measures with those instead.
-        attribution: images on the attribution page (0: no page); ``attribution_methods`` its maps.
+        settings: :class:`SiteSettings`: what each stage computes (projections, feature
+            visualizations, tuning, attribution) and the mining pass's batch size and threads.
         limit: use this many of the images (spread over the folder).
-        batch_size, workers: of the mining pass (see :func:`cnnlens.units.top_patches`).
         seed: seeds the feature visualizations (and the attribution's random baselines).
         overwrite: rebuild a site of another model, weights or images (or everything afresh).
         progress: report progress on stderr.
@@ -229,6 +240,9 @@ def build_site(
     from ..pixelnet import image_preprocessing, unwrap
     from ..units.deconv import check_methods
 
+    s = settings or SiteSettings()
+    method, featvis_steps, featvis_size, tuning = s.method, s.featvis_steps, s.featvis_size, s.tuning
+    attribution, attribution_methods, batch_size, workers = s.attribution, s.attribution_methods, s.batch_size, s.workers
     every_unit = isinstance(units, str) and units.strip().lower() == "all"
     units = 1_000_000 if every_unit else check_int(units, "units", low=1, high=100_000)
     k = check_int(k, "k", low=1, high=1000)
