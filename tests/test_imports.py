@@ -196,5 +196,5 @@ def test_the_house_rule_catches_a_sibling_import(tmp_path: Path, monkeypatch: py
 
 
 def test_distributed_names_no_capability() -> None:
-    text = (PACKAGE / "distributed.py").read_text()
+    text = "\n".join(p.read_text() for p in (PACKAGE / "distributed").glob("*.py"))
     assert not any(f"cnnlens.{c}" in text or f".{c}." in text for c in CAPABILITIES | COMPOSITIONS - {"cli"})

@@ -150,7 +150,8 @@ def patches_command(
     import json
 
     from ..distributed import Sharding
-    from ..units.patches import PatchSettings, load_index, top_patches
+    from ..units.patch_results import load_index
+    from ..units.patches import PatchSettings, top_patches
 
     index = None
     for option, path in (("--data", data), ("--from-index", from_index)):

@@ -436,7 +436,7 @@ def _unit_dir(layer: str, channel: int) -> str:
 def _patch_pictures(plan: _Plan, mined: dict[str, dict[str, Any]], method: str | None) -> None:
     """Per shown unit, its crops and their projections (``method``), as pictures; every image the
     missing ones come from is read once."""
-    from ..units.patches import add_projections, extract_crops, load_index, patch_images
+    from ..units.patch_results import add_projections, extract_crops, load_index, patch_images
     from ..units.plots import signed_to_rgb
 
     start, store = time.perf_counter(), plan.store

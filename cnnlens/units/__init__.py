@@ -16,24 +16,20 @@ from __future__ import annotations
 from .deconv import METHODS, Projection, ReLUGradientMode, UnitGradient, check_methods, project, relu_rule, unit_gradients
 from .filters import FilterInfo, Filters, conv_filters, first_conv, input_scale
 from .gabor import GaborFit, fit_gabor, separability
-from .patches import (
+from .patch_results import (
     MIN_INSIDE,
     Patch,
     PatchResult,
-    PatchSet,
-    PatchSettings,
     add_projections,
     border_mask,
-    check_patch_layer,
     crop_box,
     extract_crops,
     load_index,
     paste_box,
     patch_images,
     replay,
-    top_patches,
-    top_patches_layers,
 )
+from .patches import PatchSet, PatchSettings, check_patch_layer, top_patches, top_patches_layers
 from .plots import filter_grid, plot_filters, plot_patches, plot_projection, signed_to_rgb, strongest
 
 __all__ = [

@@ -17,7 +17,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from .deconv import Projection
     from .filters import Filters
-    from .patches import PatchResult
+    from .patch_results import PatchResult
 
 __all__ = ["filter_grid", "plot_filters", "plot_patches", "plot_projection", "signed_to_rgb", "strongest"]
 
