@@ -7,7 +7,7 @@ from typing import Any
 
 from .errors import CnnlensError
 
-__all__ = ["SEED_MAX", "check_int", "check_number", "check_probability", "check_seed"]
+__all__ = ["SEED_MAX", "check_int", "check_number", "check_seed"]
 
 SEED_MAX = 2**63 - 1  # the largest seed torch.manual_seed takes as a non-negative int
 

@@ -19,7 +19,7 @@ import torch.nn as nn
 
 from .layers import LayerRef, resolve_layers
 
-__all__ = ["Capture", "StopForward", "capture", "eval_mode", "forward_until", "hooked", "no_inplace", "preserved_state"]
+__all__ = ["StopForward", "capture", "eval_mode", "forward_until", "hooked", "no_inplace", "preserved_state"]
 
 
 @contextlib.contextmanager

@@ -11,7 +11,7 @@ import torch.nn as nn
 
 from .errors import CnnlensError, did_you_mean
 
-__all__ = ["LayerRef", "get_layer", "layer_name", "list_layers", "model_device", "model_dtype", "resolve_layers"]
+__all__ = ["get_layer", "layer_name", "list_layers", "model_device", "model_dtype", "resolve_layers"]
 
 LayerRef = str | nn.Module
 

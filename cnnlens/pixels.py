@@ -18,12 +18,7 @@ import torch
 
 from .errors import CnnlensError
 
-__all__ = [
-    "IMAGENET_MEAN",
-    "IMAGENET_STD",
-    "Preprocessing",
-    "as_pixels",
-]
+__all__ = ["Preprocessing", "as_pixels"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, TextIO
 
-__all__ = ["INTERVAL", "Progress", "progress_bar"]
+__all__ = ["Progress", "progress_bar"]
 
 INTERVAL = 10.0  # seconds between lines when stderr is not a terminal
 

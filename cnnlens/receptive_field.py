@@ -36,7 +36,7 @@ from typing import Any, Union
 import torch
 from torch.overrides import TorchFunctionMode
 
-__all__ = ["GLOBAL", "Axis", "Grid", "ReceptiveField", "ReceptiveFieldMode", "Window", "window_stages"]
+__all__ = ["ReceptiveField", "ReceptiveFieldMode", "Window"]
 
 GLOBAL = "global"
 

@@ -42,13 +42,10 @@ from .seeds import seeded
 __all__ = [
     "ModelEntry",
     "ModelInfo",
-    "RANDOM_INIT",
-    "SOURCES",
     "create_model",
     "default_layers",
     "empty_weights",
     "get_entry",
-    "known_layers",
     "list_models",
     "info_label",
     "model_info",

@@ -12,11 +12,13 @@ from typing import Any
 
 RECORD = Path(__file__).with_name("api_surface.json")
 MODULES = (
-    "cnnlens", "cnnlens.address", "cnnlens.attacks", "cnnlens.attribution", "cnnlens.checks", "cnnlens.errors", "cnnlens.featvis",
-    "cnnlens.hooks", "cnnlens.images", "cnnlens.layers", "cnnlens.microscope", "cnnlens.pixels", "cnnlens.progress",
-    "cnnlens.receptive_field", "cnnlens.registry", "cnnlens.report", "cnnlens.results", "cnnlens.speed",
-    "cnnlens.style", "cnnlens.testing", "cnnlens.tuning", "cnnlens.units", "cnnlens.zoo",
+    "cnnlens", "cnnlens.address", "cnnlens.attacks", "cnnlens.attribution", "cnnlens.checks", "cnnlens.distributed", "cnnlens.errors",
+    "cnnlens.featvis", "cnnlens.folders", "cnnlens.geometry", "cnnlens.hooks", "cnnlens.images", "cnnlens.layers", "cnnlens.microscope",
+    "cnnlens.outputs", "cnnlens.pixelnet", "cnnlens.pixels", "cnnlens.progress", "cnnlens.receptive_field", "cnnlens.registry",
+    "cnnlens.reports", "cnnlens.results", "cnnlens.seeds", "cnnlens.speed", "cnnlens.style", "cnnlens.testing", "cnnlens.tuning",
+    "cnnlens.units", "cnnlens.zoo",
 )
+MAX_PARAMETERS = 12  # a public function groups its finer knobs in an option object beyond this
 
 
 def _describe(obj: Any) -> Any:
@@ -81,3 +83,35 @@ if __name__ == "__main__":
     if "--update" in sys.argv:
         RECORD.write_text(json.dumps(surface(), indent=1, sort_keys=True) + "\n")
         print(f"wrote {RECORD}")
+
+
+def _parameter_counts() -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for module_name in MODULES:
+        module = importlib.import_module(module_name)
+        for name in module.__all__:
+            obj = getattr(module, name)
+            if inspect.isfunction(obj):
+                counts[f"{module_name}.{name}"] = len(inspect.signature(obj).parameters)
+            elif inspect.isclass(obj) and not hasattr(obj, "__dataclass_fields__"):
+                for member_name, member in vars(obj).items():
+                    if inspect.isfunction(member) and not member_name.startswith("_"):
+                        counts[f"{module_name}.{name}.{member_name}"] = len(inspect.signature(member).parameters) - 1
+    return counts
+
+
+def test_no_public_function_takes_more_than_twelve_parameters() -> None:
+    counts = _parameter_counts()
+    assert counts["cnnlens.attribute"] <= MAX_PARAMETERS and len(counts) > 100
+    assert {name: n for name, n in counts.items() if n > MAX_PARAMETERS} == {}
+
+
+def test_every_recorded_name_is_documented() -> None:
+    """The recorded surface is what README.md and docs/ name; anything else is free to change."""
+    import re
+
+    root = Path(__file__).resolve().parents[1]
+    docs = "\n".join(p.read_text() for p in [root / "README.md", *root.glob("docs/*.md")])
+    undocumented = [f"{module_name}.{name}" for module_name in MODULES if module_name not in ("cnnlens.testing", "cnnlens.zoo")
+                    for name in importlib.import_module(module_name).__all__ if not re.search(rf"\b{re.escape(name)}\b", docs)]
+    assert undocumented == []

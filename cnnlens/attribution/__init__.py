@@ -55,16 +55,9 @@ from .sanity import (
 from .spatial import Grid, attribution_layer, grid_of
 
 __all__ = [
-    "BASELINES",
-    "CAM_METHODS",
-    "CURVES",
-    "DEFAULT_METHODS",
     "METHODS",
-    "RANDOM",
-    "RANDOM_GRID",
     "Attribution",
     "Faithfulness",
-    "Grid",
     "RandomizationTest",
     "AttributionSettings",
     "area",
@@ -74,7 +67,6 @@ __all__ = [
     "cascade_blocks",
     "check_methods",
     "deletion_insertion",
-    "figure_names",
     "grid_of",
     "gradcam",
     "pixel_order",

@@ -18,7 +18,7 @@ import click
 
 from ..errors import CnnlensError
 
-__all__ = ["CHECKPOINT_SUFFIX", "finish_run", "forget", "plan_run", "run_options", "warn"]
+__all__ = ["CHECKPOINT_SUFFIX", "finish_run", "forget", "plan_run", "run_options"]
 
 CHECKPOINT_SUFFIX = ".partial.json"
 

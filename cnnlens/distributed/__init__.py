@@ -63,28 +63,17 @@ from .states import (
 )
 
 __all__ = [
-    "FORMAT",
     "Checkpoint",
     "ExactSum",
-    "Group",
     "Job",
     "Partial",
     "Shard",
     "Sharding",
-    "State",
     "TopK",
-    "batch_ranges",
-    "fingerprint",
     "is_main",
-    "local_cuda_device",
     "merge",
-    "model_fingerprint",
-    "model_info_from_json",
-    "model_info_to_json",
     "process_group",
     "read_partial",
     "register_state",
     "run",
-    "shutdown",
-    "split",
 ]

@@ -13,7 +13,6 @@ from .render import Recipe, RenderResult, activations, high_frequency_energy, im
 __all__ = [
     "DreamResult",
     "DreamSettings",
-    "Objective",
     "OctaveStat",
     "Recipe",
     "RenderResult",

@@ -23,4 +23,4 @@ from __future__ import annotations
 from .build import DEFAULT_METHODS, Site, SiteSettings, build_site, site_layers
 from .store import SiteStore, slug
 
-__all__ = ["DEFAULT_METHODS", "Site", "SiteSettings", "SiteStore", "build_site", "site_layers", "slug"]
+__all__ = ["SiteSettings", "build_site", "site_layers"]
