@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.nn as nn
 
-from ..checks import check_int
+from ..checks import check_int, check_seed
 from ..errors import CnnlensError
 from ..hooks import eval_mode, hooked
 from ..layers import model_device, model_dtype
@@ -199,7 +199,7 @@ def randomization_test(
     if max_blocks is not None:
         max_blocks = check_int(max_blocks, "max_blocks", low=1)
     if seed is not None:
-        seed = check_int(seed, "seed", low=0, high=2**63 - 1)
+        seed = check_seed(seed)
     net, _ = unwrap(model)
     prep = attribution.preprocessing
     work = copy.deepcopy(net)

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from ..checks import check_int
+from ..checks import check_int, check_seed
 from ..distributed import Checkpoint, fingerprint, model_fingerprint, process_group
 from ..errors import CnnlensError, did_you_mean
 from ..images import save_image
@@ -194,7 +194,7 @@ def build_site(
     k: int = 9,
     settings: SiteSettings | None = None,
     limit: int | None = None,
-    seed: int = 0,
+    seed: int | None = 0,
     overwrite: bool = False,
     progress: bool = True,
     distributed: bool | None = None,
@@ -248,7 +248,7 @@ def build_site(
     k = check_int(k, "k", low=1, high=1000)
     featvis_steps = check_int(featvis_steps, "featvis_steps", low=0, high=100_000)
     attribution = check_int(attribution, "attribution", low=0, high=10_000)
-    seed = check_int(seed, "seed", low=0, high=2**63 - 1)
+    seed = check_seed(seed)
     if featvis_size is not None:
         featvis_size = check_int(featvis_size, "featvis_size", low=8, high=4096)
     if method is not None:
@@ -340,7 +340,7 @@ class _Plan:
 
 def _build(
     plan: _Plan, *, k: int, method: str | None, featvis_steps: int, featvis_size: int | None, tuning: bool | dict[str, Any], attribution: int,
-    attribution_methods: Sequence[str], batch_size: int, workers: int, seed: int, distributed: bool | None,
+    attribution_methods: Sequence[str], batch_size: int, workers: int, seed: int | None, distributed: bool | None,
 ) -> Site:  # fmt: skip
     store = plan.store
     mined = _mine(plan, k=k, batch_size=batch_size, workers=workers, distributed=distributed)  # all ranks: the pass over the data
@@ -474,7 +474,7 @@ def _patches_of(index: dict[str, Any], channel: int) -> list[dict[str, Any]]:
     return []
 
 
-def _featvis(plan: _Plan, steps: int, size: int | None, seed: int) -> dict[str, dict[str, Any]]:
+def _featvis(plan: _Plan, steps: int, size: int | None, seed: int | None) -> dict[str, dict[str, Any]]:
     """Feature visualizations of the shown units, a batch of units at a time: layer -> {"settings", "values": {channel: objective}}."""
     from ..featvis import render
 
@@ -491,7 +491,7 @@ def _featvis(plan: _Plan, steps: int, size: int | None, seed: int) -> dict[str, 
         todo = [c for c in channels if c not in values or not store.exists(f"{_unit_dir(layer, c)}/featvis.png")]
         for start in range(0, len(todo), FEATVIS_BATCH):
             chunk = todo[start : start + FEATVIS_BATCH]
-            result = render(plan.model, [f"{layer}:{c}" for c in chunk], steps=steps, size=size, seed=seed + chunk[0], progress=plan.progress)
+            result = render(plan.model, [f"{layer}:{c}" for c in chunk], steps=steps, size=size, seed=None if seed is None else seed + chunk[0], progress=plan.progress)
             for c, image, value in zip(chunk, result.images, result.values.tolist()):
                 save_image(image, store.path(f"{_unit_dir(layer, c)}/featvis.png"), overwrite=True)
                 values[c] = value
@@ -548,7 +548,7 @@ def _tuning(plan: _Plan, grid: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _attribution(plan: _Plan, n: int, methods: Sequence[str], seed: int) -> dict[str, Any] | None:
+def _attribution(plan: _Plan, n: int, methods: Sequence[str], seed: int | None) -> dict[str, Any] | None:
     """Attribution maps of ``n`` images spread over the list, for their top class: the images page's data."""
     from ..attribution import attribute, figure_names
 

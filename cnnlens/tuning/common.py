@@ -11,7 +11,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from ..checks import check_int, check_number
+from ..checks import check_int, check_number, check_seed
 from ..errors import CnnlensError
 from ..layers import model_device
 from ..registry import create_model, model_info
@@ -39,11 +39,11 @@ def count_or_list(value: Any, name: str, *, low: float, high: float, low_open: b
     return check_numbers(value, name, low=low, high=high, low_open=low_open)
 
 
-def random_init_like(model: nn.Module, seed: int = 0) -> nn.Module:
+def random_init_like(model: nn.Module, seed: int | None = 0) -> nn.Module:
     """The same architecture at random initialisation: the registry's builder for a model made by
     :func:`cnnlens.create_model` (its own initialisation scheme), else a copy whose modules are
     reset with their ``reset_parameters`` (PyTorch's default initialisation), seeded by ``seed``."""
-    seed = check_int(seed, "seed", low=0)
+    seed = check_seed(seed)
     info = model_info(model)
     if info.source != "module":
         return create_model(info.name, None, seed=seed, device=model_device(model))

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch.nn as nn
 
-from ..checks import check_int, check_number
+from ..checks import check_int, check_number, check_seed
 from ..errors import CnnlensError
 from ..layers import get_layer, model_device
 from ..pixelnet import image_preprocessing, unwrap
@@ -211,7 +211,7 @@ def hierarchy(
     rectify: bool = True,
     osi_threshold: float = OSI_THRESHOLD,
     baseline: bool | nn.Module = False,
-    seed: int = 0,
+    seed: int | None = 0,
     size: int | None = None,
     preprocessing: Preprocessing | None = None,
     batch_size: int = 64,
@@ -240,7 +240,7 @@ def hierarchy(
     names = [layers] if isinstance(layers, str) else list(layers)
     if not names:
         raise CnnlensError("layers is empty; give one or more layer names", param="layers")
-    seed = check_int(seed, "seed", low=0)
+    seed = check_seed(seed)
     if not isinstance(baseline, (bool, nn.Module)):
         raise CnnlensError(f"baseline must be True, False or a model, not {type(baseline).__name__}", param="baseline")
     kwargs = dict(gratings=gratings, rectify=rectify, osi_threshold=osi_threshold, size=size, preprocessing=preprocessing,

@@ -26,7 +26,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..checks import check_int
+from ..checks import check_int, check_seed
 from ..errors import CnnlensError, did_you_mean
 from ..folders import iter_batches, select_images
 from ..hooks import eval_mode, forward_until
@@ -347,7 +347,7 @@ def invariance(
     *,
     transforms: Sequence[str] | dict[str, Sequence[float]] | None = None,
     baseline: bool | nn.Module = True,
-    seed: int = 0,
+    seed: int | None = 0,
     limit: int | None = None,
     size: int | None = None,
     preprocessing: Preprocessing | None = None,
@@ -380,7 +380,7 @@ def invariance(
     """
     if not isinstance(baseline, (bool, nn.Module)):
         raise CnnlensError(f"baseline must be True, False or a model, not {type(baseline).__name__}", param="baseline")
-    seed = check_int(seed, "seed", low=0)
+    seed = check_seed(seed)
     batch_size = check_int(batch_size, "batch_size", low=1)
     net, _ = unwrap(model)
     prep = image_preprocessing(model, preprocessing, size)
