@@ -160,7 +160,7 @@ def _cases() -> list[tuple[str, str, list[str], str]]:
     for name, args in {
         "step-size-nan": ["--step-size", "nan"], "step-size-negative": ["--step-size", "-1"], "octave-scale-nan": ["--octave-scale", "nan"],
         "octave-scale-below-1": ["--octave-scale", "0.5"], "octaves-zero": ["--octaves", "0"], "jitter-negative": ["--jitter", "-2"],
-        "tile-size-tiny": ["--tile-size", "1"], "layer-unknown": ["-l", "nolayer"],
+        "tile-size-tiny": ["--tile-size", "1"], "layer-unknown": ["-u", "nolayer"],
     }.items():
         add("dream", name, args)
     for name, args in {
@@ -196,7 +196,7 @@ def _cases() -> list[tuple[str, str, list[str], str]]:
                        "folder-empty": ["@image=emptydir"]}.items():
         add("attribute", name, args)
     for name, args in {"orientations-zero": ["--orientations", "0"], "contrast-nan": ["--contrast", "nan"], "contrast-above-one": ["--contrast", "2"],
-                       "layer-unknown": ["-l", "nolayer"], "frequencies-bad": ["--frequencies", "a,b"]}.items():
+                       "layer-unknown": ["-u", "nolayer"], "frequencies-bad": ["--frequencies", "a,b"]}.items():
         add("tuning", name, args)
     for name, args in {"layer-unknown": ["-l", "nolayer"], "osi-threshold-nan": ["--osi-threshold", "nan"]}.items():
         add("hierarchy", name, args)

@@ -250,11 +250,11 @@ def test_dream_cli(tmp_path: Path, squeeze_reg: nn.Module) -> None:
         (["--size", "5"], "Error: --size must be >= 21"),
         (["--size", "100000"], "Error: --size must be <= 4096"),
         (["--tile-size", "3"], "Error: --tile-size must be >= 21"),
-        (["-l", "features.99"], "Error: --layer: unknown layer 'features.99' (did you mean: features.9"),
+        (["-u", "features.99"], "Error: --unit: unknown layer 'features.99' (did you mean: features.9"),
         (["-u", "features.9:9999"], "Error: --unit: channel 9999 out of range"),
         (["-u", "features.9:1@1,1"], "dream amplifies a layer, a channel or a class"),
         (["-u", "logits:flamingoo"], "Error: --unit: unknown class 'flamingoo' (did you mean: flamingo"),
-        (["-u", "features.9:1", "-l", "features.9"], "Error: --unit: give layers or a unit, not both"),
+        (["-u", "features.9:1", "-u", "features.9"], "Error: --unit: give layers (repeat -u LAYER) or one LAYER:CHANNEL or logits:CLASS, not both"),
         (["-m", "squeezenet9"], "Error: unknown model 'squeezenet9'"),
     ],
 )
@@ -293,7 +293,7 @@ def test_dream_cli_never_writes_a_nan_image(tmp_path: Path, monkeypatch: pytest.
     monkeypatch.chdir(tmp_path)
     save_image(photo(36, 50), tmp_path / "p.png")
     (tmp_path / "nan.py").write_text(NAN_NET)
-    result = run(["dream", "p.png", "-m", "nan.py:NanNet", "-w", "none", "-l", "conv", "--steps", 1, "-o", "d.png"])
+    result = run(["dream", "p.png", "-m", "nan.py:NanNet", "-w", "none", "-u", "conv", "--steps", 1, "-o", "d.png"])
     last = result.output.strip().splitlines()[-1]  # after the progress lines (stderr is not a terminal here)
     assert result.exit_code == 2 and last.startswith("Error: the gradient of conv L2 is not finite at octave"), result.output
     assert "Traceback" not in result.output

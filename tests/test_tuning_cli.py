@@ -34,11 +34,11 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 SOURCES = {
-    "squeezenet1_0": (["-l", "features.3", "--size", "64"], ["--size", "64"]),
-    "lenet5": (["-l", "3"], []),
+    "squeezenet1_0": (["-u", "features.3", "--size", "64"], ["--size", "64"]),
+    "lenet5": (["-u", "3"], []),
     "mnist-cnn": (["-u", "conv2:3", "-u", "conv2:5@2,2"], []),
     "file": (["-u", "logits:dog"], []),
-    "timm/resnet18": (["-l", "layer1", "--size", "64"], ["--size", "64", "-l", "layer1", "-l", "layer2"]),
+    "timm/resnet18": (["-u", "layer1", "--size", "64"], ["--size", "64", "-l", "layer1", "-l", "layer2"]),
 }
 
 
@@ -110,10 +110,10 @@ def test_hierarchy_with_a_baseline_of_trained_weights(tmp_path: Path) -> None:
         ("tuning", ["--contrast", "nan"], "Error: --contrast must be a finite number"),
         ("tuning", ["--contrasts", "0.5,3"], "Error: --contrasts must be <= 1"),
         ("tuning", ["--osi-threshold", "2"], "Error: --osi-threshold must be <= 1"),
-        ("tuning", ["-l", "conv9"], "Error: --layer: unknown layer 'conv9' (did you mean: conv"),
+        ("tuning", ["-u", "conv9"], "Error: --unit: unknown layer 'conv9' (did you mean: conv"),
         ("tuning", ["-u", "conv2:99"], "Error: --unit: channel 99 out of range"),
         ("tuning", ["-u", "conv3:1"], "Error: --unit: unknown layer 'conv3'"),
-        ("tuning", ["-l", "conv1", "-u", "conv2:1"], "Error: give --layer (a whole layer) or --unit (channels), not both"),
+        ("tuning", ["-l", "conv1"], "Error: No such option '-l'"),  # -u LAYER says it
         ("tuning", ["-o", "x.xyz"], "Error: -o/--output x.xyz: unknown suffix '.xyz'"),
         ("tuning", ["-o", "existing.png"], "exists"),
         ("tuning", ["--window", "box"], "Invalid value for '--window'"),

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import click
 
+from ..errors import CnnlensError
 from ..outputs import IMAGE_SAVE_SUFFIXES, RESULT_SUFFIXES
 from ._options import (
     check_outputs,
@@ -98,8 +99,10 @@ def visualize_command(
 @click.argument("image", type=click.Path(path_type=Path, dir_okay=False))
 @model_option(default="squeezenet1_0")
 @weights_option
-@click.option("--layer", "-l", "layers", multiple=True, help="layer to amplify; repeat for several  [default: a good layer for the model]")
-@unit_option("--unit", "-u", "unit", default=None, help="instead of --layer: LAYER:CHANNEL (one channel) or logits:CLASS (a class)")
+@unit_option(
+    "--unit", "-u", "unit", multiple=True,
+    help="LAYER to amplify (repeat for several), or one LAYER:CHANNEL (a channel) or logits:CLASS (a class)  [default: a good layer for the model]",
+)
 @click.option("--octaves", type=int, default=4, show_default=True, help="number of octaves (scales), 1..20")
 @click.option("--octave-scale", type=float, default=1.4, show_default=True, help="size ratio between octaves (> 1)")
 @click.option("--steps", type=int, default=10, show_default=True, help="gradient steps per octave")
@@ -113,7 +116,7 @@ def visualize_command(
 @device_option
 @seed_option
 def dream_command(
-    image: Path, model: str, weights: str | None, layers: tuple[str, ...], unit: str | None, octaves: int, octave_scale: float,
+    image: Path, model: str, weights: str | None, unit: tuple[str, ...], octaves: int, octave_scale: float,
     steps: int, step_size: float, jitter: int, size: int | None, tile_size: int, output: Path | None, overwrite: bool,
     image_path: Path | None, as_json: bool, device: str, seed: int,
 ) -> None:
@@ -127,18 +130,29 @@ def dream_command(
     \b
     Examples:
       cnnlens dream photo.jpg -w squeezenet1_0.pth --image dream.png
-      cnnlens dream photo.jpg -m squeezenet1_0 -w squeezenet1_0.pth -l features.7 --octaves 5 -o figure.png
+      cnnlens dream photo.jpg -m squeezenet1_0 -w squeezenet1_0.pth -u features.7 --octaves 5 -o figure.png
       cnnlens dream photo.jpg -m mobilenet_v2 -w mobilenet.pth -u features.10:3
       cnnlens dream photo.jpg -m mobilenet_v2 -w mobilenet.pth -u logits:flamingo --size 256
-      cnnlens dream photo.jpg -m googlenet -l inception4c
+      cnnlens dream photo.jpg -m googlenet -u inception4c -u inception4d
     """
 
+    from ..address import parse_unit
     from ..featvis import DreamSettings, dream
 
+    addresses = [parse_unit(u, name="unit") for u in unit]
+    whole_layers = [a.layer for a in addresses if a.channel is None and a.name is None and a.position is None and not a.is_logits]
+    if whole_layers and len(whole_layers) != len(addresses) or len(addresses) - len(whole_layers) > 1:
+        raise CnnlensError("--unit: give layers (repeat -u LAYER) or one LAYER:CHANNEL or logits:CLASS, not both")
+    layers, one_unit = (whole_layers or None), (None if whole_layers or not unit else unit[0])
     if output is None and image_path is None and not as_json:
         image_path = Path(f"{image.stem}-dream.png")
     check_outputs([("--output", output, RESULT_SUFFIXES), ("--image", image_path, IMAGE_SAVE_SUFFIXES)], overwrite)
     net = open_model(model, weights, device=device, seed=seed)
     settings = DreamSettings(octave_scale=octave_scale, step_size=step_size, jitter=jitter, tile_size=tile_size)
-    result = dream(net, image, list(layers) or None, unit=unit, octaves=octaves, steps=steps, settings=settings, size=size, seed=seed, progress=True)
+    try:
+        result = dream(net, image, layers, unit=one_unit, octaves=octaves, steps=steps, settings=settings, size=size, seed=seed, progress=True)
+    except CnnlensError as exc:
+        if exc.param != "layers":
+            raise
+        raise CnnlensError(str(exc).replace("layers:", "unit:", 1), param="unit") from None
     finish(result, as_json=as_json, output=output, overwrite=overwrite, image=image_path)

@@ -60,8 +60,10 @@ PHASES = click.IntRange(3, 720)
 
 @click.command("tuning")
 @model_argument
-@click.option("--layer", "-l", default=None, help="a layer: every channel at the centre of its map  [default: the first convolution]")
-@unit_option("--unit", "-u", "unit", multiple=True, help="LAYER:CHANNEL (at the centre) or LAYER:CHANNEL@Y,X; repeat for several (instead of --layer)")
+@unit_option(
+    "--unit", "-u", "unit", multiple=True,
+    help="LAYER (every channel at the centre of its map), LAYER:CHANNEL (at the centre) or LAYER:CHANNEL@Y,X; repeat for several  [default: the first convolution]",
+)
 @click.option("--orientations", type=ORIENTATIONS, default=16, show_default=True, help="orientations evenly over 180 degrees")
 @click.option("--num-frequencies", type=click.IntRange(1, 1000), default=12, show_default=True, help="frequencies from half a cycle per receptive field to 0.4 cycles per pixel")
 @click.option("--frequencies", default=None, help="the frequencies instead, a comma list in cycles per pixel (0.05,0.1,0.2)")
@@ -80,7 +82,7 @@ PHASES = click.IntRange(3, 720)
 @json_option
 @output_option("figure (.png, .pdf, .svg ...) or .json; default MODEL-LAYER-tuning.png unless --json")
 def tuning_command(
-    model: str, layer: str | None, unit: tuple[str, ...], orientations: int, num_frequencies: int, frequencies: str | None,
+    model: str, unit: tuple[str, ...], orientations: int, num_frequencies: int, frequencies: str | None,
     phases: int, contrast: str, contrasts: str, window: str, osi_threshold: str, size: int | None, kind: str | None,
     max_units: int, weights: str | None, seed: int, device: str, batch_size: int, as_json: bool, output: Path | None, overwrite: bool,
 ) -> None:
@@ -88,8 +90,8 @@ def tuning_command(
 
     Sinusoidal gratings (every orientation x frequency x phase, plus a grey blank) are centred on
     each unit's receptive field, drawn in pixel space and passed through the model's
-    preprocessing; a unit is a channel at the centre of the layer's map (--layer), or the address
-    given (--unit). Per unit: the preferred orientation (0 = vertical stripes, the convention of
+    preprocessing; a unit is a channel at the centre of the layer's map (-u LAYER: every channel),
+    or the address given (-u LAYER:CHANNEL[@Y,X]). Per unit: the preferred orientation (0 = vertical stripes, the convention of
     `cnnlens filters`) and OSI = 1 - circular variance, the preferred frequency, the modulation
     ratio F1/F0 over phase (above 1 simple, below 1 complex; units with OSI below the threshold are
     unselective) and the contrast response. The figure: polar tuning curves of the strongest units
@@ -99,27 +101,26 @@ def tuning_command(
     Examples:
       cnnlens tuning squeezenet1_0 -w squeezenet1_0_imagenet_deepcompression.pth -o conv1-tuning.png
       cnnlens tuning squeezenet1_0 -w squeezenet.pth -u features.0:12 --json | jq '.units[0].osi'
-      cnnlens tuning squeezenet1_0 -w squeezenet.pth -l features.7 --plot summary -o fire5.png
-      cnnlens tuning lenet5 -w none --seed 0 -l 3 --orientations 8 --contrasts none
+      cnnlens tuning squeezenet1_0 -w squeezenet.pth -u features.7 --plot summary -o fire5.png
+      cnnlens tuning lenet5 -w none --seed 0 -u 3 --orientations 8 --contrasts none
     """
     from ..tuning import Gratings, tuning_curves
 
-    if layer is not None and unit:
-        raise CnnlensError("give --layer (a whole layer) or --unit (channels), not both")
     freq = _frequencies(frequencies, num_frequencies)
     contrast_value = parse_float(contrast, "contrast", low=0.0, low_open=True, high=1.0)
     contrast_list = _contrasts(contrasts)
     threshold = parse_float(osi_threshold, "osi_threshold", low=0.0, high=1.0)
     if output is None and not as_json:
-        what = layer or (unit[0].split(":")[0] if unit else "first-conv")
+        what = unit[0].split(":")[0] if unit else "first-conv"
         output = Path(f"{model_stem(model)}-{safe_name(what)}-tuning.png")
     check_outputs([("-o/--output", output, RESULT_SUFFIXES)], overwrite)
     net = open_model(model, weights, device=device, seed=seed)
-    if layer is not None:
-        _check_layer(net, layer)
+    for name in unit:
+        if ":" not in name:
+            _check_layer(net, name, "unit")
     gratings = Gratings(orientations=orientations, frequencies=freq, phases=phases, contrast=contrast_value)
     result = tuning_curves(
-        net, layer if layer is not None else (list(unit) or None), gratings=gratings, contrasts=contrast_list,
+        net, unit[0] if len(unit) == 1 else (list(unit) or None), gratings=gratings, contrasts=contrast_list,
         window=window, osi_threshold=threshold, size=size, batch_size=batch_size, progress=True,
     )
     finish(result, as_json=as_json, output=output, overwrite=overwrite, figure={"kind": kind, "max_units": max_units})
