@@ -53,11 +53,6 @@ def check_int(value: Any, name: str, *, low: int | None = None, high: int | None
     return number
 
 
-def check_probability(value: Any, name: str) -> float:
-    """A number in [0, 1]."""
-    return check_number(value, name, low=0.0, high=1.0)
-
-
 def check_seed(seed: Any, name: str = "seed") -> int | None:
     """``None`` (draw from torch's global generator), or ``seed`` as an int in ``0 .. 2**63 - 1``."""
     return None if seed is None else check_int(seed, name, low=0, high=SEED_MAX)

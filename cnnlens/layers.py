@@ -4,7 +4,7 @@ parameters live (:func:`model_device`, :func:`model_dtype`)."""
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn as nn
@@ -74,10 +74,6 @@ def depth_of(name: str) -> int:
     """Nesting depth of a dotted name: ``"features"`` is 1, ``"layer4.1.conv2"`` is 3."""
     return name.count(".") + 1 if name else 0
 
-
-def iter_named(model: nn.Module, names: Iterable[str]) -> Iterable[tuple[str, nn.Module]]:
-    for name in names:
-        yield name, get_layer(model, name)
 
 
 def model_device(model: nn.Module, default: str | torch.device = "cpu") -> torch.device:

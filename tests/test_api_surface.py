@@ -115,3 +115,27 @@ def test_every_recorded_name_is_documented() -> None:
     undocumented = [f"{module_name}.{name}" for module_name in MODULES if module_name not in ("cnnlens.testing", "cnnlens.zoo")
                     for name in importlib.import_module(module_name).__all__ if not re.search(rf"\b{re.escape(name)}\b", docs)]
     assert undocumented == []
+
+
+def test_every_seed_is_an_int_or_none() -> None:
+    """One randomness convention: a public function that draws random numbers takes ``seed: int | None``
+    (and no ``generator=``); nothing seeds torch's global generators (grep-checked below)."""
+    seeds, generators = [], []
+    for module_name in MODULES:
+        module = importlib.import_module(module_name)
+        for name in module.__all__:
+            obj = getattr(module, name)
+            if inspect.isfunction(obj) and name != "check_seed":  # the check itself takes anything
+                params = inspect.signature(obj).parameters
+                if "seed" in params:
+                    seeds.append((f"{module_name}.{name}", str(params["seed"].annotation)))
+                if "generator" in params:
+                    generators.append(f"{module_name}.{name}")
+    assert len(seeds) >= 10 and generators == []
+    assert [(name, a) for name, a in seeds if a.replace(" ", "") != "int|None"] == []
+    root = Path(__file__).resolve().parents[1] / "cnnlens"
+    global_seeding = [
+        f"{p.relative_to(root)}:{i}" for p in root.rglob("*.py") for i, line in enumerate(p.read_text().splitlines(), 1)
+        if ("torch.manual_seed(" in line or "np.random.seed(" in line or "random.seed(" in line) and p.name != "seeds.py"
+    ]
+    assert global_seeding == []

@@ -10,6 +10,7 @@ import torch
 import torch.nn as nn
 
 import cnnlens
+from cnnlens.attribution.faithfulness import pixel_order
 from cnnlens.attribution import (
     RANDOM,
     AttributionSettings,
@@ -17,7 +18,6 @@ from cnnlens.attribution import (
     attribute,
     cascade_blocks,
     deletion_insertion,
-    pixel_order,
     randomization_test,
     spearman,
 )

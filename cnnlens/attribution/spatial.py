@@ -29,8 +29,8 @@ import torch.nn as nn
 
 from ..errors import CnnlensError
 from ..hooks import capture, eval_mode, hooked
-from ..layers import get_layer, layer_name, model_device, model_dtype
-from ..pixelnet import class_logits
+from ..layers import get_layer, layer_name
+from ..pixelnet import class_logits, to_input
 from ..pixels import Preprocessing
 from ..registry import default_layers, model_info
 
@@ -200,8 +200,7 @@ def attribution_layer(net: nn.Module, pixnet: nn.Module, prep: Preprocessing, la
     """The layer class-activation maps read: ``layer`` checked (a dotted name of ``net``), or the default
     (module docstring). Raises a one-line :class:`CnnlensError` for an unknown layer, with the closest names."""
     c, h, w = prep.input_size
-    dtype = model_dtype(net)
-    x = torch.rand(1, c, h, w, generator=torch.Generator().manual_seed(0)).to(model_device(net), dtype)
+    x = to_input(net, torch.rand(1, c, h, w, generator=torch.Generator().manual_seed(0)))  # a fixed probe image
     if layer is not None:
         try:
             name = layer_name(net, layer)

@@ -111,7 +111,7 @@ def resolve_device(device: str) -> str:
     return text
 
 
-def open_model(model: str, weights: str | None, *, device: str = "auto", seed: int = 0, needs: str | None = None) -> Any:
+def open_model(model: str, weights: str | None, *, device: str = "auto", seed: int = 0) -> Any:
     """``create_model`` for a command: ``weights`` None means DEFAULT; ``seed`` seeds a random
     initialisation (never the global generators: every API function takes the seed it needs)."""
     from ..registry import create_model, get_entry
