@@ -21,7 +21,7 @@ import torch.nn as nn
 
 from .. import seeds
 from ..checks import check_int
-from ..distributed import Partial, Sharding, fingerprint, is_main, model_fingerprint, model_info_from_json, model_info_to_json, register_state, run
+from ..distributed import Job, Partial, Sharding, fingerprint, is_main, model_fingerprint, model_info_from_json, model_info_to_json, register_state, run
 
 from ..seeds import item_generator
 from ..errors import CnnlensError
@@ -322,121 +322,120 @@ class RobustnessState:
         return RobustnessSetup.from_json(settings["setup"]).result(state)
 
 
-class _RobustnessJob:
-    """The evaluation of :func:`robustness` as a :class:`cnnlens.distributed.Job`: each batch is
-    prepared once per preprocessing and evaluated by every model."""
+def _robustness_job(models: Sequence[nn.Module], setup: RobustnessSetup, data: Any, n_items: int | None, batch_size: int, seed: int | None) -> Job:
+    """The evaluation of :func:`robustness` as a :class:`cnnlens.distributed.Job`: one
+    :class:`RobustnessState` and one step function; each batch is prepared once per preprocessing and
+    evaluated by every model."""
+    models = list(models)
+    grid = setup.eps
+    # progress counts gradient steps (FGSM: one per batch; ifgsm/pgd: steps per nonzero eps): a PGD batch can take a minute
+    per_batch = ("fgsm" in setup.attacks and any(grid)) + sum(setup.steps * sum(1 for e in grid if e) for a in setup.attacks if a != "fgsm")
 
-    kind = "robustness"
-    unit = "gradient steps"
-    desc = "robustness"
-
-    def __init__(self, models: Sequence[nn.Module], setup: RobustnessSetup, data: Any, n_items: int | None, batch_size: int, seed: int | None) -> None:
-        self.models, self.setup, self.data, self.n_items, self.batch_size, self.seed = list(models), setup, data, n_items, batch_size, seed
-        grid, steps = setup.eps, setup.steps
-        # progress counts gradient steps (FGSM: one per batch; ifgsm/pgd: steps per nonzero eps): a PGD batch can take a minute
-        self.per_batch = ("fgsm" in setup.attacks and any(grid)) + sum(steps * sum(1 for e in grid if e) for a in setup.attacks if a != "fgsm")
-
-    def settings(self) -> dict[str, Any]:
-        data = self.data
+    def settings() -> dict[str, Any]:
         images = fingerprint([str(p) for p in data.paths] if data.paths is not None else data.tensors, data.labels)
-        return {"setup": self.setup.to_json(), "images_sha256": images, "models_sha256": [model_fingerprint(m) for m in self.models],
-                "pgd_seed": self.seed}  # fmt: skip
+        return {"setup": setup.to_json(), "images_sha256": images, "models_sha256": [model_fingerprint(m) for m in models],
+                "pgd_seed": seed}  # fmt: skip
 
-    def empty(self) -> RobustnessState:
-        return RobustnessState(len(self.models), self.setup.attacks, len(self.setup.eps))
+    def empty() -> RobustnessState:
+        return RobustnessState(len(models), setup.attacks, len(setup.eps))
 
-    def work(self, n_items: int, n_batches: int) -> int | None:
-        if self.n_items is None:
-            batches_ = len(self.data) if hasattr(self.data, "__len__") else None
-            return None if batches_ is None else batches_ * self.per_batch * len(self.models)
-        return n_batches * self.per_batch * len(self.models)
+    def work(n: int, n_batches: int) -> int | None:
+        if n_items is None:
+            batches_ = len(data) if hasattr(data, "__len__") else None
+            return None if batches_ is None else batches_ * per_batch * len(models)
+        return n_batches * per_batch * len(models)
 
-    def _batches(self, items: Sequence[int] | None) -> Iterator[tuple[list[int], list[tuple[torch.Tensor, torch.Tensor]]]]:
-        """``(global indices, [(x, y) for each model])`` per batch."""
-        preps = [info.preprocessing for info in self.setup.infos]
-        if items is None:  # a stream: the position in it is the global index
-            start = 0
-            for x, y in self.data:
-                x = torch.as_tensor(x).detach().float()
-                if x.numel() and (float(x.min()) < -1e-3 or float(x.max()) > 1 + 1e-3):
-                    raise CnnlensError("data must be pixels in [0, 1]; cnnlens normalizes for the model itself", param="data")
-                y = torch.as_tensor(y).long().reshape(-1)
-                yield list(range(start, start + len(y))), [(p.convert_channels(x.clamp(0, 1)), y) for p in preps]
-                start += len(y)
-            return
-        data = self.data.subset(items)
-        groups: dict[str, Any] = {}  # one reading per distinct preprocessing
-        for p in preps:
-            key = json.dumps(p.to_dict(), sort_keys=True)
-            if key not in groups:
-                groups[key] = batches(data if data.transform is not None else data.with_transform(_fit(p)), self.batch_size)
-        keys = [json.dumps(p.to_dict(), sort_keys=True) for p in preps]
-        done = 0
-        while done < len(items):
-            read = {key: next(it) for key, it in groups.items()}
-            count = len(next(iter(read.values()))[1])
-            yield list(items[done : done + count]), [(p.convert_channels(read[key][0].float().clamp(0, 1)), read[key][1]) for p, key in zip(preps, keys)]
-            done += count
-
-    def steps(self, state: RobustnessState, items: Sequence[int] | None, bar: Any) -> Iterator[None]:
-        setup = self.setup
-        grid, names, n_steps, alpha = setup.eps, setup.attacks, setup.steps, setup.step_size
+    def steps(state: RobustnessState, items: Sequence[int] | None, bar: Any) -> Iterator[None]:
+        names, n_steps, alpha = setup.attacks, setup.steps, setup.step_size
         random_start = "pgd" in names and any(grid)
         with ExitStack() as stack:
-            for m in self.models:
+            for m in models:
                 stack.enter_context(eval_mode(m))
             # the same function, faster: each model with its BatchNorms folded, once for every batch and attack
-            nets = [pixel_net(m, info.preprocessing, fold=True) for m, info in zip(self.models, setup.infos)]
-            devices = [model_device(m) for m in self.models]
-            for index, pairs in self._batches(items):
+            nets = [pixel_net(m, info.preprocessing, fold=True) for m, info in zip(models, setup.infos)]
+            devices = [model_device(m) for m in models]
+            for index, pairs in _labelled_batches(data, items, setup, batch_size):
                 starts: dict[tuple[int, ...], torch.Tensor] = {}  # random starts per input shape (models of other sizes)
-                batch = self.empty()  # counted apart and added once the batch is whole: a failed batch leaves no trace
+                batch = empty()  # counted apart and added once the batch is whole: a failed batch leaves no trace
                 for m, (net, device, (x, y)) in enumerate(zip(nets, devices, pairs)):
                     x, y = x.to(device), y.to(device)
                     noise = None
-                    if random_start and self.seed is not None:
+                    if random_start and seed is not None:
                         shape = tuple(x.shape[1:])
                         if shape not in starts:
-                            starts[shape] = _start_noise(self.seed, index, shape)
+                            starts[shape] = _start_noise(seed, index, shape)
                         noise = starts[shape]
-                    self._evaluate_batch(batch, state, m, net, x, y, grid, names, n_steps, alpha, noise, bar)
+                    _evaluate_batch(batch, state, m, net, x, y, grid, names, n_steps, alpha, noise, bar)
                 state.merge(batch)
                 yield
 
-    @staticmethod
-    def _evaluate_batch(state: RobustnessState, before: RobustnessState, m: int, net: nn.Module, x: torch.Tensor, y: torch.Tensor,
-                        grid: list[float], names: list[str], steps: int, alpha: float | None, noise: torch.Tensor | None, bar: Any) -> None:  # fmt: skip
-        """Count one batch of model ``m`` into ``state`` (``before``: the counts so far, for progress)."""
-        with torch.no_grad():
-            logits = class_logits(net, x)
-        if y.numel() and (int(y.min()) < 0 or int(y.max()) >= logits.shape[1]):
-            raise CnnlensError(f"data: labels {int(y.min())}..{int(y.max())} outside the model's {logits.shape[1]} classes", param="data")
-        clean_ok = logits.argmax(1) == y
-        state.n[m] += y.numel()
-        state.n_correct[m] += int(clean_ok.sum())
+    return Job(kind="robustness", n_items=n_items, batch_size=batch_size, settings=settings, empty=empty, steps=steps,
+               desc="robustness", unit="gradient steps", work=work)  # fmt: skip
 
-        def tick() -> None:
-            n = before.n[m] + state.n[m]
-            bar.update(1, images=n, clean_accuracy=(before.n_correct[m] + state.n_correct[m]) / max(n, 1))
 
-        sign = None
-        for name in names:
-            for i, e in enumerate(grid):
-                if e == 0:
-                    ok = clean_ok
-                elif name == "fgsm":
-                    if sign is None:
-                        sign = loss_gradient(net, x, y).sign_()
-                        tick()
-                    with torch.no_grad():
-                        ok = class_logits(net, (x + e * sign).clamp_(0, 1)).argmax(1) == y
-                else:
-                    a = 2.5 * e / steps if alpha is None else alpha
-                    adv = pgd_steps(net, x, y, eps=e, step_size=a, steps=steps, random_start=name == "pgd", noise=noise, on_step=tick)
-                    with torch.no_grad():
-                        ok = class_logits(net, adv).argmax(1) == y
-                state.still[m][name][i] += int(ok.sum())
-                state.still_on_correct[m][name][i] += int((ok & clean_ok).sum())
+def _labelled_batches(
+    data: Any, items: Sequence[int] | None, setup: RobustnessSetup, batch_size: int
+) -> Iterator[tuple[list[int], list[tuple[torch.Tensor, torch.Tensor]]]]:
+    """``(global indices, [(x, y) for each model])`` per batch."""
+    preps = [info.preprocessing for info in setup.infos]
+    if items is None:  # a stream: the position in it is the global index
+        start = 0
+        for x, y in data:
+            x = torch.as_tensor(x).detach().float()
+            if x.numel() and (float(x.min()) < -1e-3 or float(x.max()) > 1 + 1e-3):
+                raise CnnlensError("data must be pixels in [0, 1]; cnnlens normalizes for the model itself", param="data")
+            y = torch.as_tensor(y).long().reshape(-1)
+            yield list(range(start, start + len(y))), [(p.convert_channels(x.clamp(0, 1)), y) for p in preps]
+            start += len(y)
+        return
+    subset = data.subset(items)
+    groups: dict[str, Any] = {}  # one reading per distinct preprocessing
+    for p in preps:
+        key = json.dumps(p.to_dict(), sort_keys=True)
+        if key not in groups:
+            groups[key] = batches(subset if subset.transform is not None else subset.with_transform(_fit(p)), batch_size)
+    keys = [json.dumps(p.to_dict(), sort_keys=True) for p in preps]
+    done = 0
+    while done < len(items):
+        read = {key: next(it) for key, it in groups.items()}
+        count = len(next(iter(read.values()))[1])
+        yield list(items[done : done + count]), [(p.convert_channels(read[key][0].float().clamp(0, 1)), read[key][1]) for p, key in zip(preps, keys)]
+        done += count
+
+
+def _evaluate_batch(state: RobustnessState, before: RobustnessState, m: int, net: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                    grid: list[float], names: list[str], steps: int, alpha: float | None, noise: torch.Tensor | None, bar: Any) -> None:  # fmt: skip
+    """Count one batch of model ``m`` into ``state`` (``before``: the counts so far, for progress)."""
+    with torch.no_grad():
+        logits = class_logits(net, x)
+    if y.numel() and (int(y.min()) < 0 or int(y.max()) >= logits.shape[1]):
+        raise CnnlensError(f"data: labels {int(y.min())}..{int(y.max())} outside the model's {logits.shape[1]} classes", param="data")
+    clean_ok = logits.argmax(1) == y
+    state.n[m] += y.numel()
+    state.n_correct[m] += int(clean_ok.sum())
+
+    def tick() -> None:
+        n = before.n[m] + state.n[m]
+        bar.update(1, images=n, clean_accuracy=(before.n_correct[m] + state.n_correct[m]) / max(n, 1))
+
+    sign = None
+    for name in names:
+        for i, e in enumerate(grid):
+            if e == 0:
+                ok = clean_ok
+            elif name == "fgsm":
+                if sign is None:
+                    sign = loss_gradient(net, x, y).sign_()
+                    tick()
+                with torch.no_grad():
+                    ok = class_logits(net, (x + e * sign).clamp_(0, 1)).argmax(1) == y
+            else:
+                a = 2.5 * e / steps if alpha is None else alpha
+                adv = pgd_steps(net, x, y, eps=e, step_size=a, steps=steps, random_start=name == "pgd", noise=noise, on_step=tick)
+                with torch.no_grad():
+                    ok = class_logits(net, adv).argmax(1) == y
+            state.still[m][name][i] += int(ok.sum())
+            state.still_on_correct[m][name][i] += int((ok & clean_ok).sum())
 
 
 def _fit(prep: Preprocessing) -> Any:
@@ -490,7 +489,7 @@ def _evaluate(
     if "pgd" in names and any(grid):  # one draw: every image's random start comes from it and the image's index
         base = int(torch.randint(0, 2**62, (1,), generator=generator))
     setup = RobustnessSetup(infos, grid, names, steps, alpha, description, compare)
-    job = _RobustnessJob(models, setup, items, n_items, batch_size, base)
+    job = _robustness_job(models, setup, items, n_items, batch_size, base)
     sharding = sharding or Sharding()
     part = run(job, distributed=sharding.distributed, shard=sharding.shard, checkpoint=sharding.checkpoint, progress=progress)
     return part if sharding.shard is not None else setup.result(part.state)

@@ -124,7 +124,7 @@ def run(
     failure: BaseException | None = None
     failed = False
     last_save = time.monotonic()
-    with progress_bar(job.work(len(items), len(mine)), desc, enabled=show, unit=job.unit) as bar:
+    with progress_bar(job.total(len(items), len(mine)), desc, enabled=show, unit=job.unit) as bar:
         stepper = job.steps(state, items, bar)
         try:
             for step in range(steps):
@@ -204,7 +204,7 @@ def _run_stream(job: Job, part: Shard | None, saving: Checkpoint | None, distrib
         what = "shard" if part is not None else "checkpoint" if saving is not None else "distributed"
         raise CnnlensError(f"{what} needs a list of images (a folder or a list), not a stream of batches", param=what)
     state = job.empty()
-    with progress_bar(job.work(0, 0), job.desc, enabled=progress and is_main(), unit=job.unit) as bar:
+    with progress_bar(job.total(0, 0), job.desc, enabled=progress and is_main(), unit=job.unit) as bar:
         stepper = job.steps(state, None, bar)
         try:
             for _ in stepper:

@@ -9,6 +9,7 @@ import importlib
 import json
 import math
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import torch
@@ -273,30 +274,36 @@ class State(Protocol):
     def result(cls, settings: dict[str, Any], state: Any) -> Result: ...
 
 
-class Job(Protocol):
-    """A walk over a fixed global list of ``n_items`` items (``None``: a stream without random
+@dataclass(frozen=True)
+class Job:
+    """What a capability hands :func:`cnnlens.distributed.run`: its state and its one step function,
+    for a walk over a fixed global list of ``n_items`` items (``None``: a stream without random
     access, run as given) in batches of ``batch_size``.
 
-    ``settings()`` is JSON with everything that must agree between processes and parts (the images
-    and model fingerprints included) and everything :meth:`State.result` needs; ``steps(state,
-    items, bar)`` processes ``items`` (global indices of whole global batches, in order) into
-    ``state`` and yields once after each global batch; ``work(n_items, n_batches)`` is the total
-    for the progress bar, in the unit of ``unit``.
+    - ``kind``: the kind its :class:`State` is registered under (:func:`register_state`);
+    - ``settings()``: JSON with everything that must agree between processes and parts (the images
+      and model fingerprints included) and everything :meth:`State.result` needs (computed only
+      when processes, shards or checkpoints need it);
+    - ``empty()``: a new state;
+    - ``steps(state, items, bar)``: the step function, which processes ``items`` (global indices of
+      whole global batches, in order) into ``state`` and yields once after each global batch (a
+      generator, so that reading can run ahead across batches);
+    - ``work(n_items, n_batches)``: the total of the progress bar, in ``unit`` (None: the items).
     """
 
     kind: str
     n_items: int | None
     batch_size: int
-    desc: str
-    unit: str
+    settings: Callable[[], dict[str, Any]]
+    empty: Callable[[], Any]
+    steps: Callable[[Any, Sequence[int] | None, Progress], Iterator[None]]
+    desc: str = ""
+    unit: str = "img"
+    work: Callable[[int, int], int | None] | None = None
 
-    def settings(self) -> dict[str, Any]: ...
-
-    def empty(self) -> Any: ...
-
-    def steps(self, state: Any, items: Sequence[int] | None, bar: Progress) -> Iterator[None]: ...
-
-    def work(self, n_items: int, n_batches: int) -> int | None: ...
+    def total(self, n_items: int, n_batches: int) -> int | None:
+        """The progress bar's total: ``work(n_items, n_batches)``, or the items when ``work`` is None."""
+        return n_items if self.work is None else self.work(n_items, n_batches)
 
 
 def register_state(kind: str) -> Callable[[type], type]:

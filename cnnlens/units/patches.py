@@ -35,6 +35,7 @@ import torch.nn as nn
 from ..address import parse_units
 from ..checks import check_int, check_number
 from ..distributed import (
+    Job,
     ExactSum,
     Partial,
     Sharding,
@@ -289,7 +290,7 @@ def _mine(
             )
         )
         masks.append(border_mask(rf, shape[2:], side, min_inside))
-    job = _PatchJob(net, setups, masks, sources, batch_size, workers, multi)
+    job = _patch_job(net, setups, masks, sources, batch_size, workers, multi)
     part = run(job, distributed=sharding.distributed, shard=shard, checkpoint=sharding.checkpoint, progress=progress)
     if shard is not None:
         return part
@@ -486,52 +487,37 @@ class PatchState:
         return found if settings.get("multi") else next(iter(found.layers.values()))
 
 
-class _PatchJob:
-    """The streaming pass of :func:`top_patches_layers` as a :class:`cnnlens.distributed.Job`: the
-    tracked channels of all layers are the rows of one state, layer after layer."""
+def _patch_job(
+    net: nn.Module, setups: Sequence[PatchSetup], masks: Sequence[torch.Tensor], sources: dict[str, Any], batch_size: int, workers: int, multi: bool
+) -> Job:
+    """The streaming pass of :func:`top_patches_layers` as a :class:`cnnlens.distributed.Job`: one
+    :class:`PatchState` (the tracked channels of all layers are its rows, layer after layer) and one
+    step function."""
+    names, paths = list(sources), list(sources.values())
 
-    kind = "patches"
-    unit = "img"
-
-    def __init__(
-        self, net: nn.Module, setups: Sequence[PatchSetup], masks: Sequence[torch.Tensor], sources: dict[str, Any], batch_size: int, workers: int, multi: bool
-    ) -> None:
-        self.net, self.setups, self.masks, self.multi = net, list(setups), list(masks), multi
-        self.names = list(sources)
-        self.paths = list(sources.values())
-        self.n_items = len(self.paths)
-        self.batch_size, self.workers = batch_size, workers
-        self.desc = f"patches {', '.join(s.layer for s in self.setups)}"
-
-    def settings(self) -> dict[str, Any]:
-        pixels = [p for p in self.paths if isinstance(p, torch.Tensor)]  # in-memory images: their content counts
+    def settings() -> dict[str, Any]:
+        pixels = [p for p in paths if isinstance(p, torch.Tensor)]  # in-memory images: their content counts
         return {
-            "setups": [s.to_json() for s in self.setups],
-            "multi": self.multi,
-            "images_sha256": fingerprint(self.names, *pixels),
-            "model_sha256": model_fingerprint(self.net),
+            "setups": [s.to_json() for s in setups],
+            "multi": multi,
+            "images_sha256": fingerprint(names, *pixels),
+            "model_sha256": model_fingerprint(net),
         }
 
-    def empty(self) -> PatchState:
-        return PatchState(sum(len(s.tracked) for s in self.setups), self.setups[0].k, self.names)
-
-    def work(self, n_items: int, n_batches: int) -> int:
-        return n_items
-
-    def steps(self, state: PatchState, items: Sequence[int] | None, bar: Any) -> Iterator[None]:
+    def steps(state: PatchState, items: Sequence[int] | None, bar: Any) -> Iterator[None]:
         assert items is not None
-        net, prep = self.net, self.setups[0].preprocessing
+        prep = setups[0].preprocessing
         device = model_device(net)
         dtype = model_dtype(net)
-        layers = [s.layer for s in self.setups]
-        wanted = [torch.tensor(s.tracked, dtype=torch.long, device=device) if s.given else None for s in self.setups]
-        masks = [None if bool(m.all()) else ~m.to(device) for m in self.masks]
+        layers = [s.layer for s in setups]
+        wanted = [torch.tensor(s.tracked, dtype=torch.long, device=device) if s.given else None for s in setups]
+        outside_masks = [None if bool(m.all()) else ~m.to(device) for m in masks]
         with eval_mode(net), torch.no_grad():
-            for batch_idx, x in iter_batches([self.paths[i] for i in items], prep, batch_size=self.batch_size, workers=self.workers):
+            for batch_idx, x in iter_batches([paths[i] for i in items], prep, batch_size=batch_size, workers=workers):
                 x = prep.normalize(x.to(device, dtype=dtype, non_blocking=True))
                 record = forward_until(net, x, layers)
                 values, wheres = [], []
-                for layer, channels, outside in zip(layers, wanted, masks):
+                for layer, channels, outside in zip(layers, wanted, outside_masks):
                     act = record[layer]
                     if channels is not None:
                         act = act[:, channels]
@@ -545,3 +531,14 @@ class _PatchJob:
                 state.top.add(unit_v, [items[i] for i in batch_idx], where)  # ties: the earlier image first
                 bar.update(len(batch_idx))
                 yield
+
+    return Job(
+        kind="patches",
+        n_items=len(paths),
+        batch_size=batch_size,
+        settings=settings,
+        empty=lambda: PatchState(sum(len(s.tracked) for s in setups), setups[0].k, names),
+        steps=steps,
+        desc=f"patches {', '.join(s.layer for s in setups)}",
+        unit="img",
+    )
