@@ -15,13 +15,7 @@ The shared ground of every capability:
 from __future__ import annotations
 
 import importlib
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
-
-try:
-    __version__ = version("cnnlens")
-except PackageNotFoundError:  # pragma: no cover
-    __version__ = "0.0.0"
 
 # public name -> module that defines it
 _EXPORTS = {
@@ -89,7 +83,19 @@ def _submodules() -> set[str]:
     return {m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_") and m.name != "cli"}
 
 
+def _version() -> str:
+    """The installed version, read on first use: ``importlib.metadata`` costs ~30 ms, most of ``import cnnlens``."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("cnnlens")
+    except PackageNotFoundError:  # pragma: no cover - run from a source tree that is not installed
+        return "0.0.0"
+
+
 def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        return _version()
     if name in _submodules():  # every submodule is reachable after `import cnnlens`
         return importlib.import_module(f".{name}", __name__)
     module = _EXPORTS.get(name)

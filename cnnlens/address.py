@@ -81,8 +81,12 @@ def parse_unit(text: str | Unit, *, name: str = "unit") -> Unit:
         if channel < 0:
             raise CnnlensError(f"{name} {text!r}: channel must be >= 0", param=name)
         return Unit(layer, channel, position)
+    if layer != LOGITS and did_you_mean(layer, [LOGITS]):
+        raise CnnlensError(f"{name} {text!r}: a class goes with logits: {LOGITS}:{channel_text}", param=name)
     if layer != LOGITS:
-        raise CnnlensError(f"{name} {text!r}: channel must be an index (class names go with logits:CLASS)", param=name)
+        raise CnnlensError(
+            f"{name} {text!r}: channel must be an index: LAYER:CHANNEL such as {layer}:3 (class names go with logits:CLASS)", param=name
+        )
     if position is not None:
         raise CnnlensError(f"{name} {text!r}: logits have no position", param=name)
     return Unit(layer, None, None, channel_text)
@@ -131,6 +135,9 @@ def resolve_unit(
     try:
         get_layer(model, u.layer)
     except CnnlensError as exc:
+        if did_you_mean(u.layer, [LOGITS]):  # "logit:281", "Logits:tabby": the model's output is spelled logits
+            meant = str(replace(u, layer=LOGITS)) if u.channel is not None else f"{LOGITS}:{u.name or 'CLASS'}"
+            raise CnnlensError(f"{name}: unknown layer {u.layer!r}; the model's output is {meant}", param=name) from None
         raise CnnlensError(f"{name}: {exc}", param=name) from None
     if shape is not None and u.channel is not None:
         if len(shape) < 2 or not 0 <= u.channel < shape[1]:

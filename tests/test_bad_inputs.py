@@ -262,6 +262,9 @@ def _build(command: str, args: list[str], f: dict[str, str]) -> list[str]:
         else:
             rest.append(a.replace("@afile", f["afile"]))
     opts = _options(command)
+    if "-m" in rest and "-m" in base:  # the case's model replaces the base's: an option given twice is refused
+        i = base.index("-m")
+        base = base[:i] + base[i + 2 :]
     weights = [] if "-w" in rest or "--weights" not in opts else ["-w", "none"]
     return [*base, *weights, *rest]
 

@@ -198,3 +198,10 @@ def test_the_house_rule_catches_a_sibling_import(tmp_path: Path, monkeypatch: py
 def test_distributed_names_no_capability() -> None:
     text = "\n".join(p.read_text() for p in (PACKAGE / "distributed").glob("*.py"))
     assert not any(f"cnnlens.{c}" in text or f".{c}." in text for c in CAPABILITIES | COMPOSITIONS - {"cli"})
+
+
+def test_import_cnnlens_reads_no_package_metadata() -> None:
+    """``__version__`` is read on first use: importlib.metadata is most of the cost of ``import cnnlens``."""
+    code = "import sys, cnnlens; a = 'importlib.metadata' in sys.modules; v = cnnlens.__version__; print(a, v.count('.') >= 1)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.strip() == "False True", result.stderr

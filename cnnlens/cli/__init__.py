@@ -61,7 +61,10 @@ class LazyGroup(click.Group):
             from ..errors import did_you_mean
 
             raise click.UsageError(f"no command {name!r}{did_you_mean(name, COMMANDS)}", ctx)
-        return super().resolve_command(ctx, args)
+        resolved = super().resolve_command(ctx, args)
+        if resolved[1] is not None:
+            _refuse_repeats(resolved[1], args[1:])
+        return resolved
 
     def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
         """Like click's, but a usage error (a bad option value, a missing argument) is one line too."""
@@ -102,6 +105,23 @@ class LazyGroup(click.Group):
             message = " ".join(str(exc).split("\n")[0].split()) or type(exc).__name__
             click.echo(f"Error: {type(exc).__name__}: {message} (CNNLENS_TRACEBACK=1 shows where)", err=True)
             ctx.exit(2)
+
+
+def _refuse_repeats(command: click.Command, args: list[str]) -> None:
+    """A single-value option given twice (``-o a.png -o a.json``) is an error, not "the last one wins"."""
+    seen: dict[str, str] = {}
+    for arg in args:
+        if arg == "--":
+            break
+        word = arg.split("=", 1)[0] if arg.startswith("--") else arg
+        for param in command.params:
+            if not isinstance(param, click.Option) or param.multiple or param.count:
+                continue
+            if word in param.opts or word in param.secondary_opts:
+                label = max(param.opts, key=len)
+                if label in seen:
+                    raise CnnlensError(f"{label} is given twice ({seen[label]}, {word}); give it once")
+                seen[label] = word
 
 
 def _for_cli(ctx: click.Context, exc: CnnlensError) -> str:

@@ -116,6 +116,8 @@ def open_model(model: str, weights: str | None, *, device: str = "auto", seed: i
     initialisation (never the global generators: every API function takes the seed it needs)."""
     from ..registry import create_model, get_entry
 
+    if weights is not None and not weights.strip():
+        raise CnnlensError("weights is empty: give DEFAULT, none (a random init), an enum name such as IMAGENET1K_V1 or a weights file", param="weights")
     entry = get_entry(model)
     if weights is None:
         if not entry.pretrained:
