@@ -122,3 +122,22 @@ def photo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     image.save(path)
     assert np.asarray(image).shape == (64, 96, 3)
     return path
+
+
+def with_options(base: list, extra: list) -> list:
+    """``base`` command arguments with the options that ``extra`` gives replaced by ``extra``'s (the CLI
+    refuses a single-value option given twice, so a case that changes one drops the base's value).
+    ``-l`` and ``--layer`` (likewise other short/long pairs in ``ALIASES``) count as one option."""
+    aliases = {"-l": "--layer", "-o": "--output", "-m": "--model", "-w": "--weights", "-u": "--unit"}
+    canon = lambda a: aliases.get(str(a), str(a))  # noqa: E731
+    given = {canon(a) for a in extra if str(a).startswith("--") or str(a) in aliases}
+    out, skip = [], False
+    for a in base:
+        if skip:
+            skip = False
+            continue
+        if canon(a) in given and str(a).startswith("-"):
+            skip = True  # its value
+            continue
+        out.append(a)
+    return [*out, *extra]

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 import cnnlens
 from cnnlens.cli import cli
+from conftest import with_options
 from cnnlens.errors import CnnlensError
 from cnnlens.featvis import DreamResult, DreamSettings, dream
 from cnnlens.featvis.dream import octave_sizes, tile_ranges
@@ -262,7 +263,7 @@ def test_dream_cli_bad_input_one_line_nothing_written(args: list[str], message: 
     monkeypatch.chdir(tmp_path)
     save_image(photo(36, 50), tmp_path / "p.png")
     (tmp_path / "existing.png").write_bytes(b"keep me")
-    result = run(["dream", "p.png", "-w", "none", "--steps", "1", *args])
+    result = run(with_options(["dream", "p.png", "-w", "none", "--steps", "1"], args))
     assert result.exit_code == 2, result.output
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: ") and message in lines[0], result.output

@@ -15,6 +15,7 @@ from click.testing import CliRunner
 import cnnlens
 from cnnlens.address import parse_unit
 from cnnlens.cli import cli
+from conftest import with_options
 from cnnlens.errors import CnnlensError
 from cnnlens.featvis import Recipe, RenderResult, high_frequency_energy, image_grid, redirected_relu, render
 from cnnlens.featvis import objectives as O
@@ -450,7 +451,7 @@ def test_visualize_cli_bad_input_one_line_nothing_written(args: list[str], messa
     monkeypatch.chdir(tmp_path)
     (tmp_path / "existing.png").write_bytes(b"keep me")
     weights = [] if "-w" in args else ["-w", "none"]
-    result = run(["visualize", "squeezenet1_0", *weights, "--steps", "1", "--size", "32", *args])
+    result = run(with_options(["visualize", "squeezenet1_0", *weights, "--steps", "1", "--size", "32"], args))
     assert result.exit_code == 2, result.output
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: ") and message in lines[0], result.output

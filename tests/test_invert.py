@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 import cnnlens
 from cnnlens.cli import cli
+from conftest import with_options
 from cnnlens.errors import CnnlensError
 from cnnlens.pixels import Preprocessing
 from cnnlens.style import INVERT_DEFAULTS, InvertSettings, correlation, invert, invert_defaults, layer_stride, reconstruction_loss, total_variation
@@ -204,7 +205,7 @@ def test_cli_invert(tmp_path) -> None:
     assert cnnlens.load_image(out).shape[2] > 400  # the figure: original beside the inversion
     again = CliRunner().invoke(cli, args)
     assert again.exit_code == 2 and "exists" in again.output
-    bad = CliRunner().invoke(cli, [*args[:-4], "-o", str(tmp_path / "x.png"), "--layer", "features.33"])
+    bad = CliRunner().invoke(cli, with_options(args[:-4], ["-o", str(tmp_path / "x.png"), "--layer", "features.33"]))
     assert bad.exit_code == 2 and "Error: --layer: unknown layer 'features.33'" in bad.output and not (tmp_path / "x.png").exists()
 
 
@@ -228,7 +229,7 @@ def test_cli_bad_options_are_one_error_line_and_no_file(tmp_path, option, value,
 
     save_image(torch.rand(3, 28, 28), tmp_path / "d.png")
     value = str(tmp_path / value) if option == "-o" else value
-    res = CliRunner().invoke(cli, ["invert", str(tmp_path / "d.png"), "-m", "mnist-cnn", "-w", "none", "--steps", "1", option, value])
+    res = CliRunner().invoke(cli, with_options(["invert", str(tmp_path / "d.png"), "-m", "mnist-cnn", "-w", "none", "--steps", "1"], [option, value]))
     assert res.exit_code == 2, res.output
     lines = res.output.strip().splitlines()
     assert len(lines) == 1 and message in lines[0] and "Traceback" not in res.output, res.output

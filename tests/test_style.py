@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 import cnnlens
 from cnnlens.cli import cli
+from conftest import with_options
 from cnnlens.errors import CnnlensError
 from cnnlens.pixels import Preprocessing
 from cnnlens.style import (
@@ -440,7 +441,7 @@ def test_cli_style_writes_refuses_overwrite_and_reports_json(tmp_path) -> None:
     assert again.exit_code == 2 and "exists" in again.output
     bad = runner.invoke(cli, [*args, "--overwrite", "--style-layer", "features.77", "--content-layer", "features.3"])
     assert bad.exit_code == 2 and bad.output.count("\n") == 1 and bad.output.startswith("Error: --style-layer: unknown layer")
-    blend = runner.invoke(cli, [*args, "--overwrite", "--style-blend", "1"])
+    blend = runner.invoke(cli, with_options(args, ["--overwrite", "--style-blend", "1"]))
     assert blend.exit_code == 2 and "Error: --style-blend: 2 style images but 1 blend weights" in blend.output
 
 
@@ -479,7 +480,7 @@ def test_cli_default_vgg19_without_weights_says_what_to_do(tmp_path) -> None:
 def test_cli_bad_options_are_one_error_line_and_no_file(tmp_path, option, value, message) -> None:
     c, s = _images(tmp_path, (32, 32), (32, 32))
     value = str(tmp_path / value) if option in ("-o", "--image") else value
-    res = CliRunner().invoke(cli, ["style", c, s, "-m", "lenet5", "-w", "none", "--steps", "1", "--size", "32", option, value])
+    res = CliRunner().invoke(cli, with_options(["style", c, s, "-m", "lenet5", "-w", "none", "--steps", "1", "--size", "32"], [option, value]))
     assert res.exit_code == 2, res.output
     lines = res.output.strip().splitlines()
     assert len(lines) == 1 and message in lines[0] and "Traceback" not in res.output, res.output
