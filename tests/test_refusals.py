@@ -27,6 +27,7 @@ def photo(tmp_path: Path) -> Path:
         (["deconv", "squeezenet1_0", "@photo", "-w", "none", "-u", "logit:281", "-o", "@out/d.png"], "the model's output is logits:281"),
         (["visualize", "squeezenet1_0", "-w", "none", "-u", "logit:tabby", "-o", "@out/v.png"], "a class goes with logits: logits:tabby"),
         (["deconv", "squeezenet1_0", "@photo", "-w", "none", "-u", "features.9:abc"], "channel must be an index: LAYER:CHANNEL such as features.9:3"),
+        (["visualize", "squeezenet1_0", "-w", "none", "-u", "features.9:1", "--diversity", "100", "-o", "@out/v.png"], "Error: --diversity: one image has nothing to differ from; give batch 2 or more"),
     ],
 )
 def test_refusal_names_the_thing_and_the_fix(args: list[str], expect: str, photo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

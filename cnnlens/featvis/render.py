@@ -466,6 +466,8 @@ def render(
         obj = sum(parts[1:], parts[0])
         obj = Objective(obj.fn, obj.layers, ", ".join(unit_label(u) for u in units), len(parts))
         image_units: list[Unit | None] = [u for u in units for _ in range(per_unit)]
+        if diversity and len(parts) == 1:
+            raise CnnlensError("diversity: one image has nothing to differ from; give batch 2 or more", param="diversity")
         if diversity:
             layers = [u.layer for u in units if not u.is_logits] or default_layers(model, "last_spatial")
             for layer in dict.fromkeys(layers):
