@@ -27,7 +27,7 @@ from ..registry import ModelInfo, default_layers, model_info
 from ..results import Result
 from .common import random_init_like
 from .curves import Gratings, LayerTuning, TuningResult, grating_batches, layer_summary, measure_layer
-from .engine import Placement, place_layers, read_units
+from .engine import Placement, check_spatial, layer_fields, place_layers, read_units
 from .measures import OSI_THRESHOLD
 
 __all__ = ["Hierarchy", "LayerStats", "hierarchy", "tune_layers"]
@@ -181,7 +181,11 @@ def tune_layers(
             get_layer(net, name)
         except CnnlensError as exc:
             raise CnnlensError(f"layers: {exc}", param="layers") from None
-    canvas, placed = placements or place_layers(net, {name: None for name in names}, prep)
+    if placements is None:
+        fields = layer_fields(net, names, prep)
+        for name in names:
+            check_spatial(name, fields[name][1], "layers")
+    canvas, placed = placements or place_layers(net, {name: None for name in names}, prep, fields)
     size_max = max(p.rf_size for p in placed.values())
     freqs = grid.frequency_list(size_max)
     params = grid.params(freqs)
