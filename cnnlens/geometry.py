@@ -13,7 +13,15 @@ from .pixelnet import unwrap
 from .receptive_field import ReceptiveField
 from .reports import report
 
-__all__ = ["layer_geometry", "layers_geometry"]
+__all__ = ["check_spatial_map", "layer_geometry", "layers_geometry"]
+
+
+def check_spatial_map(name: str, shape: Sequence[int] | None, param: str, why: str = "") -> None:
+    """Refuse, in one line naming ``param``, a layer whose output is not a ``(B, C, H, W)`` map (a
+    ``Linear`` classifier): its units have no place in the image. ``why`` says what needed one."""
+    if shape is None or len(shape) != 4:
+        shown = tuple(shape) if shape is not None else None
+        raise CnnlensError(f"{param}: layer {name!r} outputs {shown}, not a (B, C, H, W) map{why}", param=param)
 
 
 def layer_geometry(model: nn.Module, layer: str, size: tuple[int, int], channels: int = 3) -> tuple[ReceptiveField | str | None, list[int] | None]:

@@ -27,9 +27,9 @@ def photo(tmp_path: Path) -> Path:
         (["deconv", "squeezenet1_0", "@photo", "-w", "none", "-u", "logit:281", "-o", "@out/d.png"], "the model's output is logits:281"),
         (["visualize", "squeezenet1_0", "-w", "none", "-u", "logit:tabby", "-o", "@out/v.png"], "a class goes with logits: logits:tabby"),
         (["deconv", "squeezenet1_0", "@photo", "-w", "none", "-u", "features.9:abc"], "channel must be an index: LAYER:CHANNEL such as features.9:3"),
-        (["tuning", "lenet5", "-w", "none", "-u", "9", "-o", "@out/t.png"], "Error: --unit: 9 outputs (1, 84), which has no spatial map"),
-        (["tuning", "lenet5", "-w", "none", "-u", "9:3", "-o", "@out/t.png"], "Error: --unit: 9 outputs (1, 84), which has no spatial map"),
-        (["hierarchy", "lenet5", "-w", "none", "-l", "3", "-l", "11", "-o", "@out/h.png"], "Error: --layer: 11 outputs (1, 10), which has no spatial map"),
+        (["tuning", "lenet5", "-w", "none", "-u", "9", "-o", "@out/t.png"], "Error: --unit: layer '9' outputs (1, 84), not a (B, C, H, W) map: there is no place to put gratings on"),
+        (["tuning", "lenet5", "-w", "none", "-u", "9:3", "-o", "@out/t.png"], "Error: --unit: layer '9' outputs (1, 84), not a (B, C, H, W) map: there is no place to put gratings on"),
+        (["hierarchy", "lenet5", "-w", "none", "-l", "3", "-l", "11", "-o", "@out/h.png"], "Error: --layer: layer '11' outputs (1, 10), not a (B, C, H, W) map: there is no place to put gratings on"),
         (["visualize", "squeezenet1_0", "-w", "none", "-u", "features.9:1", "--diversity", "100", "-o", "@out/v.png"], "Error: --diversity: one image has nothing to differ from; give batch 2 or more"),
     ],
 )

@@ -32,6 +32,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .. import seeds
 from ..checks import check_int
 from ..errors import CnnlensError
 from ..hooks import eval_mode
@@ -272,9 +273,7 @@ def deletion_insertion(
     steps = check_int(steps, "steps", low=1, high=100_000)
     which = _check_curves(curves)
     batch_size = check_int(batch_size, "batch_size", low=1, high=65536)
-    generator = torch.Generator()
-    if seed is not None:
-        generator.manual_seed(check_int(seed, "seed", low=0, high=2**63 - 1))
+    generator = seeds.generator(seed) or torch.Generator()  # None: a generator's fixed default seed, as before
     prep = attribution.preprocessing
     pixnet = pixel_net(model, prep)
     device = model_device(model)

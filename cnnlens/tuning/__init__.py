@@ -12,13 +12,57 @@ Example:
 from __future__ import annotations
 
 from .common import random_init_like
-from .curves import CONTRASTS, Gratings, Grid, LayerTuning, TuningResult, UnitTuning, check_grid, grating_batches, layer_summary, measure_layer, tuning_curves
+from .curves import (
+    CONTRASTS,
+    Gratings,
+    Grid,
+    LayerTuning,
+    TuningResult,
+    UnitTuning,
+    check_grid,
+    grating_batches,
+    layer_summary,
+    measure_layer,
+    tuning_curves,
+)
 from .depth import Hierarchy, LayerStats, hierarchy, tune_layers
-from .engine import Placement, centred_position, layer_fields, minimal_canvas, place_layers, read_units
-from .invariant import FAMILIES, TRANSFORM_UNITS, Invariance, default_transforms, invariance, transform_views
-from .measures import CLASSES, OSI_THRESHOLD, Measures, c50, classify, harmonics, measure, modulation_ratio, orientation_selectivity
+from .engine import (
+    Placement,
+    centred_position,
+    layer_fields,
+    minimal_canvas,
+    place_layers,
+    read_units,
+)
+from .invariant import (
+    FAMILIES,
+    TRANSFORM_UNITS,
+    Invariance,
+    default_transforms,
+    invariance,
+    transform_views,
+)
+from .measures import (
+    CLASSES,
+    OSI_THRESHOLD,
+    Measures,
+    c50,
+    classify,
+    harmonics,
+    measure,
+    modulation_ratio,
+    orientation_selectivity,
+)
 from .plots import plot_hierarchy, plot_invariance, plot_osi_comparison, plot_tuning
-from .stimuli import WINDOWS, bars, default_frequencies, default_orientations, default_phases, gratings, window_mask
+from .stimuli import (
+    WINDOWS,
+    bars,
+    default_frequencies,
+    default_orientations,
+    default_phases,
+    gratings,
+    window_mask,
+)
 
 __all__ = [
     "Gratings",

@@ -32,7 +32,13 @@ from ..results import Result
 from .common import check_numbers, count_or_list, median, share
 from .engine import Placement, place_layers, read_units, resolve_units
 from .measures import CLASSES, OSI_THRESHOLD, Measures, c50, measure
-from .stimuli import check_window, default_frequencies, default_orientations, default_phases, gratings
+from .stimuli import (
+    check_window,
+    default_frequencies,
+    default_orientations,
+    default_phases,
+    gratings,
+)
 
 __all__ = ["CONTRASTS", "Gratings", "Grid", "LayerTuning", "TuningResult", "UnitTuning", "check_grid", "grating_batches", "layer_summary", "measure_layer", "tuning_curves"]
 

@@ -19,6 +19,7 @@ import torch.nn as nn
 
 from ..checks import check_int, check_number, check_seed
 from ..errors import CnnlensError
+from ..geometry import check_spatial_map
 from ..layers import get_layer, model_device
 from ..pixelnet import image_preprocessing, unwrap
 from ..pixels import Preprocessing
@@ -26,8 +27,15 @@ from ..progress import progress_bar
 from ..registry import ModelInfo, default_layers, model_info
 from ..results import Result
 from .common import random_init_like
-from .curves import Gratings, LayerTuning, TuningResult, grating_batches, layer_summary, measure_layer
-from .engine import Placement, check_spatial, layer_fields, place_layers, read_units
+from .curves import (
+    Gratings,
+    LayerTuning,
+    TuningResult,
+    grating_batches,
+    layer_summary,
+    measure_layer,
+)
+from .engine import GRATINGS_NEED, Placement, layer_fields, place_layers, read_units
 from .measures import OSI_THRESHOLD
 
 __all__ = ["Hierarchy", "LayerStats", "hierarchy", "tune_layers"]
@@ -184,7 +192,7 @@ def tune_layers(
     if placements is None:
         fields = layer_fields(net, names, prep)
         for name in names:
-            check_spatial(name, fields[name][1], "layers")
+            check_spatial_map(name, fields[name][1], "layers", GRATINGS_NEED)
     canvas, placed = placements or place_layers(net, {name: None for name in names}, prep, fields)
     size_max = max(p.rf_size for p in placed.values())
     freqs = grid.frequency_list(size_max)

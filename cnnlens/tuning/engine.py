@@ -22,12 +22,15 @@ import torch.nn as nn
 
 from ..address import Unit, resolve_unit
 from ..errors import CnnlensError
+from ..geometry import check_spatial_map
 from ..hooks import eval_mode, forward_until
 from ..layers import model_device, model_dtype
 from ..pixels import Preprocessing
 from ..receptive_field import ReceptiveField
 
-__all__ = ["Fields", "Placement", "centred_position", "check_spatial", "layer_fields", "minimal_canvas", "place_layers", "read_units", "resolve_units"]
+GRATINGS_NEED = ": there is no place to put gratings on; give a (B, C, H, W) layer, or logits:CLASS for one class"
+
+__all__ = ["Fields", "Placement", "centred_position", "layer_fields", "minimal_canvas", "place_layers", "read_units", "resolve_units"]
 
 # layer -> (receptive field at the full input size, output shape); (None, None) when unknown
 Fields = dict[str, tuple[ReceptiveField | str | None, list[int] | None]]
@@ -159,20 +162,10 @@ def resolve_units(net: nn.Module, units: Sequence[Unit | str], prep: Preprocessi
     for u in parsed:
         shape = fields["" if u.is_logits else u.layer][1]
         if not u.is_logits:
-            check_spatial(u.layer, shape, name)
+            check_spatial_map(u.layer, shape, name, GRATINGS_NEED)
         out.append(u if u.is_logits else resolve_unit(u, net, shape=tuple(shape) if shape else None, name=name))
     return out, fields
 
-
-def check_spatial(layer: str, shape: Sequence[int] | None, name: str) -> None:
-    """Refuse, in one line, a layer whose output has no spatial map (``classifier``, a ``Linear``):
-    gratings are placed on a unit's receptive field, which such a layer does not have."""
-    if shape is not None and len(shape) != 4:
-        raise CnnlensError(
-            f"{name}: {layer} outputs {tuple(shape)}, which has no spatial map to place gratings on; "
-            "give a (B, C, H, W) layer, or logits:CLASS for one class",
-            param=name,
-        )
 
 
 def _probe(net: nn.Module, prep: Preprocessing, canvas: int, layers: list[str]) -> tuple[dict[str, tuple[int, ...]] | None, str]:

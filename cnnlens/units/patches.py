@@ -35,8 +35,8 @@ import torch.nn as nn
 from ..address import parse_units
 from ..checks import check_int, check_number
 from ..distributed import (
-    Job,
     ExactSum,
+    Job,
     Partial,
     Sharding,
     TopK,
@@ -48,7 +48,7 @@ from ..distributed import (
 )
 from ..errors import CnnlensError, did_you_mean
 from ..folders import iter_batches, select_images
-from ..geometry import layers_geometry
+from ..geometry import check_spatial_map, layers_geometry
 from ..hooks import eval_mode, forward_until
 from ..layers import model_device, model_dtype
 from ..pixelnet import image_preprocessing, unwrap
@@ -96,8 +96,7 @@ def _layer_requests(model: nn.Module, unit: Any) -> list[tuple[str, list[int] | 
 def check_patch_layer(name: str, receptive_field: ReceptiveField | str | None, shape: Sequence[int] | None, param: str = "unit") -> None:
     """Refuse, in one line naming ``param``, a layer whose units have no patch to cut: an output that
     is not a ``(B, C, H, W)`` map, or a receptive field that is global (or cannot be followed)."""
-    if shape is None or len(shape) != 4:
-        raise CnnlensError(f"{param}: layer {name!r} outputs {shape}, not a (B, C, H, W) map", param=param)
+    check_spatial_map(name, shape, param)
     if not isinstance(receptive_field, ReceptiveField):
         raise CnnlensError(
             f"{param}: layer {name!r} has a {receptive_field or 'unknown'} receptive field: its units see the whole image, so there is "
