@@ -232,7 +232,7 @@ def finish(
         result.save_image(image, overwrite=overwrite)
         click.echo(f"wrote {image}", err=True)
     if output is not None:
-        result.save(output, overwrite=overwrite, **({} if output.suffix.lower() == ".json" else figure or {}))
+        result.save(output, overwrite=overwrite, **(figure or {}))  # a .json output takes no figure options
         click.echo(f"wrote {output}", err=True)
     if as_json:
         click.echo(json.dumps(jsonable(result.to_dict()), indent=2, allow_nan=False))
