@@ -192,7 +192,8 @@ def tune_layers(
     if placements is None:
         fields = layer_fields(net, names, prep)
         for name in names:
-            check_spatial_map(name, fields[name][1], "layers", GRATINGS_NEED)
+            if fields[name][1] is not None:  # None: not at this size; the placement falls back to the full size
+                check_spatial_map(name, fields[name][1], "layers", GRATINGS_NEED)
     canvas, placed = placements or place_layers(net, {name: None for name in names}, prep, fields)
     size_max = max(p.rf_size for p in placed.values())
     freqs = grid.frequency_list(size_max)

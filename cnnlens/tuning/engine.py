@@ -161,7 +161,7 @@ def resolve_units(net: nn.Module, units: Sequence[Unit | str], prep: Preprocessi
     out = []
     for u in parsed:
         shape = fields["" if u.is_logits else u.layer][1]
-        if not u.is_logits:
+        if not u.is_logits and shape is not None:  # None: not at this size; the placement falls back to the full size
             check_spatial_map(u.layer, shape, name, GRATINGS_NEED)
         out.append(u if u.is_logits else resolve_unit(u, net, shape=tuple(shape) if shape else None, name=name))
     return out, fields
