@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import torch
+from peak_memory import peak_growth, reset_peak
 
 import cnnlens
 from cnnlens.folders import iter_batches, select_images
@@ -47,13 +48,6 @@ def mine(model: torch.nn.Module, paths: list[Path], prep: cnnlens.Preprocessing,
     return time.perf_counter() - start
 
 
-def _status_mb(key: str) -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(key + ":"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def child(args: argparse.Namespace) -> None:
     """Run one job in this fresh process; print the growth of its peak resident memory (MB) over the
     resident memory once torch, the model and the file list are loaded (the peak is reset there)."""
@@ -61,13 +55,12 @@ def child(args: argparse.Namespace) -> None:
     prep = cnnlens.model_info(model).preprocessing
     paths = list(select_images(args.data, args.images).values())
     baseline(model, paths[:2], prep, 2)  # warm up the allocator and lazy imports in both jobs alike
-    Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM (peak RSS) to the current RSS
-    before = _status_mb("VmRSS")
+    before = reset_peak()
     if args.child == "mine":
         mine(model, paths, prep, args.batch_size, args.layer, args.top)
     else:
         baseline(model, paths, prep, args.batch_size)
-    print(_status_mb("VmHWM") - before)
+    print(peak_growth(before))
 
 
 def main() -> None:

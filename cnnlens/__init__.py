@@ -69,6 +69,12 @@ _EXPORTS = {
     "tuning_curves": "tuning",
     "hierarchy": "tuning",
     "invariance": "tuning",
+    # representations by depth
+    "cka": "representations",
+    "similarity": "representations",
+    "probe": "representations",
+    "embed": "representations",
+    "random_init_like": "registry",
     # the microscope site
     "build_site": "microscope",
 }

@@ -127,6 +127,7 @@ def capture(
     detach: bool = True,
     clone: bool = True,
     stop: bool = False,
+    reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> Iterator[Capture]:
     """Record the outputs (and gradients) of ``layers`` during forward passes run inside the block.
 
@@ -143,6 +144,8 @@ def capture(
             network is not computed; run the model with :func:`forward_until` to catch it. Every
             forward pass of ``model`` inside the block starts a new count, so the block can run
             several passes.
+        reduce: store ``reduce(output)`` instead of the output (a Gram matrix, channel means),
+            computed in the hook, before any later in-place op: no copy of the output is kept.
 
     Example:
         >>> import torch, torchvision
@@ -164,7 +167,7 @@ def capture(
             if tensor is None:
                 return
             kept = tensor.detach() if detach else tensor
-            record.outputs[name] = kept.clone() if clone else kept
+            record.outputs[name] = reduce(kept) if reduce is not None else kept.clone() if clone else kept
             if grads and tensor.requires_grad:
                 tensor.register_hook(lambda g, name=name: record.grads.__setitem__(name, g.detach().clone()))
             pending.discard(name)
@@ -189,13 +192,17 @@ def capture(
                 handle.remove()
 
 
-def forward_until(model: nn.Module, x: torch.Tensor, layers: LayerRef | Sequence[LayerRef], *, detach: bool = True) -> Capture:
-    """Run ``model(x)`` only as far as needed to compute ``layers``; return their outputs.
+def forward_until(
+    model: nn.Module, x: torch.Tensor, layers: LayerRef | Sequence[LayerRef], *, detach: bool = True,
+    reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
+) -> Capture:
+    """Run ``model(x)`` only as far as needed to compute ``layers``; return their outputs (or
+    ``reduce`` of them, see :func:`capture`).
 
     The rest of the network is skipped (a hook ends the pass), so a style loss on ``features.10``
     of VGG19 does not pay for the classifier.
     """
-    with capture(model, layers, detach=detach, stop=True) as record:
+    with capture(model, layers, detach=detach, stop=True, reduce=reduce) as record:
         try:
             model(x)
         except StopForward:

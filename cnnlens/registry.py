@@ -20,6 +20,7 @@ so that every result can say which model and weights ("random init") it came fro
 from __future__ import annotations
 
 import contextlib
+import copy
 import fnmatch
 import importlib.util
 import os
@@ -34,6 +35,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from .checks import check_seed
 from .errors import CnnlensError, did_you_mean
 from .layers import model_device, model_dtype
 from .pixels import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
@@ -49,6 +51,7 @@ __all__ = [
     "list_models",
     "info_label",
     "model_info",
+    "random_init_like",
 ]
 
 SOURCES = ("torchvision", "teaching", "mnist", "file", "timm")
@@ -65,6 +68,9 @@ _LAYERS: dict[str, dict[str, tuple[str, ...]]] = {
         "content": ("features.8",),
         "style": ("features.1", "features.4", "features.7", "features.9", "features.12"),
         "invert": ("features.1", "features.4", "features.7", "features.10", "features.12"),
+        # pool1, the eight fire modules, the output
+        "representations": ("features.2", "features.3", "features.4", "features.5", "features.7", "features.8", "features.9",
+                            "features.10", "features.12", "logits"),
     },
     "squeezenet1_1": {"dream": ("features.9",)},
     "mobilenet_v2": {
@@ -90,7 +96,7 @@ _LAYERS: dict[str, dict[str, tuple[str, ...]]] = {
     "resnet50": {"dream": ("layer3",)},
     "alexnet": {"dream": ("features.9",)},
 }
-CAPABILITIES = ("dream", "content", "style", "invert", "first_conv", "last_spatial")
+CAPABILITIES = ("dream", "content", "style", "invert", "first_conv", "last_spatial", "representations")
 
 
 @dataclass(frozen=True)
@@ -477,13 +483,14 @@ def known_layers(name: str) -> dict[str, tuple[str, ...]]:
 
 def default_layers(model: nn.Module, capability: str) -> list[str]:
     """The layers a capability uses by default on ``model`` (``"dream"``, ``"content"``, ``"style"``,
-    ``"invert"``, ``"first_conv"``, ``"last_spatial"``).
+    ``"invert"``, ``"first_conv"``, ``"last_spatial"``, ``"representations"``).
 
     Known models take a hand-picked table (DeepDream's layers, Gatys' VGG layers); any other model a
     rule: dream, the convolution two thirds of the way down; first_conv, the first ``Conv2d``;
     last_spatial, the last module whose output still has a spatial extent larger than 1x1; style and
     invert, up to five convolutions spread evenly from the first to the last; content, the
-    convolution half way down.
+    convolution half way down; representations, ten stages spread evenly from the first module
+    to the output (``logits``).
     """
     if capability not in CAPABILITIES:
         raise CnnlensError(f"unknown capability {capability!r}{did_you_mean(capability, CAPABILITIES)}", param="capability")
@@ -500,11 +507,51 @@ def default_layers(model: nn.Module, capability: str) -> list[str]:
         return [convs[(2 * len(convs)) // 3]]
     if capability == "last_spatial":
         return [_last_spatial(model, info.preprocessing)]
+    if capability == "representations":
+        return _depth_layers(model, info.preprocessing)
     if capability in ("content", "style", "invert") and convs:
         if capability == "content":
             return [convs[len(convs) // 2]]
         return [convs[i] for i in sorted({round(k * (len(convs) - 1) / 4) for k in range(5)})]
     raise CnnlensError(f"no default {capability} layers for {info.name}; pass them (`cnnlens layers {info.name}`)", param="layer")
+
+
+# modules whose output is another module's output seen again (a representation by depth skips them)
+_NOT_A_STAGE = (nn.Dropout, nn.Identity, nn.modules.batchnorm._BatchNorm, nn.ReLU, nn.ReLU6, nn.GELU, nn.SiLU, nn.Hardswish,
+                nn.Flatten)
+
+
+def _depth_layers(model: nn.Module, prep: Preprocessing, count: int = 10) -> list[str]:
+    """Up to ``count`` stages spread evenly from the first to the model's output (``logits``): the
+    children of the model's top-level ``Sequential``/``ModuleList`` containers and its other
+    top-level modules that a forward pass calls, in the order it calls them, without dropout,
+    identities, BatchNorm, activations and flattening (whose outputs repeat the stage before them);
+    the last stage is the output."""
+    from .hooks import eval_mode, hooked
+
+    stages: dict[str, nn.Module] = {}
+    for name, child in model.named_children():
+        parts = list(child.named_children()) if isinstance(child, (nn.Sequential, nn.ModuleList)) else [("", child)]
+        for sub, module in parts:
+            if not isinstance(module, _NOT_A_STAGE):
+                stages[f"{name}.{sub}" if sub else name] = module
+    order: list[str] = []
+
+    def hook(name: str) -> Any:
+        def record(module: nn.Module, args: Any, output: Any) -> None:
+            if name not in order and isinstance(output, torch.Tensor):
+                order.append(name)
+
+        return record
+
+    c, h, w = prep.input_size
+    x = torch.zeros(1, c, h, w, device=model_device(model), dtype=model_dtype(model))
+    with hooked([(m, hook(n)) for n, m in stages.items()]), torch.no_grad(), eval_mode(model):
+        model(x)
+    if len(order) < count - 1:
+        return order[:-1] + ["logits"] if order else ["logits"]
+    picks = [order[i] for i in sorted({round(k * (len(order) - 1) / (count - 2)) for k in range(count - 1)})]
+    return picks[:-1] + ["logits"]
 
 
 def _last_spatial(model: nn.Module, prep: Preprocessing) -> str:
@@ -762,3 +809,20 @@ def build_empty(name: str) -> nn.Module:
     model.eval()
     object.__setattr__(model, "cnnlens_info", ModelInfo(entry.name, entry.source, label, entry.preprocessing, entry.categories))
     return model
+
+
+def random_init_like(model: nn.Module, seed: int | None = 0) -> nn.Module:
+    """The same architecture at random initialisation: the registry's builder for a model made by
+    :func:`cnnlens.create_model` (its own initialisation scheme), else a copy whose modules are
+    reset with their ``reset_parameters`` (PyTorch's default initialisation), seeded by ``seed``."""
+    seed = check_seed(seed)
+    info = model_info(model)
+    if info.source != "module":
+        return create_model(info.name, None, seed=seed, device=model_device(model))
+    clone = copy.deepcopy(model)
+    with seeded(seed), torch.no_grad():
+        for module in clone.modules():
+            reset = getattr(module, "reset_parameters", None)
+            if callable(reset):
+                reset()
+    return clone

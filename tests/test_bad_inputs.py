@@ -39,6 +39,8 @@ def _setup(root: Path) -> dict[str, str]:
     for i in range(2):
         save_image(torch.rand(3, 36, 36, generator=g), root / "in" / "flat" / f"a{i}.png")
         save_image(torch.rand(3, 36, 36, generator=g), root / "in" / "labelled" / str(i) / f"a{i}.png")
+    for i in range(8):
+        save_image(torch.rand(3, 36, 36, generator=g), root / "in" / "labelled8" / str(i % 2) / f"b{i}.png")
     (root / "in" / "bad.png").write_bytes(b"\x89PNG but not really")
     (root / "in" / "empty.png").write_bytes(b"")
     (root / "in" / "text.jpg").write_text("hello")
@@ -60,7 +62,7 @@ def _setup(root: Path) -> dict[str, str]:
         k: str(root / "in" / v)
         for k, v in {
             "bad": "bad.png", "empty": "empty.png", "text": "text.jpg", "folder": "folder.png", "flat": "flat",
-            "labelled": "labelled", "badflat": "badflat", "emptydir": "emptydir", "garbage_w": "garbage.pth",
+            "labelled": "labelled", "labelled8": "labelled8", "badflat": "badflat", "emptydir": "emptydir", "garbage_w": "garbage.pth",
             "misfit_w": "misfit.pth", "shape_w": "shape.pth", "evil_w": "evil.pth", "notutf8": "notutf8.csv",
             "contradict": "contradict.csv", "afile": "afile",
         }.items()
@@ -85,6 +87,9 @@ def _base(command: str, f: dict[str, str]) -> list[str]:
         "tuning": ["tuning", M, "--orientations", "4", "--num-frequencies", "2", "--phases", "4"],
         "hierarchy": ["hierarchy", M, "--orientations", "4", "--num-frequencies", "2", "--phases", "4", "--no-baseline"],
         "invariance": ["invariance", M, "--data", f["flat"], "--limit", "2", "--no-baseline"],
+        "similarity": ["similarity", M, "--data", f["flat"], "-l", "2"],
+        "probe": ["probe", M, "--data", f["labelled8"], "--folds", "2", "-l", "2"],
+        "embed": ["embed", M, "--data", f["labelled8"], "-l", "2"],
         "microscope": ["microscope", M, "--data", f["flat"], "-o", "site", "--layers", "3", "--units", "1", "-k", "1", "--steps", "1",
                        "--no-tuning", "--attribution", "0", "--method", "none"],
     }[command]
@@ -97,7 +102,7 @@ def _options(command: str) -> set[str]:
 
 MODEL_COMMANDS = [
     "layers", "report", "filters", "patches", "deconv", "visualize", "dream", "style", "invert", "fgsm", "robustness",
-    "attribute", "tuning", "hierarchy", "invariance", "microscope",
+    "attribute", "tuning", "hierarchy", "invariance", "similarity", "probe", "embed", "microscope",
 ]
 
 
@@ -211,6 +216,24 @@ def _cases() -> list[tuple[str, str, list[str], str]]:
                        "attribution-negative": ["--attribution", "-1"], "method-unknown": ["--method", "deconv"], "output-is-a-file": ["-o", "keep.png"],
                        "output-parent-is-a-file": ["-o", "@afile/site"], "output-holds-other-files": ["-o", "@flat"]}.items():
         add("microscope", name, args)
+    for name, args in {"data-missing": ["--data", "nowhere"], "data-empty": ["--data", "@emptydir"], "data-bad-image": ["--data", "@badflat"],
+                       "layer-unknown": ["-l", "nolayer"], "layer-empty": ["-l", ","], "kernel-unknown": ["--kernel", "cosine"],
+                       "threshold-nan": ["--threshold", "nan"], "threshold-zero": ["--threshold", "0"], "limit-zero": ["--limit", "0"],
+                       "baseline-and-second-model": ["--baseline", "random", "-w2", "none"], "model2-unknown": ["-m2", "resnt18"],
+                       "weights2-garbage": ["-w2", "@garbage_w"], "layer2-unknown": ["-w2", "none", "-l2", "nolayer"],
+                       "shard-figure-output": ["--shard", "0/2", "-o", "part.png"], "shard-bad": ["--shard", "2/2", "-o", "part.json"],
+                       "debiased-batch-too-small": ["--debiased", "-b", "3"]}.items():
+        add("similarity", name, args)
+    for name, args in {"data-missing": ["--data", "nowhere"], "data-empty": ["--data", "@emptydir"], "data-unlabelled": ["--data", "@flat"],
+                       "labels-not-utf8": ["--labels", "@notutf8"], "labels-contradict": ["--data", "@flat", "--labels", "@contradict"],
+                       "folds-one": ["--folds", "1"], "folds-too-many": ["--folds", "5"], "weight-decay-nan": ["--weight-decay", "nan"],
+                       "weight-decay-negative": ["--weight-decay", "-1"], "layer-unknown": ["-l", "nolayer"], "one-class": ["--data", "@labelled8/0"],
+                       "baseline-unknown": ["--baseline", "trained"]}.items():
+        add("probe", name, args)
+    for name, args in {"data-missing": ["--data", "nowhere"], "data-empty": ["--data", "@emptydir"], "data-bad-image": ["--data", "@badflat"],
+                       "method-unknown": ["--method", "umap"], "layer-unknown": ["-l", "nolayer"], "too-few-images": ["--data", "@flat"],
+                       "limit-zero": ["--limit", "0"]}.items():
+        add("embed", name, args)
     add("models", "source-unknown", ["@models", "--source", "pypi"], "--source")
     add("nonexistent", "command-unknown", ["@bare"], "")
     return cases
@@ -256,6 +279,8 @@ def _build(command: str, args: list[str], f: dict[str, str]) -> list[str]:
                 base = [x for x in base]
         elif a.startswith("@afile/"):
             rest.append(f["afile"] + a[len("@afile"):])
+        elif a.startswith("@labelled8/"):
+            rest.append(f["labelled8"] + a[len("@labelled8"):])
         elif a.startswith("@"):
             key = a[1:]
             rest.append(f[key] if key in f else a)

@@ -446,8 +446,32 @@ def test_torchrun_microscope_equals_one_process(work: Path, tmp_path: Path, monk
     invoke(work, [*base, "-o", str(tmp_path / "one")])
     two = torchrun(work, [*base, "-o", str(tmp_path / "two")])
     assert two.returncode == 0, two.stderr[-3000:]
-    assert "merged the states of 2 processes" in two.stderr and two.stderr.count("wrote 4 pages") == 1
-    for page in ("layers/features.2.json", "units/features.2/0.json", "units/features.2/1.json", ".cnnlens/mined/features.2.json"):
+    assert "merged the states of 2 processes" in two.stderr and two.stderr.count("wrote 5 pages") == 1
+    for page in ("layers/features.2.json", "units/features.2/0.json", "units/features.2/1.json", ".cnnlens/mined/features.2.json",
+                 "representations.json"):
         one_json = json.loads((tmp_path / "one" / page).read_text())
         two_json = json.loads((tmp_path / "two" / page).read_text())
         assert two_json == one_json, page
+
+
+SIMILARITY = ["-l", "features.1,features.3,logits", "--debiased", "-b", "8", "--limit", "61"]
+
+
+def test_cli_similarity_shards_merge_to_one_process(work: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(work)
+    base = ["similarity", "net.py:Net", "-w", "none", "--data", "data", *SIMILARITY]
+    one_out, _ = invoke(work, [*base, "-w2", "none", "-o", str(tmp_path / "one.json"), "--json"])
+    for i in range(3):
+        invoke(work, [*base, "-w2", "none", "--shard", f"{i}/3", "-o", str(tmp_path / f"part-{i}.json")])
+    merged, _ = invoke(work, ["merge", *(str(tmp_path / f"part-{i}.json") for i in (2, 0, 1)), "--json"])
+    assert merged == one_out and json.loads(one_out)["n_batches"] == 8  # 61 images: 7 batches of 8 and one of 5
+
+
+@pytest.mark.slow
+def test_torchrun_similarity_equals_one_process(work: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(work)
+    base = ["similarity", "net.py:Net", "-w", "none", "--data", "data", *SIMILARITY, "-w2", "none"]
+    one_out, _ = invoke(work, [*base, "-o", str(tmp_path / "one.json"), "--json"])
+    two = torchrun(work, [*base, "-o", str(tmp_path / "two.json"), "--json"])
+    assert two.returncode == 0, two.stderr[-3000:]
+    assert (tmp_path / "two.json").read_bytes() == (tmp_path / "one.json").read_bytes() and two.stdout == one_out

@@ -106,7 +106,7 @@ def _parse(path: Path) -> _Page:
 def test_every_page_parses_and_every_local_link_and_picture_resolves(site: tuple) -> None:
     root, result, _ = site
     pages = sorted(root.rglob("*.html"))
-    assert result.pages == len(pages) == 1 + 1 + 2 + 2 * 4  # model, attribution, 2 layers, 2 x 4 units
+    assert result.pages == len(pages) == 1 + 1 + 1 + 2 + 2 * 4  # model, attribution, representations, 2 layers, 2 x 4 units
     seen_pictures = set()
     for path in pages:
         page = _parse(path)
@@ -257,7 +257,7 @@ def test_cli_builds_the_site_and_prints_json(file_model: str, images: Path, tmp_
     result = CliRunner().invoke(cli, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
-    assert data["layers"] == {"features.3": [0, 1]} and data["random_init"] is True and data["pages"] == 1 + 1 + 2
+    assert data["layers"] == {"features.3": [0, 1]} and data["random_init"] is True and data["pages"] == 1 + 1 + 1 + 2
     assert (out / "index.html").is_file() and not (out / "images.html").exists()
     assert "open" in result.stderr
 
@@ -292,7 +292,7 @@ needs_chromium = pytest.mark.skipif(_chromium() is None, reason="headless Chromi
 
 
 @needs_chromium
-@pytest.mark.parametrize("page", ["index.html", "layers/features.3.html", "units/features.3/1.html", "images.html"])
+@pytest.mark.parametrize("page", ["index.html", "layers/features.3.html", "units/features.3/1.html", "images.html", "representations.html"])
 def test_pages_load_in_a_real_browser_without_console_errors(site: tuple, page: str, tmp_path: Path) -> None:
     from PIL import Image
 
@@ -324,16 +324,43 @@ def test_the_site_result_shows_in_a_notebook_and_saves(site: tuple, tmp_path: Pa
     assert "<img src='data:image/png;base64," in html  # the feature visualizations, one row per layer
     assert result.featvis["features.3"].shape[0] == 4
     saved = json.loads(result.save(tmp_path / "site.json").read_text())
-    assert saved["layers"] == {"features.0": [0, 1, 2, 3], "features.3": [0, 1, 2, 3]} and saved["pages"] == 12
+    assert saved["layers"] == {"features.0": [0, 1, 2, 3], "features.3": [0, 1, 2, 3]} and saved["pages"] == 13
 
 
 def test_every_layer_and_every_unit(net: torch.nn.Module, images: Path, tmp_path: Path) -> None:
     quick = {"settings": SiteSettings(featvis_steps=0, tuning=False, attribution=0, method=None), "progress": False}
     site = build_site(net, images, tmp_path / "site", layers="all", units="all", k=2, **quick)
     assert site.layers == {"features.0": list(range(8)), "features.3": list(range(16))}  # both convolutions, every channel
-    assert site.pages == 1 + 2 + 8 + 16
+    assert site.pages == 1 + 1 + 2 + 8 + 16  # model, representations, 2 layers, 8 + 16 units
     for layer, channels in site.layers.items():
         for c in channels:
             assert (tmp_path / "site" / "units" / layer / f"{c}.html").is_file()
     result = CliRunner().invoke(cli, ["microscope", "x.py:Net", "--data", str(images), "-o", str(tmp_path / "s2"), "--units", "many"])
     assert result.exit_code == 2 and "--units must be a number of units or all" in result.stderr
+
+
+def test_representations_page_cka_and_probes_of_a_labelled_folder(net: torch.nn.Module, tmp_path: Path) -> None:
+    from cnnlens.images import save_image
+    from cnnlens.representations import similarity
+
+    data = tmp_path / "labelled"
+    g = torch.Generator().manual_seed(1)
+    for i in range(12):
+        img = torch.rand(3, 40, 44, generator=g) * 0.5
+        img[i % 2] += 0.5  # class 0 reddish, class 1 greenish
+        save_image(img, data / f"c{i % 2}" / f"img{i}.png")
+    quick = SiteSettings(featvis_steps=0, tuning=False, attribution=0, method=None)
+    site = build_site(net, data, tmp_path / "site", layers=LAYERS, units=1, k=2, settings=quick, progress=False)
+    page = (tmp_path / "site" / "representations.html").read_text()
+    saved = json.loads((tmp_path / "site" / "representations.json").read_text())
+    api = similarity(net, data, layers_a=[*LAYERS, "logits"], debiased=True, batch_size=12, progress=False)
+    assert saved["cka"]["cka"] == json.loads(api.to_json())["cka"] and saved["cka"]["layers_a"] == [*LAYERS, "logits"]
+    assert saved["probe"]["n_classes"] == 2 and [r["layer"] for r in saved["probe"]["layers"]] == [*LAYERS, "logits"]
+    assert 'href="layers/features.0.html"' in page and "What a linear read-out finds" in page
+    assert 'href="representations.html"' in (tmp_path / "site" / "index.html").read_text()
+    assert site.stages["representations"]["computed"] == 1
+    again = build_site(net, data, tmp_path / "site", layers=LAYERS, units=1, k=2, settings=quick, progress=False)
+    assert again.stages["representations"]["computed"] == 0  # cached
+    none = build_site(net, data, tmp_path / "bare", layers=LAYERS, units=1, k=2, progress=False,
+                      settings=SiteSettings(featvis_steps=0, tuning=False, attribution=0, method=None, representations=False))  # fmt: skip
+    assert not (tmp_path / "bare" / "representations.html").exists() and "representations" not in none.stages

@@ -30,6 +30,9 @@ COMMANDS: dict[str, str] = {
     "tuning": "cnnlens.cli.tuning:tuning_command",
     "hierarchy": "cnnlens.cli.tuning:hierarchy_command",
     "invariance": "cnnlens.cli.tuning:invariance_command",
+    "similarity": "cnnlens.cli.representations:similarity_command",
+    "probe": "cnnlens.cli.representations:probe_command",
+    "embed": "cnnlens.cli.representations:embed_command",
     "microscope": "cnnlens.cli.microscope:microscope_command",
     "merge": "cnnlens.cli.merge:merge_command",
 }
@@ -158,6 +161,8 @@ def cli() -> None:
       cnnlens fgsm mobilenet_v2 photo.jpg --eps 0.007
       cnnlens attribute resnet50 photo.jpg --faithfulness    Grad-CAM and friends, with deletion curves
       cnnlens tuning alexnet -l features.0                   orientation tuning with gratings
+      cnnlens similarity resnet18 --data photos/ --baseline  CKA of the layers, trained against random init
+      cnnlens probe resnet18 --data labelled/                linear probes by depth
 
     \b
     Conventions:

@@ -24,6 +24,8 @@ METHODS = ("deconvnet", "guided", "gradient", "none")
 @click.option("--featvis-size", type=click.IntRange(min=8, max=4096), default=None, help="side of the feature visualizations  [default: 128, or the model's fixed input size]")
 @click.option("--tuning/--no-tuning", default=True, show_default=True, help="measure tuning curves with gratings")
 @click.option("--attribution", type=click.IntRange(min=0), default=8, show_default=True, help="images on the attribution page (0: no page)")
+@click.option("--representations/--no-representations", default=True, show_default=True,
+              help="a representations page: CKA of the layers; linear probes by depth when --data is labelled")  # fmt: skip
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="use N images spread evenly over the sorted folder")
 @click.option("--workers", type=click.IntRange(min=0, max=256), default=0, show_default=True, help="threads that read images ahead of the model")
 @weights_option
@@ -34,7 +36,7 @@ METHODS = ("deconvnet", "guided", "gradient", "none")
 @json_option
 def microscope_command(
     model: str, data: Path, output: Path, layers: tuple[str, ...], units: str, top: int, method: str, steps: int, featvis_size: int | None,
-    tuning: bool, attribution: int, limit: int | None, workers: int, weights: str | None, seed: int, device: str, batch_size: int,
+    tuning: bool, attribution: int, representations: bool, limit: int | None, workers: int, weights: str | None, seed: int, device: str, batch_size: int,
     overwrite: bool, as_json: bool,
 ) -> None:  # fmt: skip
     """Build a static site of MODEL's layers and units, on the images in --data.
@@ -43,8 +45,9 @@ def microscope_command(
     network): a model page (report table with receptive fields and costs, their plots, the
     first-layer filters), a page per layer with a grid of its units and a filter box, a page per
     unit with its top-k dataset patches cut by the receptive field, their deconvnet projections,
-    its feature visualization and its tuning curves, and an attribution page of a few images. The
-    numbers of every page are beside it as JSON.
+    its feature visualization and its tuning curves, an attribution page of a few images, and a
+    representations page (CKA similarity of the layers; linear probes by depth when --data has
+    class subfolders or a labels.csv). The numbers of every page are beside it as JSON.
 
     One streaming pass over the images mines the top-k of every channel of all layers at once.
     Run the same command again and only what is missing is computed: a stopped build continues, a
@@ -75,7 +78,7 @@ def microscope_command(
     try:
         settings = SiteSettings(
             method=None if method == "none" else method, featvis_steps=steps, featvis_size=featvis_size, tuning=tuning,
-            attribution=attribution, batch_size=batch_size, workers=workers,
+            attribution=attribution, representations=representations, batch_size=batch_size, workers=workers,
         )
         site = build_site(
             net, data, output, layers=list(layers) or None, units=units, k=top, settings=settings, limit=limit, seed=seed,

@@ -26,7 +26,7 @@ import torch
 import torch.nn as nn
 
 from ..checks import check_int, check_seed
-from ..distributed import Checkpoint, fingerprint, model_fingerprint, process_group
+from ..distributed import Checkpoint, Sharding, fingerprint, model_fingerprint, process_group
 from ..errors import CnnlensError, did_you_mean
 from ..images import save_image
 from ..outputs import save_figure
@@ -171,6 +171,9 @@ class SiteSettings:
       12 orientations, 6 frequencies and 4 phases; a dict of :class:`cnnlens.tuning.Gratings` fields
       and :func:`cnnlens.tuning.tuning_curves` arguments measures with those instead.
     - ``attribution``: images on the attribution page (0: no page); ``attribution_methods`` its maps.
+    - ``representations``: a representations page: the debiased minibatch CKA of the site's layers
+      and the output over its images, and linear probes by depth when the images carry labels
+      (class subfolders, a labels CSV): :mod:`cnnlens.representations`.
     - ``batch_size``, ``workers``: of the mining pass (see :class:`cnnlens.units.PatchSettings`).
     """
 
@@ -180,6 +183,7 @@ class SiteSettings:
     tuning: bool | dict[str, Any] = True
     attribution: int = 8
     attribution_methods: Sequence[str] = DEFAULT_METHODS
+    representations: bool = True
     batch_size: int = 32
     workers: int = 0
 
@@ -302,8 +306,8 @@ def build_site(
     plan = _Plan(model, net, info, rep, rows, shown, images, sources, limit, store, identity, group, progress)
     try:
         return _build(plan, k=k, method=method, featvis_steps=featvis_steps, featvis_size=featvis_size, tuning=tuning,
-                      attribution=attribution, attribution_methods=attribution_methods, batch_size=batch_size, workers=workers,
-                      seed=seed, distributed=distributed)  # fmt: skip
+                      attribution=attribution, attribution_methods=attribution_methods, representations=bool(s.representations),
+                      batch_size=batch_size, workers=workers, seed=seed, distributed=distributed)  # fmt: skip
     except CnnlensError:
         if created and group.main:  # bad input found on the way (an unreadable image): leave nothing behind
             shutil.rmtree(store.root, ignore_errors=True)
@@ -340,7 +344,7 @@ class _Plan:
 
 def _build(
     plan: _Plan, *, k: int, method: str | None, featvis_steps: int, featvis_size: int | None, tuning: bool | dict[str, Any], attribution: int,
-    attribution_methods: Sequence[str], batch_size: int, workers: int, seed: int | None, distributed: bool | None,
+    attribution_methods: Sequence[str], representations: bool, batch_size: int, workers: int, seed: int | None, distributed: bool | None,
 ) -> Site:  # fmt: skip
     store = plan.store
     mined = _mine(plan, k=k, batch_size=batch_size, workers=workers, distributed=distributed)  # all ranks: the pass over the data
@@ -351,8 +355,9 @@ def _build(
     featvis = _featvis(plan, featvis_steps, featvis_size, seed)
     tuned = _tuning(plan, {**SITE_TUNING, **(tuning if isinstance(tuning, dict) else {})}) if tuning else {}
     attributed = _attribution(plan, attribution, attribution_methods, seed)
+    represented = _representations(plan, batch_size, seed) if representations else None
     start = time.perf_counter()
-    n_pages = _write_pages(plan, mined, tuned, featvis, attributed, method, has_filters=has_filters)
+    n_pages = _write_pages(plan, mined, tuned, featvis, attributed, represented, method, has_filters=has_filters)
     plan.stage("pages", start, pages=n_pages)
     pictures = {name: _featvis_tensor(store, name, plan.shown[name]) for name in plan.layers} if featvis_steps else {}
     return Site(root=store.root, info=plan.info, layers=plan.shown, n_images=len(plan.sources), pages=n_pages, stages=plan.stages,
@@ -386,7 +391,6 @@ def _images_text(images: Any, n: int) -> str:
 
 def _mine(plan: _Plan, *, k: int, batch_size: int, workers: int, distributed: bool | None) -> dict[str, dict[str, Any]]:
     """layer -> the patches index of all its channels (:meth:`PatchResult.to_dict`)."""
-    from ..distributed import Sharding
     from ..units.patches import PatchSettings, top_patches_layers
 
     start, store, identity = time.perf_counter(), plan.store, plan.identity
@@ -590,6 +594,55 @@ def _attribution(plan: _Plan, n: int, methods: Sequence[str], seed: int | None) 
     return value
 
 
+def _representations(plan: _Plan, batch_size: int, seed: int | None) -> dict[str, Any] | None:
+    """The representations page's data: CKA of the site's layers and the output over the site's
+    images, and linear probes by depth when the images are a labelled folder."""
+    from ..folders import labelled_folder
+    from ..representations import probe, similarity
+
+    t0, store = time.perf_counter(), plan.store
+    layers = [*plan.layers, "logits"]
+    n = len(plan.sources)
+    labelled = None
+    if isinstance(plan.images, (str, Path)) and Path(plan.images).is_dir():
+        try:
+            labelled = labelled_folder(plan.images, limit=plan.limit)
+        except CnnlensError:
+            labelled = None  # no labels: no probes
+    if labelled is not None and (len(set(labelled.labels)) < 2 or len(labelled) < 10):
+        labelled = None
+    key = [layers, batch_size, seed, labelled is not None]
+    cached = store.cached("representations.json", key)
+    if cached is not None and all(store.exists(f) for f in cached["figures"].values() if f):
+        plan.stage("representations", t0, computed=0)
+        return cached
+    if n < 4:
+        note = f"CKA needs at least 4 images; the site has {n}"
+        plan.stage("representations", t0, computed=0, note=note)
+        return {"note": note, "figures": {}}
+    try:
+        cka = similarity(plan.model, list(plan.sources.values()), layers_a=layers, debiased=True, batch_size=max(4, min(batch_size * 2, n)),
+                         progress=plan.progress, sharding=Sharding(distributed=False))  # fmt: skip
+    except CnnlensError as exc:
+        plan.warnings.append(f"no representations page: {exc}")
+        plan.stage("representations", t0, computed=0, note=str(exc))
+        return None
+    figures = {"cka": "img/representations/cka.png", "probe": None}
+    save_figure(cka.figure(), store.path(figures["cka"]), overwrite=True, dpi=80)
+    value: dict[str, Any] = {"cka": cka.to_dict(), "probe": None, "figures": figures, "note": None}
+    if labelled is not None:
+        folds = min(5, max(2, min(labelled.labels.count(c) for c in set(labelled.labels))))
+        probes = probe(plan.model, labelled, layers=layers, folds=folds, batch_size=batch_size, seed=seed, progress=plan.progress)
+        figures["probe"] = "img/representations/probe.png"
+        save_figure(probes.figure(), store.path(figures["probe"]), overwrite=True, dpi=80)
+        value["probe"] = probes.to_dict()
+    else:
+        value["note"] = "Linear probes need labelled images: give the site a folder of class subfolders or with a labels.csv."
+    store.cache("representations.json", key, value)
+    plan.stage("representations", t0, computed=1)
+    return value
+
+
 def _pixels(source: Any, model: nn.Module) -> torch.Tensor:
     from ..pixelnet import image_preprocessing
     from ..pixels import as_pixels
@@ -602,15 +655,18 @@ def _pixels(source: Any, model: nn.Module) -> torch.Tensor:
 
 def _write_pages(
     plan: _Plan, mined: dict[str, dict[str, Any]], tuned: dict[str, Any], featvis: dict[str, dict[str, Any]], attributed: dict[str, Any] | None,
-    method: str | None, *, has_filters: bool,
+    represented: dict[str, Any] | None, method: str | None, *, has_filters: bool,
 ) -> int:  # fmt: skip
     """Every page and the JSON beside it (a file is rewritten only when its text changed); the number of pages."""
     store = plan.store
     store.write_text("assets/site.css", CSS)
     store.write_text("assets/site.js", JS)
-    written = [("index", pages.model_page, _model_data(plan, attributed, has_filters=has_filters))]
+    written = [("index", pages.model_page, _model_data(plan, attributed, represented, has_filters=has_filters))]
     if attributed:
         written.append(("images", pages.images_page, {**plan.info.to_dict(), **attributed}))
+    if represented:
+        layer_pages = {layer: f"layers/{slug(layer)}.html" for layer in plan.layers}
+        written.append(("representations", pages.representations_page, {**plan.info.to_dict(), **represented, "layer_pages": layer_pages}))
     for li, layer in enumerate(plan.layers):
         s = slug(layer)
         layer_tuning = tuned.get(layer) or {}
@@ -639,7 +695,7 @@ def _top(entry: dict[str, Any]) -> float | None:
     return entry["patches"][0]["activation"] if entry["patches"] else None
 
 
-def _model_data(plan: _Plan, attributed: dict[str, Any] | None, *, has_filters: bool) -> dict[str, Any]:
+def _model_data(plan: _Plan, attributed: dict[str, Any] | None, represented: dict[str, Any] | None, *, has_filters: bool) -> dict[str, Any]:
     layers = [
         {
             "name": layer, "slug": slug(layer), "page": f"layers/{slug(layer)}.html", "type": plan.rows[layer].type,
@@ -656,6 +712,7 @@ def _model_data(plan: _Plan, attributed: dict[str, Any] | None, *, has_filters: 
         "layers": layers,
         "figures": {"report": "img/report.png", "filters": "img/filters.png" if has_filters else None},
         "attribution": {"page": "images.html", "n_images": len(attributed["images"]), "methods": attributed["methods"]} if attributed else None,
+        "representations": {"page": "representations.html", "probe": bool(represented.get("probe"))} if represented else None,
         "report": plan.report.to_dict(),
     }
 

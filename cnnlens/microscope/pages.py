@@ -114,6 +114,9 @@ def model_page(data: dict[str, Any]) -> str:
     attribution = ""
     if data.get("attribution"):
         attribution = f'<p><a href="{_e(data["attribution"]["page"])}">Attribution maps of {data["attribution"]["n_images"]} images</a> <span class="muted">({_e(", ".join(data["attribution"]["methods"]))})</span></p>'
+    if data.get("representations"):
+        what = "CKA similarity of the layers and linear probes by depth" if data["representations"]["probe"] else "CKA similarity of the layers"
+        attribution += f'<p><a href="{_e(data["representations"]["page"])}">Representations by depth</a> <span class="muted">({what})</span></p>'
     body = f"""<h1>{_e(data["model"])} <span class="muted">({_e(data["weights"])})</span></h1>
 {_facts([("input", _shape(data["input_size"])), ("parameters", totals.get("params")), ("MACs", totals.get("macs")), ("images mined", data["n_images"]), ("top-k per unit", data["k"])])}
 <p class="muted">Images: {_e(data["images"])}. Every unit's top patches are cut from these images by its receptive field.</p>
@@ -256,3 +259,35 @@ def images_page(data: dict[str, Any]) -> str:
 {"".join(rows)}
 <p class="muted"><a href="images.json">images.json</a></p>"""
     return _page(f"attribution – {data['model']}", 0, [(data["model"], "index.html"), ("attribution", None)], body)
+
+
+# -- representations page --------------------------------------------------------------------------
+
+
+def representations_page(data: dict[str, Any]) -> str:
+    crumbs = [(data["model"], "index.html"), ("representations", None)]
+    if not data.get("cka"):
+        body = f"<h1>Representations <span class=\"muted\">{_e(data['model'])}</span></h1><p>{_e(data.get('note') or '')}</p>"
+        return _page(f"representations – {data['model']}", 0, crumbs, body)
+    cka = data["cka"]
+    pages = data.get("layer_pages", {})
+    links = ", ".join(f'<a href="{_e(pages[n])}">{_e(n)}</a>' if n in pages else _e(n) for n in cka["layers_a"])
+    parts = [
+        f"""<h1>Representations by depth <span class="muted">{_e(data["model"])} ({_e(data["weights"])})</span></h1>
+<h2>How similar the layers are</h2>
+<p class="muted">Centered kernel alignment (Kornblith et al. 2019) between every two of the site's layers ({links}) over
+{cka["n_images"]} images: {_e(cka["estimator"])}. Each layer's features are all its values; 1 is the same representation up to a rotation and a scale.</p>
+<img class="figure" src="{_e(data["figures"]["cka"])}" alt="CKA similarity of the layers" />"""
+    ]
+    probe = data.get("probe")
+    if probe:
+        rows = "".join(f"<tr><td>{_e(r['layer'])}</td><td>{r['features']}</td><td>{100 * r['accuracy']:.1f} ± {100 * r['stderr']:.1f} %</td></tr>" for r in probe["layers"])
+        parts.append(f"""<h2>What a linear read-out finds</h2>
+<p class="muted">Held-out accuracy of a linear classifier of the images' labels on each layer ({_e(probe["recipe"])});
+{probe["n_images"]} images, {probe["n_classes"]} classes, chance {100 * probe["chance"]:.1f} % (Alain &amp; Bengio 2016).</p>
+<img class="figure" src="{_e(data["figures"]["probe"])}" alt="linear probe accuracy by depth" />
+<table><thead><tr><th>layer</th><th>features</th><th>accuracy</th></tr></thead><tbody>{rows}</tbody></table>""")
+    elif data.get("note"):
+        parts.append(f'<p class="muted">{_e(data["note"])}</p>')
+    parts.append('<p class="muted"><a href="representations.json">representations.json</a></p>')
+    return _page(f"representations – {data['model']}", 0, crumbs, "\n".join(parts))

@@ -11,7 +11,7 @@ Example:
 
 from __future__ import annotations
 
-from .common import random_init_like
+from ..registry import random_init_like
 from .curves import (
     CONTRASTS,
     Gratings,

@@ -1,23 +1,18 @@
-"""What the tuning tools share: argument checks, the random-initialisation baseline, summaries."""
+"""What the tuning tools share: argument checks and summaries."""
 
 from __future__ import annotations
 
-import copy
 import math
 import statistics
 from collections.abc import Sequence
 from typing import Any
 
 import torch
-import torch.nn as nn
 
-from ..checks import check_int, check_number, check_seed
+from ..checks import check_int, check_number
 from ..errors import CnnlensError
-from ..layers import model_device
-from ..registry import create_model, model_info
-from ..seeds import seeded
 
-__all__ = ["TRANSFORM_UNITS", "check_numbers", "count_or_list", "median", "random_init_like", "share"]
+__all__ = ["TRANSFORM_UNITS", "check_numbers", "count_or_list", "median", "share"]
 
 
 def check_numbers(values: Any, name: str, *, low: float | None = None, high: float | None = None, low_open: bool = False) -> list[float]:
@@ -37,23 +32,6 @@ def count_or_list(value: Any, name: str, *, low: float, high: float, low_open: b
     if isinstance(value, int):
         return check_int(value, name, low=1, high=max_count)
     return check_numbers(value, name, low=low, high=high, low_open=low_open)
-
-
-def random_init_like(model: nn.Module, seed: int | None = 0) -> nn.Module:
-    """The same architecture at random initialisation: the registry's builder for a model made by
-    :func:`cnnlens.create_model` (its own initialisation scheme), else a copy whose modules are
-    reset with their ``reset_parameters`` (PyTorch's default initialisation), seeded by ``seed``."""
-    seed = check_seed(seed)
-    info = model_info(model)
-    if info.source != "module":
-        return create_model(info.name, None, seed=seed, device=model_device(model))
-    clone = copy.deepcopy(model)
-    with seeded(seed), torch.no_grad():
-        for module in clone.modules():
-            reset = getattr(module, "reset_parameters", None)
-            if callable(reset):
-                reset()
-    return clone
 
 
 def median(values: Sequence[float | None]) -> float | None:

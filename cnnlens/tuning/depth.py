@@ -26,7 +26,7 @@ from ..pixels import Preprocessing
 from ..progress import progress_bar
 from ..registry import ModelInfo, default_layers, model_info
 from ..results import Result
-from .common import random_init_like
+from ..registry import random_init_like
 from .curves import (
     Gratings,
     LayerTuning,

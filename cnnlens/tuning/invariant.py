@@ -37,7 +37,8 @@ from ..progress import progress_bar
 from ..receptive_field import ReceptiveField
 from ..registry import ModelInfo, default_layers, model_info
 from ..results import Result
-from .common import TRANSFORM_UNITS, check_numbers, random_init_like
+from ..registry import random_init_like
+from .common import TRANSFORM_UNITS, check_numbers
 from .engine import layer_fields
 
 __all__ = ["FAMILIES", "TRANSFORM_UNITS", "Invariance", "default_transforms", "invariance", "transform_views"]
