@@ -517,7 +517,8 @@ def default_layers(model: nn.Module, capability: str) -> list[str]:
 
 
 # modules whose output is another module's output seen again (a representation by depth skips them)
-_NOT_A_STAGE = (nn.Dropout, nn.Identity, nn.modules.batchnorm._BatchNorm, nn.ReLU, nn.ReLU6, nn.GELU, nn.SiLU, nn.Hardswish,
+_NOT_A_STAGE = (nn.Dropout, nn.Identity, nn.modules.batchnorm._BatchNorm, nn.ReLU, nn.Hardtanh, nn.GELU, nn.SiLU, nn.Hardswish, nn.Tanh,
+                nn.Sigmoid, nn.LeakyReLU, nn.ELU, nn.Mish,
                 nn.Flatten)
 
 

@@ -90,6 +90,7 @@ def _base(command: str, f: dict[str, str]) -> list[str]:
         "similarity": ["similarity", M, "--data", f["flat"], "-l", "2"],
         "probe": ["probe", M, "--data", f["labelled8"], "--folds", "2", "-l", "2"],
         "embed": ["embed", M, "--data", f["labelled8"], "-l", "2"],
+        "circuit": ["circuit", M, "-u", "3:1", "--depth", "1", "-k", "2"],
         "microscope": ["microscope", M, "--data", f["flat"], "-o", "site", "--layers", "3", "--units", "1", "-k", "1", "--steps", "1",
                        "--no-tuning", "--attribution", "0", "--method", "none"],
     }[command]
@@ -102,7 +103,7 @@ def _options(command: str) -> set[str]:
 
 MODEL_COMMANDS = [
     "layers", "report", "filters", "patches", "deconv", "visualize", "dream", "style", "invert", "fgsm", "robustness",
-    "attribute", "tuning", "hierarchy", "invariance", "similarity", "probe", "embed", "microscope",
+    "attribute", "tuning", "hierarchy", "invariance", "similarity", "probe", "embed", "circuit", "microscope",
 ]
 
 
@@ -234,6 +235,9 @@ def _cases() -> list[tuple[str, str, list[str], str]]:
                        "method-unknown": ["--method", "umap"], "layer-unknown": ["-l", "nolayer"], "too-few-images": ["--data", "@flat"],
                        "limit-zero": ["--limit", "0"]}.items():
         add("embed", name, args)
+    for name, args in {"unit-no-channel": ["-u", "3"], "unit-first-stage": ["-u", "0:1"], "depth-zero": ["--depth", "0"], "top-zero": ["-k", "0"],
+                       "data-missing": ["--data", "nowhere"], "data-bad-image": ["--data", "@badflat"]}.items():
+        add("circuit", name, args)
     add("models", "source-unknown", ["@models", "--source", "pypi"], "--source")
     add("nonexistent", "command-unknown", ["@bare"], "")
     return cases

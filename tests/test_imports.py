@@ -148,7 +148,7 @@ CORE = {
     "pixelnet", "pixels", "progress", "receptive_field", "registry", "reports", "results", "seeds", "speed",
     "testing", "zoo",
 }
-CAPABILITIES = {"attacks", "attribution", "featvis", "representations", "style", "tuning", "units"}
+CAPABILITIES = {"attacks", "attribution", "circuits", "featvis", "representations", "style", "tuning", "units"}
 COMPOSITIONS = {"microscope", "cli"}  # built from capabilities, by design
 ALLOWED = {("attribution", "units.deconv")}  # guided Grad-CAM reuses guided backprop
 

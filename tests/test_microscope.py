@@ -336,7 +336,7 @@ def test_every_layer_and_every_unit(net: torch.nn.Module, images: Path, tmp_path
         for c in channels:
             assert (tmp_path / "site" / "units" / layer / f"{c}.html").is_file()
     result = CliRunner().invoke(cli, ["microscope", "x.py:Net", "--data", str(images), "-o", str(tmp_path / "s2"), "--units", "many"])
-    assert result.exit_code == 2 and "--units must be a number of units or all" in result.stderr
+    assert result.exit_code == 2 and "--units must be a number of units, all" in result.stderr
 
 
 def test_representations_page_cka_and_probes_of_a_labelled_folder(net: torch.nn.Module, tmp_path: Path) -> None:
@@ -364,3 +364,24 @@ def test_representations_page_cka_and_probes_of_a_labelled_folder(net: torch.nn.
     none = build_site(net, data, tmp_path / "bare", layers=LAYERS, units=1, k=2, progress=False,
                       settings=SiteSettings(featvis_steps=0, tuning=False, attribution=0, method=None, representations=False))  # fmt: skip
     assert not (tmp_path / "bare" / "representations.html").exists() and "representations" not in none.stages
+
+
+def test_unit_pages_show_the_circuit_rows_by_expanded_weights(site: tuple, net: torch.nn.Module) -> None:
+    from cnnlens.circuits import class_weights, expanded_weights
+
+    root, _, _ = site
+    data = json.loads((root / "units" / "features.3" / "1.json").read_text())
+    built = data["circuits"]["built_from"]
+    sums = expanded_weights(net, "features.0", "features.3").flatten(2).sum(2)[1]
+    assert built["layer"] == "features.0" and [c["unit"] for c in built["cards"]] == [f"features.0:{int(i)}" for i in torch.argsort(sums, descending=True, stable=True)[:6]]
+    assert built["cards"][0]["weight"] == pytest.approx(float(sums.max()), rel=1e-5)
+    shown = [c for c in built["cards"] if int(c["unit"].split(":")[1]) < 4]  # units 0..3 of features.0 have pages
+    assert all(c["page"] == f"../../units/features.0/{c['unit'].split(':')[1]}.html" for c in shown)
+    assert all(c["page"] is None for c in built["cards"] if c not in shown)
+    used = data["circuits"]["used_by"]  # features.3 is the site's last layer: the classes
+    weights = class_weights(net, "features.3")[:, 1]
+    assert used["layer"] == "logits" and used["cards"][0]["weight"] == pytest.approx(float(weights.max()), rel=1e-5)
+    page = (root / "units" / "features.3" / "1.html").read_text()
+    assert "Built from features.0" in page and "Used by logits" in page and "expanded weights" in page
+    first = json.loads((root / "units" / "features.0" / "2.json").read_text())["circuits"]
+    assert first["built_from"] is None and first["used_by"]["layer"] == "features.3"

@@ -409,3 +409,27 @@ def test_probe_and_embed_commands(labelled: Path, tmp_path: Path) -> None:
         csv.writer(f).writerows([["filename", "class_index"], ["c0/im00.png", 0]])
     code, _, err = run_cli(["probe", "lenet5", "-w", "none", "--data", str(labelled), "--labels", str(tmp_path / "labels.csv"), "--json"])
     assert code == 2 and "class" in err and err.count("\n") == 1
+
+
+# -- the trained network on real photos (../shared/data) -----------------------------------------------
+
+
+@pytest.mark.slow
+def test_trained_squeezenet_layers_move_away_from_random_init_and_probes_rise(squeezenet_trained: nn.Module, data: Path, tmp_path: Path) -> None:
+    """On 100 of the ImageNet samples: a trained layer is less like its random-init counterpart the
+    deeper it is, neighbouring trained layers are alike, and "animal or not" is read better from deep
+    trained layers than from the same layers at random initialisation."""
+    samples = data / "imagenet_samples"
+    layers = ["features.2", "features.5", "features.9", "features.12", "logits"]
+    random = cnnlens.random_init_like(squeezenet_trained, 0)
+    s = similarity(squeezenet_trained, samples, layers_a=layers, model_b=random, debiased=True, batch_size=50, limit=100, progress=False)
+    diagonal = [s.value(n, n) for n in layers]
+    assert diagonal[0] > 0.5 and diagonal[-1] < 0.2 and diagonal[0] > diagonal[2] > diagonal[-1], diagonal
+    within = similarity(squeezenet_trained, samples, layers_a=layers, debiased=True, batch_size=50, limit=100, progress=False)
+    assert within.value("features.2", "features.5") > 0.7 > within.value("features.2", "logits")
+    rows = list(csv.DictReader((samples / "labels.csv").open()))
+    with (tmp_path / "animals.csv").open("w", newline="") as f:
+        csv.writer(f).writerows([["filename", "class_index"], *[[r["filename"], int(int(r["class_index"]) > 397)] for r in rows]])
+    p = probe(squeezenet_trained, samples, labels=tmp_path / "animals.csv", layers=["features.2", "features.12"], baseline=random, limit=200,
+              progress=False)  # fmt: skip
+    assert p.accuracy("features.12") > p.accuracy("features.2") and p.accuracy("features.12") > p.accuracy("features.12", baseline=True) + 0.1

@@ -33,6 +33,7 @@ COMMANDS: dict[str, str] = {
     "similarity": "cnnlens.cli.representations:similarity_command",
     "probe": "cnnlens.cli.representations:probe_command",
     "embed": "cnnlens.cli.representations:embed_command",
+    "circuit": "cnnlens.cli.circuits:circuit_command",
     "microscope": "cnnlens.cli.microscope:microscope_command",
     "merge": "cnnlens.cli.merge:merge_command",
 }
@@ -163,6 +164,7 @@ def cli() -> None:
       cnnlens tuning alexnet -l features.0                   orientation tuning with gratings
       cnnlens similarity resnet18 --data photos/ --baseline  CKA of the layers, trained against random init
       cnnlens probe resnet18 --data labelled/                linear probes by depth
+      cnnlens circuit squeezenet1_0 -u features.12:5         the units that build a unit (expanded weights)
 
     \b
     Conventions:

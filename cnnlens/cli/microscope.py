@@ -17,13 +17,15 @@ METHODS = ("deconvnet", "guided", "gradient", "none")
 @click.option("--data", type=click.Path(path_type=Path), required=True, help="folder of images (flat or class subfolders) the units are shown on")
 @click.option("-o", "--output", type=click.Path(path_type=Path, file_okay=False), required=True, help="the site folder (new, empty, or an earlier site of the same model and images)")
 @click.option("--layers", "-l", "layers", multiple=True, help="layers to show, repeated or comma-separated; all: every layer of the default depth  [default: four spread over the depth]")
-@click.option("--units", "-n", "units", default="16", show_default=True, help="units per layer with a page (channels 0..N-1), or all")
+@click.option("--units", "-n", "units", default="16", show_default=True, help="units per layer with a page (channels 0..N-1), all, or a comma list of channels (0,36,275)")
 @click.option("--top", "-k", "top", type=click.IntRange(min=1, max=1000), default=9, show_default=True, help="top dataset patches per unit")
 @click.option("--method", type=click.Choice(METHODS), default="deconvnet", show_default=True, help="projection of each patch (none: no projections)")
 @click.option("--steps", type=click.IntRange(min=0), default=128, show_default=True, help="optimization steps of each feature visualization (0: none)")
 @click.option("--featvis-size", type=click.IntRange(min=8, max=4096), default=None, help="side of the feature visualizations  [default: 128, or the model's fixed input size]")
 @click.option("--tuning/--no-tuning", default=True, show_default=True, help="measure tuning curves with gratings")
 @click.option("--attribution", type=click.IntRange(min=0), default=8, show_default=True, help="images on the attribution page (0: no page)")
+@click.option("--circuits/--no-circuits", default=True, show_default=True,
+              help="on each unit page, the strongest connections by expanded weights: built from the layer before, used by the layer after")  # fmt: skip
 @click.option("--representations/--no-representations", default=True, show_default=True,
               help="a representations page: CKA of the layers; linear probes by depth when --data is labelled")  # fmt: skip
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="use N images spread evenly over the sorted folder")
@@ -36,7 +38,7 @@ METHODS = ("deconvnet", "guided", "gradient", "none")
 @json_option
 def microscope_command(
     model: str, data: Path, output: Path, layers: tuple[str, ...], units: str, top: int, method: str, steps: int, featvis_size: int | None,
-    tuning: bool, attribution: int, representations: bool, limit: int | None, workers: int, weights: str | None, seed: int, device: str, batch_size: int,
+    tuning: bool, attribution: int, circuits: bool, representations: bool, limit: int | None, workers: int, weights: str | None, seed: int, device: str, batch_size: int,
     overwrite: bool, as_json: bool,
 ) -> None:  # fmt: skip
     """Build a static site of MODEL's layers and units, on the images in --data.
@@ -45,7 +47,8 @@ def microscope_command(
     network): a model page (report table with receptive fields and costs, their plots, the
     first-layer filters), a page per layer with a grid of its units and a filter box, a page per
     unit with its top-k dataset patches cut by the receptive field, their deconvnet projections,
-    its feature visualization and its tuning curves, an attribution page of a few images, and a
+    its feature visualization, its tuning curves and its circuit (the units of the layers before and
+    after it that build it and use it, by expanded weights), an attribution page of a few images, and a
     representations page (CKA similarity of the layers; linear probes by depth when --data has
     class subfolders or a labels.csv). The numbers of every page are beside it as JSON.
 
@@ -65,11 +68,16 @@ def microscope_command(
     from ..distributed import is_main
     from ..microscope import SiteSettings, build_site
 
-    if units.strip().lower() != "all":
+    if "," in units:
+        try:
+            units = [int(u) for u in units.split(",") if u.strip()]  # type: ignore[assignment]
+        except ValueError:
+            raise CnnlensError(f"--units must be a number of units, all, or a comma list of channels, not {units!r}") from None
+    elif units.strip().lower() != "all":
         try:
             units = int(units)  # type: ignore[assignment]
         except ValueError:
-            raise CnnlensError(f"--units must be a number of units or all, not {units!r}") from None
+            raise CnnlensError(f"--units must be a number of units, all, or a comma list of channels, not {units!r}") from None
     if not data.exists():
         raise CnnlensError(f"--data {data}: no such file or folder")
     if output.exists() and not output.is_dir():
@@ -78,7 +86,7 @@ def microscope_command(
     try:
         settings = SiteSettings(
             method=None if method == "none" else method, featvis_steps=steps, featvis_size=featvis_size, tuning=tuning,
-            attribution=attribution, representations=representations, batch_size=batch_size, workers=workers,
+            attribution=attribution, circuits=circuits, representations=representations, batch_size=batch_size, workers=workers,
         )
         site = build_site(
             net, data, output, layers=list(layers) or None, units=units, k=top, settings=settings, limit=limit, seed=seed,

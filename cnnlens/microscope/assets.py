@@ -43,6 +43,10 @@ table.channels { width: auto; }
 .cell { text-align: center; font-size: 11px; color: var(--muted); width: 116px; }
 .cell img { width: 112px; height: 112px; object-fit: contain; background: #f3f3f3; border: 1px solid var(--line); }
 .cell .caption { overflow-wrap: anywhere; }
+.cell.link, a.cell { text-decoration: none; }
+.cell .pics { display: flex; gap: 2px; justify-content: center; }
+.cell .pics img { width: 54px; height: 54px; }
+.row a.cell, .row div.cell { width: 176px; background: var(--card); border: 1px solid var(--line); border-radius: 8px; padding: 4px; }
 .tag { display: inline-block; padding: 0 6px; border-radius: 9px; font-size: 11px; background: #e8e8ed; }
 .tag.simple { background: #dff3e4; } .tag.complex { background: #e3ecff; } .tag.dead { background: #fde2e1; }
 ul.layers { columns: 2; }

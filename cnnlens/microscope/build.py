@@ -171,6 +171,9 @@ class SiteSettings:
       12 orientations, 6 frequencies and 4 phases; a dict of :class:`cnnlens.tuning.Gratings` fields
       and :func:`cnnlens.tuning.tuning_curves` arguments measures with those instead.
     - ``attribution``: images on the attribution page (0: no page); ``attribution_methods`` its maps.
+    - ``circuits``: on every unit page, the strongest connections by expanded weights: "built from"
+      the site's layer before, "used by" the site's layer after (the classes after the last layer),
+      each with its weight picture and a link to that unit's page (:mod:`cnnlens.circuits`).
     - ``representations``: a representations page: the debiased minibatch CKA of the site's layers
       and the output over its images, and linear probes by depth when the images carry labels
       (class subfolders, a labels CSV): :mod:`cnnlens.representations`.
@@ -184,6 +187,7 @@ class SiteSettings:
     attribution: int = 8
     attribution_methods: Sequence[str] = DEFAULT_METHODS
     representations: bool = True
+    circuits: bool = True
     batch_size: int = 32
     workers: int = 0
 
@@ -194,7 +198,7 @@ def build_site(
     output: str | Path,
     *,
     layers: str | Sequence[str] | None = None,
-    units: int | str = 16,
+    units: int | str | Sequence[int] = 16,
     k: int = 9,
     settings: SiteSettings | None = None,
     limit: int | None = None,
@@ -225,7 +229,8 @@ def build_site(
             and images (anything else is refused unless ``overwrite``).
         layers: layer names (default: four spread over the depth, :func:`site_layers`; ``"all"``:
             every layer of that depth).
-        units: units per layer with a page: channels 0 to ``units - 1``; ``"all"``: every channel.
+        units: units per layer with a page: channels 0 to ``units - 1``; ``"all"``: every channel; a
+            list of channels: those (of every layer that has them).
         k: top patches per unit.
         settings: :class:`SiteSettings`: what each stage computes (projections, feature
             visualizations, tuning, attribution) and the mining pass's batch size and threads.
@@ -248,7 +253,13 @@ def build_site(
     method, featvis_steps, featvis_size, tuning = s.method, s.featvis_steps, s.featvis_size, s.tuning
     attribution, attribution_methods, batch_size, workers = s.attribution, s.attribution_methods, s.batch_size, s.workers
     every_unit = isinstance(units, str) and units.strip().lower() == "all"
-    units = 1_000_000 if every_unit else check_int(units, "units", low=1, high=100_000)
+    listed = None
+    if isinstance(units, (list, tuple)):
+        if not units:
+            raise CnnlensError("units is empty; give a number of units, all, or channels", param="units")
+        listed = sorted({check_int(u, "units", low=0, high=1_000_000) for u in units})
+        units = max(listed) + 1
+    units = 1_000_000 if every_unit else check_int(units, "units", low=1, high=1_000_000)
     k = check_int(k, "k", low=1, high=1000)
     featvis_steps = check_int(featvis_steps, "featvis_steps", low=0, high=100_000)
     attribution = check_int(attribution, "attribution", low=0, high=10_000)
@@ -303,10 +314,15 @@ def build_site(
         except OSError as exc:
             raise CnnlensError(f"output: cannot write the site to {store.root}: {exc.strerror or exc}", param="output") from None
     shown = {name: list(range(min(units, int(rows[name].output_shape[1])))) for name in chosen}  # type: ignore[index]
+    if listed is not None:
+        shown = {name: [c for c in listed if c < int(rows[name].output_shape[1])] for name in chosen}  # type: ignore[index]
+        empty = [name for name, cs in shown.items() if not cs]
+        if empty:
+            raise CnnlensError(f"units: {empty[0]} has {rows[empty[0]].output_shape[1]} channels, none of those listed", param="units")
     plan = _Plan(model, net, info, rep, rows, shown, images, sources, limit, store, identity, group, progress)
     try:
         return _build(plan, k=k, method=method, featvis_steps=featvis_steps, featvis_size=featvis_size, tuning=tuning,
-                      attribution=attribution, attribution_methods=attribution_methods, representations=bool(s.representations),
+                      attribution=attribution, attribution_methods=attribution_methods, representations=bool(s.representations), circuits=bool(s.circuits),
                       batch_size=batch_size, workers=workers, seed=seed, distributed=distributed)  # fmt: skip
     except CnnlensError:
         if created and group.main:  # bad input found on the way (an unreadable image): leave nothing behind
@@ -344,7 +360,7 @@ class _Plan:
 
 def _build(
     plan: _Plan, *, k: int, method: str | None, featvis_steps: int, featvis_size: int | None, tuning: bool | dict[str, Any], attribution: int,
-    attribution_methods: Sequence[str], representations: bool, batch_size: int, workers: int, seed: int | None, distributed: bool | None,
+    attribution_methods: Sequence[str], representations: bool, circuits: bool, batch_size: int, workers: int, seed: int | None, distributed: bool | None,
 ) -> Site:  # fmt: skip
     store = plan.store
     mined = _mine(plan, k=k, batch_size=batch_size, workers=workers, distributed=distributed)  # all ranks: the pass over the data
@@ -356,8 +372,9 @@ def _build(
     tuned = _tuning(plan, {**SITE_TUNING, **(tuning if isinstance(tuning, dict) else {})}) if tuning else {}
     attributed = _attribution(plan, attribution, attribution_methods, seed)
     represented = _representations(plan, batch_size, seed) if representations else None
+    wired = _circuits(plan) if circuits else {}
     start = time.perf_counter()
-    n_pages = _write_pages(plan, mined, tuned, featvis, attributed, represented, method, has_filters=has_filters)
+    n_pages = _write_pages(plan, mined, tuned, featvis, attributed, represented, wired, method, has_filters=has_filters)
     plan.stage("pages", start, pages=n_pages)
     pictures = {name: _featvis_tensor(store, name, plan.shown[name]) for name in plan.layers} if featvis_steps else {}
     return Site(root=store.root, info=plan.info, layers=plan.shown, n_images=len(plan.sources), pages=n_pages, stages=plan.stages,
@@ -643,6 +660,105 @@ def _representations(plan: _Plan, batch_size: int, seed: int | None) -> dict[str
     return value
 
 
+CIRCUIT_ROW = 6  # connections shown in each row of a unit page
+
+
+def _circuits(plan: _Plan) -> dict[str, Any]:
+    """Per pair of neighbouring site layers, the expanded weights of every shown unit's strongest
+    connections (and the classes of the last layer's units): ``{"pairs": {"A>B": {...}}, "notes": {...}}``,
+    with a weight picture per connection."""
+    from ..circuits import class_weights, expanded_weights
+
+    t0, store = time.perf_counter(), plan.store
+    key = [plan.layers, {n: plan.shown[n] for n in plan.layers}, CIRCUIT_ROW]
+    cached = store.cached("circuits.json", key)
+    if cached is not None:
+        plan.stage("circuits", t0, computed=0)
+        return cached
+    pairs: dict[str, Any] = {}
+    notes: dict[str, str] = {}
+    for a, b in [*zip(plan.layers, plan.layers[1:]), (plan.layers[-1], "logits")]:
+        try:
+            if b == "logits":
+                weights = class_weights(plan.model, a)  # (classes, channels of a)
+                used = {c: _strongest(weights[:, c], None) for c in plan.shown[a]}
+                pairs[f"{a}>{b}"] = {"used_by": {str(c): v for c, v in used.items()}}
+                continue
+            kernels = expanded_weights(plan.model, a, b)  # (channels of b, channels of a, kh, kw)
+        except CnnlensError as exc:
+            notes[f"{a}>{b}"] = str(exc)
+            continue
+        sums = kernels.flatten(2).sum(2)
+        built = {c: _strongest(sums[c], kernels[c]) for c in plan.shown[b]}
+        used = {c: _strongest(sums[:, c], kernels[:, c]) for c in plan.shown[a]}
+        for target, rows in built.items():
+            for row in rows:
+                row["picture"] = _weight_picture(store, f"{_unit_dir(b, target)}/from-{slug(a)}-{row['channel']}.png", row.pop("kernel"))
+        for source, rows in used.items():
+            for row in rows:
+                row["picture"] = _weight_picture(store, f"{_unit_dir(a, source)}/to-{slug(b)}-{row['channel']}.png", row.pop("kernel"))
+        pairs[f"{a}>{b}"] = {"built_from": {str(c): v for c, v in built.items()}, "used_by": {str(c): v for c, v in used.items()}}
+    value = {"pairs": pairs, "notes": notes}
+    store.cache("circuits.json", key, value)
+    plan.stage("circuits", t0, computed=len(pairs), notes=notes or None)
+    return value
+
+
+def _strongest(weights: torch.Tensor, kernels: torch.Tensor | None) -> list[dict[str, Any]]:
+    order = torch.argsort(weights, descending=True, stable=True)[:CIRCUIT_ROW]
+    return [{"channel": int(i), "weight": float(weights[i]), **({"kernel": kernels[i]} if kernels is not None else {})} for i in order]
+
+
+def _weight_picture(store: SiteStore, relative: str, kernel: torch.Tensor) -> str | None:
+    """A kernel as a small picture: red where it excites, blue where it inhibits (white 0)."""
+    if kernel.numel() <= 1:
+        return None
+    bound = float(kernel.abs().max()) or 1.0
+    k = (kernel / bound).clamp(-1, 1)
+    pos, neg = k.clamp(min=0), (-k).clamp(min=0)
+    rgb = torch.stack([1 - neg, 1 - pos - neg, 1 - pos]).clamp(0, 1)  # white to red (positive) or blue (negative)
+    scale = max(1, 48 // max(kernel.shape))
+    rgb = rgb.repeat_interleave(scale, 1).repeat_interleave(scale, 2)
+    if not store.exists(relative):
+        save_image(rgb, store.path(relative), overwrite=True)
+    return relative
+
+
+def _unit_circuits(plan: _Plan, layer: str, channel: int, wired: dict[str, Any]) -> dict[str, Any] | None:
+    """The "built from" and "used by" rows of a unit page (links relative to the page)."""
+    if not wired:
+        return None
+    li = plan.layers.index(layer)
+    out: dict[str, Any] = {"built_from": None, "used_by": None, "notes": []}
+    cats = plan.info.categories
+
+    def card(other: str, row: dict[str, Any]) -> dict[str, Any]:
+        c = row["channel"]
+        has_page = other in plan.shown and c in plan.shown[other]
+        base = f"../../units/{slug(other)}/{c}"
+        return {
+            "unit": f"{other}:{c}" if other != "logits" else (f"{cats[c]} ({c})" if cats and c < len(cats) else f"logits:{c}"),
+            "weight": row["weight"], "page": f"{base}.html" if has_page else None,
+            "featvis": f"{base}/featvis.png" if has_page and plan.store.exists(f"{_unit_dir(other, c)}/featvis.png") else None,
+            "patch": f"{base}/patch-0.png" if has_page and plan.store.exists(f"{_unit_dir(other, c)}/patch-0.png") else None,
+            "picture": f"../../{row['picture']}" if row.get("picture") else None,
+        }  # fmt: skip
+
+    if li > 0:
+        pair = f"{plan.layers[li - 1]}>{layer}"
+        if pair in wired["pairs"]:
+            out["built_from"] = {"layer": plan.layers[li - 1], "cards": [card(plan.layers[li - 1], r) for r in wired["pairs"][pair]["built_from"][str(channel)]]}
+        elif pair in wired["notes"]:
+            out["notes"].append(wired["notes"][pair])
+    after = plan.layers[li + 1] if li + 1 < len(plan.layers) else "logits"
+    pair = f"{layer}>{after}"
+    if pair in wired["pairs"]:
+        out["used_by"] = {"layer": after, "cards": [card(after, r) for r in wired["pairs"][pair]["used_by"][str(channel)]]}
+    elif pair in wired["notes"]:
+        out["notes"].append(wired["notes"][pair])
+    return out
+
+
 def _pixels(source: Any, model: nn.Module) -> torch.Tensor:
     from ..pixelnet import image_preprocessing
     from ..pixels import as_pixels
@@ -655,7 +771,7 @@ def _pixels(source: Any, model: nn.Module) -> torch.Tensor:
 
 def _write_pages(
     plan: _Plan, mined: dict[str, dict[str, Any]], tuned: dict[str, Any], featvis: dict[str, dict[str, Any]], attributed: dict[str, Any] | None,
-    represented: dict[str, Any] | None, method: str | None, *, has_filters: bool,
+    represented: dict[str, Any] | None, wired: dict[str, Any], method: str | None, *, has_filters: bool,
 ) -> int:  # fmt: skip
     """Every page and the JSON beside it (a file is rewritten only when its text changed); the number of pages."""
     store = plan.store
@@ -676,6 +792,7 @@ def _write_pages(
         channels = plan.shown[layer]
         for ci, c in enumerate(channels):
             data = _unit_data(plan, layer, ci, mined[layer], unit_tuning.get(c), layer_tuning.get("note"), featvis.get(layer), method)
+            data["circuits"] = _unit_circuits(plan, layer, c, wired)
             written.append((f"units/{s}/{c}", pages.unit_page, data))
     for stem, page, data in written:
         store.write_json(f"{stem}.json", data)

@@ -235,10 +235,36 @@ def unit_page(data: dict[str, Any]) -> str:
             parts.append(f'<img class="figure" src="{_e(tuning["figure"])}" alt="tuning curves" />')
     elif data.get("tuning_note"):
         parts.append(f'<h2>Tuning to gratings</h2><p class="muted">{_e(data["tuning_note"])}</p>')
+    parts.append(_circuit_rows(data.get("circuits")))
     parts.append(f'<p class="muted"><a href="{_e(data["json"])}">{_e(data["json"])}</a></p>')
     neighbours = _link(data.get("previous"), "←") + _link(data.get("next"), "→")
     crumbs = [(data["model"], data["model_page"]), (data["layer"], data["layer_page"]), (f"unit {data['channel']}", None)]
     return _page(f"{data['unit']} – {data['model']}", 2, crumbs, "\n".join(parts), neighbours)
+
+
+def _circuit_rows(circuits: dict[str, Any] | None) -> str:
+    """The unit's strongest connections: "built from" the layer before, "used by" the layer after."""
+    if not circuits:
+        return ""
+    parts = []
+    for key, title in (("built_from", "Built from"), ("used_by", "Used by")):
+        row = circuits.get(key)
+        if not row:
+            continue
+        cards = []
+        for c in row["cards"]:
+            pictures = "".join(f'<img src="{_e(src)}" alt="{_e(alt)}" />' for src, alt in ((c.get("featvis"), "feature visualization"),
+                               (c.get("patch"), "strongest patch"), (c.get("picture"), "weight")) if src)  # fmt: skip
+            label = f"{_e(c['unit'])}<br />weight {_num(c['weight'])}"
+            inner = f'<div class="pics">{pictures}</div><div class="caption">{label}</div>'
+            cards.append(f'<a class="cell" href="{_e(c["page"])}">{inner}</a>' if c.get("page") else f'<div class="cell">{inner}</div>')
+        parts.append(f'<h2>{title} {_e(row["layer"])}</h2><div class="row">{"".join(cards)}</div>')
+    if parts:
+        parts.append('<p class="muted">The strongest connections by expanded weights (Olah et al. 2020): the effective linear map between the '
+                     "two layers, the nonlinearities between them set aside, summed over the kernel. The weight picture is the kernel: red "
+                     "excites, blue inhibits.</p>")  # fmt: skip
+    parts += [f'<p class="muted">{_e(note)}</p>' for note in circuits.get("notes", [])]
+    return "\n".join(parts)
 
 
 # -- attribution page ----------------------------------------------------------------------------
