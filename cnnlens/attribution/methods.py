@@ -14,12 +14,16 @@
 ``smoothgrad``              Smilkov et al. 2017: ``|dy/dx|`` averaged over noisy copies (captum ``NoiseTunnel``)
 ``occlusion``               Zeiler & Fergus 2014: the drop of the class score when a square of the image is
                             replaced by the normalization mean (captum ``Occlusion``)
+``lrp``                     Bach et al. 2015: layer-wise relevance propagation of the class logit with a
+                            composite of rules (default ``epsilon-plus-flat``, as zennit's
+                            ``EpsilonPlusFlat``), applied per call (:mod:`cnnlens.relevance`)
 ==========================  =================================================================================
 
 ``y`` is the target class's logit (before the softmax, as in Grad-CAM). Colour channels are reduced as
 each method's paper shows its maps: the largest ``|.|`` over channels for the gradient methods
 (Simonyan et al.), the sum for integrated gradients (so a map sums to ``y(x) - y(baseline)``), the mean
-for occlusion (every channel of a pixel gets the same score drop). Grad-CAM maps are one channel.
+for occlusion (every channel of a pixel gets the same score drop), the sum for LRP (a map sums to
+the logit, less what biases and stabilisers absorb). Grad-CAM maps are one channel.
 """
 
 from __future__ import annotations
@@ -69,6 +73,7 @@ METHODS = (
     "integrated-gradients",
     "smoothgrad",
     "guided-backprop",
+    "lrp",
 )
 IG_BASELINES = ("black", "mean")  # integrated gradients from pixels 0, or from the normalization mean
 DEFAULT_METHODS = METHODS[:7]  # what the command draws by default
@@ -83,6 +88,7 @@ _ALIASES = {
     "ig": "integrated-gradients",
     "integratedgradients": "integrated-gradients",
     "gradient": "saliency",
+    "relevance": "lrp",
     "smooth-grad": "smoothgrad",
 }
 # how colour channels are reduced to one map (module docstring)
@@ -95,6 +101,7 @@ _REDUCE = {
     "smoothgrad": "max-abs",
     "integrated-gradients": "sum",
     "occlusion": "mean",
+    "lrp": "sum",
 }
 
 
@@ -130,6 +137,8 @@ class AttributionSettings:
     - ``faithfulness_steps``: steps of the deletion and insertion curves (``checks=["faithfulness"]``);
       ``sanity_blocks``: at most this many blocks re-initialised by the randomization test
       (``checks=["sanity"]``; None: every block).
+    - ``lrp_composite``, ``lrp_epsilon``, ``lrp_gamma``: LRP's rules (:data:`cnnlens.relevance.COMPOSITES`),
+      the fully connected layers' epsilon and the gamma rule's gamma.
     - ``batch_size``: images per pass; ``fit``: ``"crop"``, ``"resize"`` or ``"none"`` (None:
       ``"none"`` for tensors, taken as they are, ``"crop"`` for files, folders, PIL images and arrays).
     """
@@ -144,11 +153,17 @@ class AttributionSettings:
     sanity_blocks: int | None = None
     batch_size: int = 16
     fit: str | None = None
+    lrp_composite: str = "epsilon-plus-flat"
+    lrp_epsilon: float = 1e-6
+    lrp_gamma: float = 0.25
 
     def checked(self) -> AttributionSettings:
         """A copy with every number checked (one-line errors naming the parameter)."""
         window = None if self.occlusion_window is None else check_int(self.occlusion_window, "occlusion_window", low=1, high=65536)
         stride = None if self.occlusion_stride is None else check_int(self.occlusion_stride, "occlusion_stride", low=1, high=65536)
+        from ..relevance.rules import composite as lrp_composite
+
+        lrp_composite(self.lrp_composite)  # an unknown composite is named here, before any work
         if self.ig_baseline not in IG_BASELINES:
             raise CnnlensError(f"ig_baseline must be one of {', '.join(IG_BASELINES)}, not {self.ig_baseline!r}", param="ig_baseline")
         return replace(
@@ -161,6 +176,8 @@ class AttributionSettings:
             faithfulness_steps=check_int(self.faithfulness_steps, "faithfulness_steps", low=1, high=100_000),
             sanity_blocks=None if self.sanity_blocks is None else check_int(self.sanity_blocks, "sanity_blocks", low=1),
             batch_size=check_int(self.batch_size, "batch_size", low=1, high=65536),
+            lrp_epsilon=check_number(self.lrp_epsilon, "lrp_epsilon", low=0.0, high=1e6),
+            lrp_gamma=check_number(self.lrp_gamma, "lrp_gamma", low=0.0, high=1e6),
         )
 
     def window(self, size: tuple[int, int]) -> tuple[int, int]:
@@ -181,6 +198,8 @@ class AttributionSettings:
         if "occlusion" in methods:
             window, stride = self.window(size)
             out.update(occlusion_window=window, occlusion_stride=stride, occlusion_fill="normalization mean")
+        if "lrp" in methods:
+            out.update(lrp_composite=self.lrp_composite, lrp_epsilon=self.lrp_epsilon, lrp_gamma=self.lrp_gamma)
         return out
 
 
@@ -284,6 +303,8 @@ class Attributor:
                     got = unit_gradients(self.model, x, "", channel=t.cpu(), method="guided", preprocessing=self.preprocessing)
                     guided, out.relu_calls = got.gradient.to(x.device), got.relu_calls
                 raw = guided * cam if method == "guided-gradcam" else guided  # type: ignore[operator]
+            elif method == "lrp":
+                raw = self._lrp(x, t)
             else:
                 raw = self._captum(method, x, t, out)
             out.maps[method] = reduce_channels(method, raw.detach().float()).cpu()
@@ -301,6 +322,15 @@ class Attributor:
         if t.numel() != n:
             raise CnnlensError(f"target has {t.numel()} entries for {n} images", param="target")
         return None if bool((t < 0).all()) else t
+
+    def _lrp(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        from ..relevance import make_composite, propagate
+
+        s = self.settings
+        rules = make_composite(self.model, s.lrp_composite, epsilon=s.lrp_epsilon, gamma=s.lrp_gamma, preprocessing=self.preprocessing)
+        got = propagate(self.model, x, t, composite=rules, preprocessing=self.preprocessing)
+        assert got.relevance is not None
+        return got.relevance
 
     def _captum(self, method: str, x: torch.Tensor, t: torch.Tensor, out: BatchMaps) -> torch.Tensor:
         import captum.attr as ca

@@ -19,7 +19,7 @@ __all__ = ["draw_faithfulness", "draw_maps", "draw_randomization", "overlay", "p
 
 CMAP = "jet"
 BASELINE_STYLES = ({"color": "grey", "linestyle": "--"}, {"color": "black", "linestyle": ":"})  # random, random-grid
-SIGNED = ("integrated-gradients", "occlusion")  # maps with a sign: the positive part is drawn
+SIGNED = ("integrated-gradients", "occlusion", "lrp")  # maps with a sign: the positive part is drawn
 
 
 def scaled(saliency: torch.Tensor, percentile: float = 99.5) -> torch.Tensor:

@@ -34,6 +34,7 @@ COMMANDS: dict[str, str] = {
     "probe": "cnnlens.cli.representations:probe_command",
     "embed": "cnnlens.cli.representations:embed_command",
     "circuit": "cnnlens.cli.circuits:circuit_command",
+    "relevance": "cnnlens.cli.relevance:relevance_command",
     "microscope": "cnnlens.cli.microscope:microscope_command",
     "merge": "cnnlens.cli.merge:merge_command",
 }
@@ -165,6 +166,7 @@ def cli() -> None:
       cnnlens similarity resnet18 --data photos/ --baseline  CKA of the layers, trained against random init
       cnnlens probe resnet18 --data labelled/                linear probes by depth
       cnnlens circuit squeezenet1_0 -u features.12:5         the units that build a unit (expanded weights)
+      cnnlens relevance resnet50 photo.jpg -u layer4         which channels carry the decision (LRP)
 
     \b
     Conventions:

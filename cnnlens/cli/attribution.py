@@ -24,7 +24,7 @@ from ._options import (
 
 METHOD_HELP = (
     "gradcam, gradcam++, guided-gradcam, occlusion, saliency, integrated-gradients, smoothgrad "
-    "(or guided-backprop); repeat or comma-separate  [default: the first seven]"
+    "(or guided-backprop, lrp); repeat or comma-separate  [default: the first seven]"
 )
 
 
@@ -46,8 +46,8 @@ METHOD_HELP = (
 @click.option("--smoothgrad-noise", default="0.15", show_default=True, help="SmoothGrad's noise (standard deviation, pixel units)")
 @click.option("--occlusion-window", type=click.IntRange(min=1), default=None, help="side of occlusion's square in pixels (default: 1/8 of the image)")
 @click.option("--occlusion-stride", type=click.IntRange(min=1), default=None, help="step of occlusion's square (default: half the window)")
-@click.option(
-    "--figures", "figures", type=click.Path(path_type=Path, file_okay=False), default=None,
+@click.option("--composite", default="epsilon-plus-flat", show_default=True, help="LRP's rules (with --method lrp): epsilon-plus-flat, epsilon-plus, epsilon-gamma-box, epsilon-alpha2-beta1, epsilon-alpha2-beta1-flat, epsilon")
+@click.option("--figures", "figures", type=click.Path(path_type=Path, file_okay=False), default=None,
     help="folder for one figure per image and index.json  [default for a DIR: MODEL-DIR-attribution/ unless --json]",
 )
 @weights_option
@@ -74,6 +74,7 @@ def attribute_command(
     smoothgrad_noise: str,
     occlusion_window: int | None,
     occlusion_stride: int | None,
+    composite: str,
     figures: Path | None,
     weights: str | None,
     seed: int,
@@ -90,7 +91,8 @@ def attribute_command(
     guided Grad-CAM (cnnlens' guided backprop, right on functional ReLUs), occlusion, saliency,
     integrated gradients and SmoothGrad. --faithfulness adds deletion and insertion curves and their
     areas, beside random maps of the same grain; --sanity re-initialises the model's blocks from the
-    top and reports how each method's maps decorrelate. On a DIR, --figures gets one figure per
+    top and reports how each method's maps decorrelate. --method lrp adds layer-wise relevance
+    propagation (--composite picks its rules; `cnnlens relevance` splits it by channels). On a DIR, --figures gets one figure per
     image and index.json (the numbers of every image), computed in batches with progress; -o is
     then the overview figure. --json prints the numbers.
 
@@ -101,6 +103,7 @@ def attribute_command(
       cnnlens attribute resnet18 photos/ --target tabby --figures maps/ --json > maps.json
       cnnlens attribute mobilenet_v2 -w mobilenet_v2.pth photos/ --method gradcam,guided-backprop --sanity -o sanity.png
       cnnlens attribute vit_b_16 -w none --seed 0 cat.png --method gradcam
+      cnnlens attribute resnet50 cat.png --method lrp,gradcam,integrated-gradients --faithfulness
     """
     from ..attribution import DEFAULT_METHODS, AttributionSettings, attribute, check_methods, figure_names
     from ..attribution.maps import INDEX_NAME
@@ -111,6 +114,10 @@ def attribute_command(
 
     methods = check_methods([m.strip() for spec in method for m in spec.split(",") if m.strip()] if method else list(DEFAULT_METHODS), "method")
     noise = parse_float(smoothgrad_noise, "smoothgrad_noise", low=0.0, high=10.0)
+    if "lrp" in methods:
+        from ..relevance.rules import composite as check_composite
+
+        check_composite(composite)
     if not images.exists():
         raise CnnlensError(f"IMAGE|DIR {images}: no such file or folder")
     folder = images.is_dir()
@@ -132,7 +139,7 @@ def attribute_command(
     settings = AttributionSettings(
         ig_steps=ig_steps, ig_baseline=ig_baseline, smoothgrad_samples=smoothgrad_samples, smoothgrad_noise=noise,
         occlusion_window=occlusion_window, occlusion_stride=occlusion_stride, faithfulness_steps=faithfulness_steps,
-        sanity_blocks=sanity_blocks, batch_size=batch_size,
+        sanity_blocks=sanity_blocks, batch_size=batch_size, lrp_composite=composite,
     )
     checks = [name for name, wanted in (("faithfulness", faithfulness), ("sanity", sanity)) if wanted]
     result = attribute(net, images, methods, target, layer, settings=settings, checks=checks, size=size, limit=limit, seed=seed, progress=True)
