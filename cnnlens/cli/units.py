@@ -89,6 +89,8 @@ def filters_command(
 @click.option("--workers", type=click.IntRange(min=0, max=256), default=0, show_default=True, help="threads that read images ahead of the model")
 @click.option("--deconv", is_flag=True, help="put each patch beside its projection (the Zeiler & Fergus figure)")
 @click.option("--method", type=METHOD_CHOICE, default="deconvnet", show_default=True, help="projection rule for --deconv")
+@click.option("--by", "by", type=click.Choice(["activation", "relevance"]), default="activation", show_default=True, help="rank a unit's images by its activation, or by its LRP relevance for a class (relevance maximization)")
+@click.option("--target", "-t", default=None, help="with --by relevance: the class explained (index, name or logits:CLASS)  [default: each image's top class]")
 @click.option("--from-index", type=click.Path(path_type=Path), default=None, help="redraw from a JSON index (made by --json or -o FILE.json) instead of mining")
 @weights_option
 @seed_option
@@ -109,6 +111,8 @@ def patches_command(
     workers: int,
     deconv: bool,
     method: str,
+    by: str,
+    target: str | None,
     from_index: Path | None,
     weights: str | None,
     seed: int,
@@ -131,7 +135,9 @@ def patches_command(
     receptive field lies inside the image (or, if none does, the positions with the largest share),
     so crops show image content. One row per channel; --deconv adds each patch's projection.
     --json prints the index (image, position, box, activation per patch); -o FILE.json saves it
-    and --from-index redraws the figure from it.
+    and --from-index redraws the figure from it. --by relevance ranks by the unit's LRP relevance
+    for each image's top class (or --target) instead of its activation (relevance maximization,
+    Achtibat et al. 2023), and lists the classes each channel's relevance goes to most.
 
     Large folders: run it under `torchrun --nproc-per-node N -m cnnlens patches ...` (every
     process mines its share; the result is the same, byte for byte), or as a job array with
@@ -142,6 +148,7 @@ def patches_command(
     Examples:
       cnnlens patches squeezenet1_0 -w squeezenet.pth --data imagenet_samples/ -u features.10 -o patches.png --json > patches.json
       cnnlens patches alexnet --data photos/ -u features.8:7 -u features.8:42 --deconv
+      cnnlens patches squeezenet1_0 -w squeezenet.pth --data imagenet_samples/ -u features.12 --by relevance
       cnnlens patches alexnet --from-index patches.json -o again.png
       cnnlens patches mnist-cnn -w none --data digits/ -u conv2 --size 28 -k 4
       torchrun --nproc-per-node 4 -m cnnlens patches resnet50 --data train/ -u layer3 -o layer3.json
@@ -157,6 +164,8 @@ def patches_command(
     for option, path in (("--data", data), ("--from-index", from_index)):
         if path is not None and not path.exists():
             raise CnnlensError(f"{option} {path}: no such file or folder")
+    if target is not None and by != "relevance":
+        raise CnnlensError("--target is the class relevance is computed for: add --by relevance, or drop --target")
     if from_index is not None:
         if data is not None or unit:
             raise CnnlensError("--from-index redraws a mined index: drop --data and -u")
@@ -193,7 +202,12 @@ def patches_command(
         result = load_index(index, model=net, method=method if deconv else None)
     else:
         net = open_model(model, weights, device=device, seed=seed)
-        settings = PatchSettings(batch_size=batch_size, workers=workers, min_inside=min_inside, method=method if deconv else None)
+        class_index = None
+        if target is not None:
+            from ..attribution import resolve_targets
+
+            (class_index,) = resolve_targets(target, net)
+        settings = PatchSettings(batch_size=batch_size, workers=workers, min_inside=min_inside, method=method if deconv else None, by=by, target=class_index)
         result = top_patches(
             net, list(unit) or None, data, k=top, n_channels=num_channels, limit=limit, size=size, settings=settings,
             progress=True, sharding=Sharding(shard=parts, checkpoint=saving),

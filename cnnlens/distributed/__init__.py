@@ -52,6 +52,7 @@ from .parts import (
 from .runner import Sharding, run
 from .states import (
     ExactSum,
+    KeyedSum,
     Job,
     State,
     TopK,
@@ -65,6 +66,7 @@ from .states import (
 __all__ = [
     "Checkpoint",
     "ExactSum",
+    "KeyedSum",
     "Job",
     "Partial",
     "Shard",

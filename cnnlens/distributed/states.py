@@ -4,6 +4,8 @@ the :class:`State` and :class:`Job` protocols, the registry of states each capab
 
 from __future__ import annotations
 
+import copy
+
 import hashlib
 import importlib
 import json
@@ -22,7 +24,7 @@ from ..results import Result
 # (:func:`register_state`), so this module names none of them
 _STATES: dict[str, type] = {}
 
-__all__ = ["ExactSum", "Job", "State", "TopK", "fingerprint", "model_fingerprint", "model_info_from_json", "model_info_to_json", "register_state"]
+__all__ = ["ExactSum", "Job", "KeyedSum", "State", "TopK", "fingerprint", "model_fingerprint", "model_info_from_json", "model_info_to_json", "register_state"]
 
 
 # -- fingerprints and JSON of a model ---------------------------------------------------------------
@@ -192,6 +194,50 @@ class ExactSum:
         if rows:
             out.limbs = torch.tensor(rows, dtype=torch.int64)
             out.special = torch.tensor(data["special"], dtype=torch.int64).reshape(len(totals), 3)
+        return out
+
+
+class KeyedSum:
+    """Per integer key (a class), an :class:`ExactSum` of ``rows`` rows, made when the key is first
+    added: exact, order-free sums split by a label (what a unit contributes to each class)."""
+
+    def __init__(self, rows: int) -> None:
+        self.rows = rows
+        self.sums: dict[int, ExactSum] = {}
+
+    def add(self, key: int, values: torch.Tensor) -> None:
+        """Add ``(rows, B)`` values under ``key``."""
+        self.sums.setdefault(int(key), ExactSum(self.rows)).add(values)
+
+    def add_labelled(self, values: torch.Tensor, keys: torch.Tensor) -> None:
+        """Add ``(rows, B)`` values, column ``b`` under ``keys[b]``."""
+        keys = keys.reshape(-1).cpu()
+        for key in sorted(set(keys.tolist())):
+            self.add(key, values[:, keys == key])
+
+    def totals(self) -> dict[int, list[float]]:
+        """Per key, each row's sum rounded once to a float."""
+        return {k: s.means(1) for k, s in sorted(self.sums.items())}
+
+    def select(self, rows: slice) -> KeyedSum:
+        out = KeyedSum(len(range(*rows.indices(self.rows))))
+        out.sums = {k: s.select(rows) for k, s in self.sums.items()}
+        return out
+
+    def merge(self, other: KeyedSum) -> None:
+        for k, s in other.sums.items():
+            if k in self.sums:
+                self.sums[k].merge(s)
+            else:
+                self.sums[k] = copy.deepcopy(s)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"rows": self.rows, "sums": {str(k): s.to_json() for k, s in sorted(self.sums.items())}}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> KeyedSum:
+        out = cls(int(data["rows"]))
+        out.sums = {int(k): ExactSum.from_json(v) for k, v in data["sums"].items()}
         return out
 
 

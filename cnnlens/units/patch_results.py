@@ -95,6 +95,17 @@ class PatchResult(Result):
     method: str | None = None
     warnings: list[str] = field(default_factory=list)
     sources: dict[str, Any] = field(default_factory=dict)  # image name -> path or (C, H, W) pixels
+    by: str = "activation"  # what ranks the images: "activation", or "relevance" for a class (then Patch.activation is the relevance)
+    target: int | None = None  # the class explained by relevance; None: each image's top class
+    classes: dict[int, list[tuple[int, float]]] = field(default_factory=dict)  # by relevance: per channel, the classes it serves most, with shares
+    class_names: dict[int, str] = field(default_factory=dict)  # names of the classes in ``classes`` (where the weights have them)
+
+    @property
+    def ranked_by_text(self) -> str:
+        """`` by relevance for class 281`` (or for each image's top class); empty for activation."""
+        if self.by != "relevance":
+            return ""
+        return " by LRP relevance for " + ("each image's top class" if self.target is None else f"class {self.target}")
 
     @property
     def k(self) -> int:
@@ -118,8 +129,10 @@ class PatchResult(Result):
             "preprocessing": self.preprocessing.to_dict(),
             "receptive_field": self.receptive_field.to_dict(),
             "n_images": self.n_images,
-            "unit_rule": "max over positions of the channel's activation, positions with at least "
+            "unit_rule": f"max over positions of the channel's {'activation' if self.by != 'relevance' else 'LRP relevance'}, positions with at least "
             f"{self.min_inside:g} of the receptive field inside the image (or the largest share any position has)",
+            "ranked_by": self.by,
+            **({"target": self.target, "target_rule": "the class given" if self.target is not None else "each image's top class"} if self.by == "relevance" else {}),
             "min_inside": self.min_inside,
             "box": BOX_RULE,
             "deconv_method": self.method,
@@ -130,6 +143,7 @@ class PatchResult(Result):
                     "channel": c,
                     "mean_activation": self.mean_activation.get(c),
                     "dead": c in dead,
+                    **({"classes": [{"class": k, "name": self.class_names.get(k), "share": v} for k, v in self.classes.get(c, [])]} if self.by == "relevance" else {}),
                     "patches": [p.to_dict() for p in self.patches[c]],
                 }
                 for c in self.channels
@@ -359,6 +373,10 @@ def load_index(
             info={key: index.get(key) for key in ("model", "source", "weights", "random_init")},
             min_inside=float(index.get("min_inside", 0.0)),
             warnings=[str(w) for w in index.get("warnings", [])],
+            by=str(index.get("ranked_by", "activation")),
+            target=None if index.get("target") is None else int(index["target"]),
+            classes={int(c["channel"]): [(int(k["class"]), float(k["share"])) for k in c.get("classes", [])] for c in index["channels"] if "classes" in c},
+            class_names={int(k["class"]): str(k["name"]) for c in index["channels"] for k in c.get("classes", []) if k.get("name")},
         )
     except (KeyError, TypeError, ValueError, IndexError) as exc:
         raise CnnlensError(f"index: not a cnnlens patches index (missing or bad {exc})", param="index") from None

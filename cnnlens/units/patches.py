@@ -36,6 +36,7 @@ from ..address import parse_units
 from ..checks import check_int, check_number
 from ..distributed import (
     ExactSum,
+    KeyedSum,
     Job,
     Partial,
     Sharding,
@@ -67,7 +68,9 @@ from .patch_results import (
     receptive_field_from_dict,
 )
 
-__all__ = ["PatchSet", "PatchSettings", "PatchSetup", "PatchState", "check_patch_layer", "top_patches", "top_patches_layers"]
+__all__ = ["RANKINGS", "PatchSet", "PatchSettings", "PatchSetup", "PatchState", "check_patch_layer", "top_patches", "top_patches_layers"]
+
+RANKINGS = ("activation", "relevance")  # what ranks a unit's images (PatchSettings.by)
 
 
 # -- mining ------------------------------------------------------------------------------------------
@@ -117,6 +120,13 @@ class PatchSettings:
     - ``crops``: also cut the crops (a second, small pass reading only the winning images).
     - ``method``: also project each patch's unit back to pixels with ``deconvnet``, ``guided`` or
       ``gradient`` (the Zeiler & Fergus figure).
+    - ``by``: rank units by their ``"activation"`` (activation maximization, Zeiler & Fergus) or by
+      their ``"relevance"`` for a class (relevance maximization, Achtibat et al. 2023): the LRP
+      relevance (:mod:`cnnlens.relevance`, default composite) arriving at the unit when each image's
+      ``target`` class (None: its predicted class) is explained. Either way a channel's score on
+      an image is its largest value over positions, and its patch is cut around that position.
+      By relevance, the run also sums each channel's relevance per explained class: the classes
+      that use the channel most.
     """
 
     batch_size: int = 32
@@ -124,6 +134,8 @@ class PatchSettings:
     min_inside: float = MIN_INSIDE
     crops: bool = True
     method: str | None = None
+    by: str = "activation"
+    target: int | None = None
 
 
 def top_patches(
@@ -245,6 +257,9 @@ def _mine(
 
     s = settings or PatchSettings()
     batch_size, workers, min_inside, crops, method = s.batch_size, s.workers, s.min_inside, s.crops, s.method
+    if s.by not in RANKINGS:
+        raise CnnlensError(f"by: rank units by {' or '.join(RANKINGS)}, not {s.by!r}", param="by")
+    target = None if s.target is None else check_int(s.target, "target", low=0)
     sharding = sharding or Sharding()
     shard = sharding.shard
 
@@ -286,6 +301,8 @@ def _mine(
                 n_images=len(sources),
                 info=model_info(model).to_dict(),
                 min_inside=min_inside,
+                by=s.by,
+                target=target,
             )
         )
         masks.append(border_mask(rf, shape[2:], side, min_inside))
@@ -294,6 +311,10 @@ def _mine(
     if shard is not None:
         return part
     found = PatchSet.of(setups, part.state, sources)
+    cats = model_info(model).categories
+    for result in found.layers.values():
+        if cats:
+            result.class_names = {k: cats[k] for row in result.classes.values() for k, _ in row if k < len(cats)}
     if crops or method is not None:
         images_read = patch_images(*found.layers.values())
         for result in found.layers.values():
@@ -369,13 +390,15 @@ class PatchSetup:
     n_images: int
     info: dict[str, Any]
     min_inside: float
+    by: str = "activation"  # or "relevance" (PatchSettings)
+    target: int | None = None  # the class explained by relevance; None: each image's top class
 
     def to_json(self) -> dict[str, Any]:
         return {
             "layer": self.layer, "tracked": list(self.tracked), "given": self.given, "n_channels": self.n_channels, "k": self.k,
             "receptive_field": self.receptive_field.to_dict(), "preprocessing": self.preprocessing.to_dict(),
             "input_size": list(self.input_size), "width": self.width, "n_images": self.n_images, "info": self.info,
-            "min_inside": self.min_inside,
+            "min_inside": self.min_inside, "by": self.by, "target": self.target,
         }  # fmt: skip
 
     @classmethod
@@ -385,6 +408,7 @@ class PatchSetup:
             n_channels=int(data["n_channels"]), k=int(data["k"]), receptive_field=receptive_field_from_dict(data["receptive_field"]),
             preprocessing=Preprocessing.from_dict(data["preprocessing"]), input_size=tuple(data["input_size"]),  # type: ignore[arg-type]
             width=int(data["width"]), n_images=int(data["n_images"]), info=dict(data["info"]), min_inside=float(data["min_inside"]),
+            by=str(data.get("by", "activation")), target=None if data.get("target") is None else int(data["target"]),
         )  # fmt: skip
 
     def result(self, state: PatchState, sources: dict[str, Any] | None = None) -> PatchResult:
@@ -421,14 +445,37 @@ class PatchSetup:
             info=dict(self.info),
             min_inside=self.min_inside,
             sources=dict(sources or {}),
+            by=self.by,
+            target=self.target,
+            classes=_class_use(state, tracked, rank) if self.by == "relevance" else {},
         )
         dead = result.dead_channels
-        if dead:
+        if dead and self.by == "relevance":
+            result.warnings.append(
+                f"channel{'s' if len(dead) > 1 else ''} {', '.join(map(str, dead))} of {self.layer} carried no positive relevance on "
+                f"these {self.n_images} images: their patches are arbitrary ties"
+            )
+        elif dead:
             result.warnings.append(
                 f"channel{'s' if len(dead) > 1 else ''} {', '.join(map(str, dead))} of {self.layer} never fired on these "
                 f"{self.n_images} images (best activation <= 0): their patches are arbitrary ties"
             )
         return result
+
+
+def _class_use(state: PatchState, tracked: Sequence[int], rank: Sequence[int], top: int = 5) -> dict[int, list[tuple[int, float]]]:
+    """Per ranked channel, the ``top`` classes its relevance went to most: ``(class, share)`` with the
+    share of the channel's positive relevance over all explained classes."""
+    if state.classes is None:
+        return {}
+    totals = state.classes.totals()
+    out: dict[int, list[tuple[int, float]]] = {}
+    for r in rank:
+        per = [(k, v[r]) for k, v in totals.items() if math.isfinite(v[r]) and v[r] > 0]
+        whole = sum(v for _, v in per)
+        per.sort(key=lambda kv: (-kv[1], kv[0]))
+        out[tracked[r]] = [(k, v / whole) for k, v in per[:top]] if whole > 0 else []
+    return out
 
 
 @register_state("patches")
@@ -437,9 +484,10 @@ class PatchState:
     top-k units (value, global image index, position) and the exact sum of its unit values, with the
     names of the images the top-k hold."""
 
-    def __init__(self, rows: int, k: int, names: Sequence[str] | None = None) -> None:
+    def __init__(self, rows: int, k: int, names: Sequence[str] | None = None, *, by_class: bool = False) -> None:
         self.top = TopK(rows, k)
         self.sums = ExactSum(rows)
+        self.classes: KeyedSum | None = KeyedSum(rows) if by_class else None  # relevance per explained class
         self.names = names  # the global list, when this process has it
         self.known: dict[int, str] = {}  # names read from a file
 
@@ -453,28 +501,36 @@ class PatchState:
         """The state of rows ``start:stop`` (one layer of a run over several)."""
         out = PatchState(0, self.top.k, self.names)
         out.top, out.sums, out.known = self.top.select(slice(start, stop)), self.sums.select(slice(start, stop)), dict(self.known)
+        out.classes = None if self.classes is None else self.classes.select(slice(start, stop))
         return out
 
     def merge(self, other: PatchState) -> None:
         self.top.merge(other.top)
         self.sums.merge(other.sums)
+        if self.classes is not None and other.classes is not None:
+            self.classes.merge(other.classes)
         held = set(self.top.index.flatten().tolist())
         self.known = {i: self.name(i) if self.has(i) else other.name(i) for i in held if not (self.names is not None and i < len(self.names))}
 
     def __deepcopy__(self, memo: dict[int, Any]) -> PatchState:
         out = PatchState(self.top.rows, self.top.k, self.names)  # the global list is shared, not copied
         out.top, out.sums, out.known = copy.deepcopy(self.top, memo), copy.deepcopy(self.sums, memo), dict(self.known)
+        out.classes = copy.deepcopy(self.classes, memo)
         return out
 
     def to_json(self) -> dict[str, Any]:
         held = sorted(set(self.top.index.flatten().tolist()))
-        return {"top": self.top.to_json(), "sums": self.sums.to_json(), "names": {str(i): self.name(i) for i in held}}
+        out = {"top": self.top.to_json(), "sums": self.sums.to_json(), "names": {str(i): self.name(i) for i in held}}
+        if self.classes is not None:
+            out["classes"] = self.classes.to_json()
+        return out
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> PatchState:
         top = TopK.from_json(data["top"])
         out = cls(top.rows, top.k)
         out.top, out.sums = top, ExactSum.from_json(data["sums"])
+        out.classes = KeyedSum.from_json(data["classes"]) if "classes" in data else None
         out.known = {int(i): str(n) for i, n in data["names"].items()}
         return out
 
@@ -484,6 +540,16 @@ class PatchState:
         :class:`PatchSet` (:func:`top_patches_layers`); crops are cut when a figure is drawn."""
         found = PatchSet.of([PatchSetup.from_json(s) for s in settings["setups"]], state)
         return found if settings.get("multi") else next(iter(found.layers.values()))
+
+
+def _relevance_maps(net: nn.Module, x: torch.Tensor, layers: Sequence[str], target: int | None, prep: Preprocessing) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """The LRP relevance arriving at each of ``layers`` for each image's class (``target``, or its
+    top class), and the classes explained."""
+    from ..relevance import propagate
+
+    targets = None if target is None else [target] * x.shape[0]
+    got = propagate(net, x, targets, layers=layers, input_relevance=False, preprocessing=prep)
+    return got.layers, got.targets.cpu()
 
 
 def _patch_job(
@@ -511,15 +577,21 @@ def _patch_job(
         layers = [s.layer for s in setups]
         wanted = [torch.tensor(s.tracked, dtype=torch.long, device=device) if s.given else None for s in setups]
         outside_masks = [None if bool(m.all()) else ~m.to(device) for m in masks]
+        by, target = setups[0].by, setups[0].target
         with eval_mode(net), torch.no_grad():
             for batch_idx, x in iter_batches([paths[i] for i in items], prep, batch_size=batch_size, workers=workers):
-                x = prep.normalize(x.to(device, dtype=dtype, non_blocking=True))
-                record = forward_until(net, x, layers)
-                values, wheres = [], []
+                x = x.to(device, dtype=dtype, non_blocking=True)
+                if by == "relevance":
+                    record, explained = _relevance_maps(net, x, layers, target, prep)
+                else:
+                    record, explained = forward_until(net, prep.normalize(x), layers), None
+                values, wheres, totals = [], [], []
                 for layer, channels, outside in zip(layers, wanted, outside_masks):
                     act = record[layer]
                     if channels is not None:
                         act = act[:, channels]
+                    if explained is not None:
+                        totals.append(act.flatten(2).sum(2).float())
                     if outside is not None:
                         act = act.masked_fill(outside, -math.inf)
                     unit_v, where = act.flatten(2).max(dim=2)  # (B, C): value and first position of the maximum
@@ -528,6 +600,8 @@ def _patch_job(
                 unit_v, where = torch.cat(values, 1).T.cpu(), torch.cat(wheres, 1).T.cpu()  # (rows, B)
                 state.sums.add(unit_v)
                 state.top.add(unit_v, [items[i] for i in batch_idx], where)  # ties: the earlier image first
+                if explained is not None and state.classes is not None:
+                    state.classes.add_labelled(torch.cat(totals, 1).T.cpu(), explained)
                 bar.update(len(batch_idx))
                 yield
 
@@ -536,8 +610,8 @@ def _patch_job(
         n_items=len(paths),
         batch_size=batch_size,
         settings=settings,
-        empty=lambda: PatchState(sum(len(s.tracked) for s in setups), setups[0].k, names),
+        empty=lambda: PatchState(sum(len(s.tracked) for s in setups), setups[0].k, names, by_class=setups[0].by == "relevance"),
         steps=steps,
-        desc=f"patches {', '.join(s.layer for s in setups)}",
+        desc=f"patches {', '.join(s.layer for s in setups)}" + (" by relevance" if setups[0].by == "relevance" else ""),
         unit="img",
     )

@@ -157,7 +157,7 @@ def plot_patches(result: PatchResult, *, title: str | None = None, percentile: f
     )  # fmt: skip
     lines = [
         result.label,
-        f"layer {result.layer}: top {k} of {result.n_images} images per channel; {what} of the {rf.size[0]}x{rf.size[1]} px receptive field",
+        f"layer {result.layer}: top {k} of {result.n_images} images per channel{result.ranked_by_text}; {what} of the {rf.size[0]}x{rf.size[1]} px receptive field",
         f"units: {border}; grey = beyond the image border",
     ]
     probe, _ = _figure(grid, min_width=700, max_width=1600)
