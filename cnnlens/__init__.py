@@ -65,6 +65,7 @@ _EXPORTS = {
     "robustness": "attacks",
     # attribution maps
     "attribute": "attribution",
+    "concept_relevance": "attribution",
     # Hubel & Wiesel on a network
     "tuning_curves": "tuning",
     "hierarchy": "tuning",

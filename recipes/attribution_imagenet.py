@@ -55,8 +55,8 @@ def main(argv: list[str] | None = None) -> dict:
     shown = attribute(model, args.data, DEFAULT_METHODS, limit=args.show, **{**common, "settings": AttributionSettings(ig_steps=args.ig_steps, smoothgrad_samples=16)})
     shown.save(args.out / "maps.png", overwrite=True, max_images=args.show)
 
-    # 2. faithfulness of Grad-CAM and integrated gradients over --limit images
-    maps = attribute(model, args.data, ["gradcam", "integrated-gradients"], limit=args.limit, **common)
+    # 2. faithfulness of Grad-CAM, integrated gradients and LRP over --limit images
+    maps = attribute(model, args.data, ["gradcam", "integrated-gradients", "lrp"], limit=args.limit, **common)
     faith = deletion_insertion(model, maps, steps=args.steps, seed=args.seed)
     faith.save(args.out / "faithfulness.png", overwrite=True)
 

@@ -53,7 +53,7 @@ def _commands(model: str, f: dict[str, Path], out: Path) -> dict[str, list[str]]
         "hierarchy": ["hierarchy", model, *w, "--orientations", "4", "--num-frequencies", "2", "--phases", "4", "--size", "48", "--no-baseline", "-o", out / "hierarchy.png", "--json"],
         "invariance": ["invariance", model, "--data", f["flat"], *w, "--limit", "2", "--size", "48", "--no-baseline", "-o", out / "invariance.png", "--json"],
         "microscope": ["microscope", model, *w, "--data", f["flat"], "-o", out / "site", "--units", "1", "-k", "1", "--steps", "1", "--featvis-size", "32",
-                       "--no-tuning", "--no-circuits", "--attribution", "0", "--method", "none", "--limit", "2", "--json"],
+                       "--no-tuning", "--no-circuits", "--no-relevance", "--attribution", "0", "--method", "none", "--limit", "2", "--json"],
     }
 
 

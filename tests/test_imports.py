@@ -145,7 +145,7 @@ def test_import_cnnlens_does_not_import_torch() -> None:
 
 CORE = {
     "address", "checks", "distributed", "errors", "folders", "geometry", "hooks", "images", "layers", "outputs",
-    "pixelnet", "pixels", "progress", "receptive_field", "registry", "reports", "results", "seeds", "speed",
+    "pixelnet", "pixels", "progress", "receptive_field", "registry", "relevance", "reports", "results", "seeds", "speed",
     "testing", "zoo",
 }
 CAPABILITIES = {"attacks", "attribution", "circuits", "featvis", "representations", "style", "tuning", "units"}

@@ -385,3 +385,21 @@ def test_unit_pages_show_the_circuit_rows_by_expanded_weights(site: tuple, net: 
     assert "Built from features.0" in page and "Used by logits" in page and "expanded weights" in page
     first = json.loads((root / "units" / "features.0" / "2.json").read_text())["circuits"]
     assert first["built_from"] is None and first["used_by"]["layer"] == "features.3"
+
+
+def test_unit_pages_show_patches_by_relevance_and_the_classes_served(site: tuple, net: torch.nn.Module, images: Path) -> None:
+    from cnnlens.units.patches import PatchSettings, top_patches
+
+    root, result, _ = site
+    assert "relevance" in result.stages
+    data = json.loads((root / "units" / "features.3" / "1.json").read_text())
+    rel = data["relevance"]
+    api = top_patches(net, "features.3:1", images, k=3, settings=PatchSettings(by="relevance", crops=False), progress=False)
+    expected = [p for p in api.patches[1] if p.activation > 0]
+    assert [p["image_index"] for p in rel["patches"]] == [p.image_index for p in expected]
+    assert [p["activation"] for p in rel["patches"]] == pytest.approx([p.activation for p in expected])
+    assert [c["class"] for c in rel["classes"]] == [k for k, _ in api.classes[1]]
+    page = (root / "units" / "features.3" / "1.html").read_text()
+    if rel["patches"]:
+        assert "Top dataset patches by relevance" in page and all((root / "units" / "features.3" / p["crop"]).exists() for p in rel["patches"])
+    assert "Classes that use it most" in page

@@ -1,10 +1,11 @@
 """Attribution maps: where in the image the network found the evidence for a class.
 
-Grad-CAM, Grad-CAM++, guided Grad-CAM, occlusion, saliency, integrated gradients and SmoothGrad, on
-pixels in [0, 1], with two checks beside the maps: deletion and insertion curves against a random
+Grad-CAM, Grad-CAM++, guided Grad-CAM, occlusion, saliency, integrated gradients, SmoothGrad and LRP
+on pixels in [0, 1], with two checks beside the maps: deletion and insertion curves against a random
 map (Petsiuk et al. 2018), and the cascading model-randomization test (Adebayo et al. 2018). Guided
 Grad-CAM uses cnnlens' guided backprop, which routes functional ReLUs too (googlenet, inception_v3,
-densenet), where captum's ``GuidedGradCam`` sees only ``nn.ReLU`` modules.
+densenet), where captum's ``GuidedGradCam`` sees only ``nn.ReLU`` modules. :func:`concept_relevance`
+splits an LRP heatmap by the channels of a layer (Achtibat et al. 2023).
 
 Example:
     >>> import cnnlens, torch
@@ -17,6 +18,7 @@ Example:
 
 from __future__ import annotations
 
+from .crp import ConceptRelevance, channel_heatmaps, concept_relevance, parse_layer_units
 from .faithfulness import (
     BASELINES,
     CURVES,
@@ -41,6 +43,7 @@ from .methods import (
 )
 from .plots import (
     plot_attribution,
+    plot_concept_relevance,
     plot_faithfulness,
     plot_overview,
     plot_randomization,
@@ -56,6 +59,11 @@ from .spatial import Grid, attribution_layer, grid_of
 
 __all__ = [
     "METHODS",
+    "ConceptRelevance",
+    "channel_heatmaps",
+    "concept_relevance",
+    "parse_layer_units",
+    "plot_concept_relevance",
     "Attribution",
     "Faithfulness",
     "RandomizationTest",

@@ -26,6 +26,8 @@ METHODS = ("deconvnet", "guided", "gradient", "none")
 @click.option("--attribution", type=click.IntRange(min=0), default=8, show_default=True, help="images on the attribution page (0: no page)")
 @click.option("--circuits/--no-circuits", default=True, show_default=True,
               help="on each unit page, the strongest connections by expanded weights: built from the layer before, used by the layer after")  # fmt: skip
+@click.option("--relevance/--no-relevance", default=True, show_default=True,
+              help="on each unit page, its top patches by LRP relevance for each image's top class and the classes it serves most")  # fmt: skip
 @click.option("--representations/--no-representations", default=True, show_default=True,
               help="a representations page: CKA of the layers; linear probes by depth when --data is labelled")  # fmt: skip
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="use N images spread evenly over the sorted folder")
@@ -38,7 +40,7 @@ METHODS = ("deconvnet", "guided", "gradient", "none")
 @json_option
 def microscope_command(
     model: str, data: Path, output: Path, layers: tuple[str, ...], units: str, top: int, method: str, steps: int, featvis_size: int | None,
-    tuning: bool, attribution: int, circuits: bool, representations: bool, limit: int | None, workers: int, weights: str | None, seed: int, device: str, batch_size: int,
+    tuning: bool, attribution: int, circuits: bool, relevance: bool, representations: bool, limit: int | None, workers: int, weights: str | None, seed: int, device: str, batch_size: int,
     overwrite: bool, as_json: bool,
 ) -> None:  # fmt: skip
     """Build a static site of MODEL's layers and units, on the images in --data.
@@ -47,8 +49,9 @@ def microscope_command(
     network): a model page (report table with receptive fields and costs, their plots, the
     first-layer filters), a page per layer with a grid of its units and a filter box, a page per
     unit with its top-k dataset patches cut by the receptive field, their deconvnet projections,
-    its feature visualization, its tuning curves and its circuit (the units of the layers before and
-    after it that build it and use it, by expanded weights), an attribution page of a few images, and a
+    its feature visualization, its tuning curves, its circuit (the units of the layers before and
+    after it that build it and use it, by expanded weights) and its top patches by LRP relevance
+    with the classes it serves most (a second pass; --no-relevance leaves it out), an attribution page of a few images, and a
     representations page (CKA similarity of the layers; linear probes by depth when --data has
     class subfolders or a labels.csv). The numbers of every page are beside it as JSON.
 
@@ -86,7 +89,8 @@ def microscope_command(
     try:
         settings = SiteSettings(
             method=None if method == "none" else method, featvis_steps=steps, featvis_size=featvis_size, tuning=tuning,
-            attribution=attribution, circuits=circuits, representations=representations, batch_size=batch_size, workers=workers,
+            attribution=attribution, circuits=circuits, relevance=relevance, representations=representations, batch_size=batch_size,
+            workers=workers,
         )
         site = build_site(
             net, data, output, layers=list(layers) or None, units=units, k=top, settings=settings, limit=limit, seed=seed,

@@ -62,7 +62,7 @@ def relevance_command(
     """
     from ..errors import CnnlensError
     from ..images import load_image
-    from ..relevance import concept_relevance
+    from ..attribution import concept_relevance
     from ..relevance.rules import composite as check_composite
 
     units = [u.strip() for spec in unit for u in spec.split(",") if u.strip()]

@@ -177,6 +177,10 @@ class SiteSettings:
     - ``representations``: a representations page: the debiased minibatch CKA of the site's layers
       and the output over its images, and linear probes by depth when the images carry labels
       (class subfolders, a labels CSV): :mod:`cnnlens.representations`.
+    - ``relevance``: on every unit page, the unit's top patches by relevance beside those by
+      activation (relevance maximization, Achtibat et al. 2023: a second pass explaining each
+      image's top class with LRP, :mod:`cnnlens.relevance`) and the classes its relevance goes to
+      most. Left out, with a note, for a model LRP cannot follow.
     - ``batch_size``, ``workers``: of the mining pass (see :class:`cnnlens.units.PatchSettings`).
     """
 
@@ -188,6 +192,7 @@ class SiteSettings:
     attribution_methods: Sequence[str] = DEFAULT_METHODS
     representations: bool = True
     circuits: bool = True
+    relevance: bool = True
     batch_size: int = 32
     workers: int = 0
 
@@ -323,6 +328,7 @@ def build_site(
     try:
         return _build(plan, k=k, method=method, featvis_steps=featvis_steps, featvis_size=featvis_size, tuning=tuning,
                       attribution=attribution, attribution_methods=attribution_methods, representations=bool(s.representations), circuits=bool(s.circuits),
+                      relevance=bool(s.relevance),
                       batch_size=batch_size, workers=workers, seed=seed, distributed=distributed)  # fmt: skip
     except CnnlensError:
         if created and group.main:  # bad input found on the way (an unreadable image): leave nothing behind
@@ -360,21 +366,24 @@ class _Plan:
 
 def _build(
     plan: _Plan, *, k: int, method: str | None, featvis_steps: int, featvis_size: int | None, tuning: bool | dict[str, Any], attribution: int,
-    attribution_methods: Sequence[str], representations: bool, circuits: bool, batch_size: int, workers: int, seed: int | None, distributed: bool | None,
+    attribution_methods: Sequence[str], representations: bool, circuits: bool, relevance: bool, batch_size: int, workers: int, seed: int | None,
+    distributed: bool | None,
 ) -> Site:  # fmt: skip
     store = plan.store
     mined = _mine(plan, k=k, batch_size=batch_size, workers=workers, distributed=distributed)  # all ranks: the pass over the data
+    relevant = _mine_relevance(plan, k=k, batch_size=batch_size, workers=workers, distributed=distributed) if relevance else {}
     if not plan.group.main:
         return Site(root=store.root, info=plan.info, layers=plan.shown, n_images=len(plan.sources), pages=0, stages=plan.stages)
     has_filters = _model_pictures(plan)
     _patch_pictures(plan, mined, method)
+    _patch_pictures(plan, relevant, None, kind="relevance")
     featvis = _featvis(plan, featvis_steps, featvis_size, seed)
     tuned = _tuning(plan, {**SITE_TUNING, **(tuning if isinstance(tuning, dict) else {})}) if tuning else {}
     attributed = _attribution(plan, attribution, attribution_methods, seed)
     represented = _representations(plan, batch_size, seed) if representations else None
     wired = _circuits(plan) if circuits else {}
     start = time.perf_counter()
-    n_pages = _write_pages(plan, mined, tuned, featvis, attributed, represented, wired, method, has_filters=has_filters)
+    n_pages = _write_pages(plan, mined, tuned, featvis, attributed, represented, wired, method, has_filters=has_filters, relevant=relevant)
     plan.stage("pages", start, pages=n_pages)
     pictures = {name: _featvis_tensor(store, name, plan.shown[name]) for name in plan.layers} if featvis_steps else {}
     return Site(root=store.root, info=plan.info, layers=plan.shown, n_images=len(plan.sources), pages=n_pages, stages=plan.stages,
@@ -430,6 +439,40 @@ def _mine(plan: _Plan, *, k: int, batch_size: int, workers: int, distributed: bo
     return mined  # type: ignore[return-value]
 
 
+def _mine_relevance(plan: _Plan, *, k: int, batch_size: int, workers: int, distributed: bool | None) -> dict[str, dict[str, Any]]:
+    """layer -> the patches index of its shown units ranked by LRP relevance for each image's top
+    class (with the classes each unit serves); empty, with a note, where LRP cannot follow the model."""
+    from ..units.patches import PatchSettings, top_patches_layers
+
+    start, store, identity = time.perf_counter(), plan.store, plan.identity
+    key = [identity, plan.shown]
+    mined = {name: store.cached(f"mined-relevance/{slug(name)}.json", [*key, name]) for name in plan.layers}
+    missing = plan.group.all_gather([name for name in plan.layers if mined[name] is None])[0]
+    note = None
+    if missing:
+        units = [f"{name}:{c}" for name in missing for c in plan.shown[name]]
+        checkpoint = Checkpoint(store.state / "relevance-checkpoint.json", every=MINING_SAVE_EVERY, replace=True, param="output")
+        try:
+            found = top_patches_layers(
+                plan.model, units, plan.images, k=k, limit=plan.limit,
+                settings=PatchSettings(batch_size=batch_size, workers=workers, crops=False, by="relevance"), progress=plan.progress,
+                sharding=Sharding(distributed=distributed, checkpoint=checkpoint),
+            )  # fmt: skip
+        except CnnlensError as exc:
+            note = f"no relevance patches: {exc}"
+            plan.warnings.append(note)
+            plan.stage("relevance", start, computed=[], note=note)
+            return {}
+        for name in missing:
+            mined[name] = found[name].to_dict()  # type: ignore[union-attr]
+            if plan.group.main:
+                store.cache(f"mined-relevance/{slug(name)}.json", [*key, name], mined[name])
+        if plan.group.main:
+            checkpoint.path.unlink(missing_ok=True)
+    plan.stage("relevance", start, computed=missing, reused=[n for n in plan.layers if n not in missing])
+    return mined  # type: ignore[return-value]
+
+
 def _model_pictures(plan: _Plan) -> bool:
     """The report's figure and the first-layer filters; True when the filter plot exists."""
     start, store, made = time.perf_counter(), plan.store, []
@@ -454,19 +497,22 @@ def _unit_dir(layer: str, channel: int) -> str:
     return f"units/{slug(layer)}/{channel}"
 
 
-def _patch_pictures(plan: _Plan, mined: dict[str, dict[str, Any]], method: str | None) -> None:
-    """Per shown unit, its crops and their projections (``method``), as pictures; every image the
-    missing ones come from is read once."""
+def _patch_pictures(plan: _Plan, mined: dict[str, dict[str, Any]], method: str | None, *, kind: str = "patch") -> None:
+    """Per shown unit, its crops (pictures named ``{kind}-{rank}.png``) and their projections
+    (``method``); every image the missing ones come from is read once."""
     from ..units.patch_results import add_projections, extract_crops, load_index, patch_images
     from ..units.plots import signed_to_rgb
 
     start, store = time.perf_counter(), plan.store
     work = []  # (layer, result of the units to draw, units lacking crops, units lacking projections)
     for layer, channels in plan.shown.items():
-        def missing(kind: str) -> list[int]:
-            return [c for c in channels if not store.exists(*(f"{_unit_dir(layer, c)}/{kind}-{j}.png" for j in range(len(_patches_of(mined[layer], c)))))]
+        if layer not in mined:
+            continue
 
-        need_crops, need_proj = missing("patch"), missing(method) if method is not None else []
+        def missing(name: str) -> list[int]:
+            return [c for c in channels if not store.exists(*(f"{_unit_dir(layer, c)}/{name}-{j}.png" for j in range(len(_patches_of(mined[layer], c)))))]
+
+        need_crops, need_proj = missing(kind), missing(method) if method is not None else []
         todo = set(need_crops) | set(need_proj)
         if todo:
             index = {**mined[layer], "channels": [c for c in mined[layer]["channels"] if c["channel"] in todo]}
@@ -484,8 +530,8 @@ def _patch_pictures(plan: _Plan, mined: dict[str, dict[str, Any]], method: str |
         extract_crops(result, images)
         for c in need_crops:
             for j, crop in enumerate(result.crops[c]):
-                save_image(crop, store.path(f"{_unit_dir(layer, c)}/patch-{j}.png"), overwrite=True)
-    plan.stage("patches", start, computed={layer: len(set(nc) | set(np_)) for layer, _, nc, np_ in work}, method=method)
+                save_image(crop, store.path(f"{_unit_dir(layer, c)}/{kind}-{j}.png"), overwrite=True)
+    plan.stage("patches" if kind == "patch" else f"{kind} patches", start, computed={layer: len(set(nc) | set(np_)) for layer, _, nc, np_ in work}, method=method)
 
 
 def _patches_of(index: dict[str, Any], channel: int) -> list[dict[str, Any]]:
@@ -771,7 +817,7 @@ def _pixels(source: Any, model: nn.Module) -> torch.Tensor:
 
 def _write_pages(
     plan: _Plan, mined: dict[str, dict[str, Any]], tuned: dict[str, Any], featvis: dict[str, dict[str, Any]], attributed: dict[str, Any] | None,
-    represented: dict[str, Any] | None, wired: dict[str, Any], method: str | None, *, has_filters: bool,
+    represented: dict[str, Any] | None, wired: dict[str, Any], method: str | None, *, has_filters: bool, relevant: dict[str, dict[str, Any]],
 ) -> int:  # fmt: skip
     """Every page and the JSON beside it (a file is rewritten only when its text changed); the number of pages."""
     store = plan.store
@@ -793,6 +839,7 @@ def _write_pages(
         for ci, c in enumerate(channels):
             data = _unit_data(plan, layer, ci, mined[layer], unit_tuning.get(c), layer_tuning.get("note"), featvis.get(layer), method)
             data["circuits"] = _unit_circuits(plan, layer, c, wired)
+            data["relevance"] = _unit_relevance(plan, layer, c, relevant.get(layer))
             written.append((f"units/{s}/{c}", pages.unit_page, data))
     for stem, page, data in written:
         store.write_json(f"{stem}.json", data)
@@ -856,6 +903,21 @@ def _layer_data(plan: _Plan, li: int, mined: dict[str, Any], tuning: dict[int, A
         "model_page": "../index.html", "json": f"{s}.json",
         "channels": [{"channel": e["channel"], "mean_activation": e["mean_activation"], "top_activation": _top(e), "dead": e["dead"]} for e in every],
     }  # fmt: skip
+
+
+def _unit_relevance(plan: _Plan, layer: str, channel: int, mined: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The unit's patches by relevance and the classes it serves most (None when not mined)."""
+    if mined is None:
+        return None
+    e = next((entry for entry in mined["channels"] if entry["channel"] == channel), None)
+    if e is None:
+        return None
+    d = str(channel)
+    patches = [{**p, "image_name": Path(p["image"]).name, "crop": f"{d}/relevance-{j}.png"} for j, p in enumerate(e["patches"]) if p["activation"] > 0]
+    note = None
+    if len(patches) < len(e["patches"]):
+        note = f"{len(patches)} of the {plan.identity['n_images']} images gave the unit positive relevance; the others tie at 0 and are not shown."
+    return {"patches": patches, "classes": e.get("classes", []), "dead": e["dead"], "rule": mined.get("unit_rule"), "note": note}
 
 
 def _unit_data(

@@ -219,6 +219,7 @@ def unit_page(data: dict[str, Any]) -> str:
             parts.append(f"<h2>{_e(data['deconv_method'])} projections</h2>")
             parts.append(_cells([(p["projection"], f"projection {p['rank']}", f"rank {p['rank']}") for p in patches if p.get("projection")]))
             parts.append(f'<p class="muted">What in each patch drove the unit: the unit projected back to the pixels ({_e(data["deconv_method"])}, Zeiler &amp; Fergus 2014; Springenberg et al. 2015).</p>')
+    parts.append(_relevance_rows(data.get("relevance")))
     tuning = data.get("tuning")
     if tuning:
         parts.append("<h2>Tuning to gratings</h2>")
@@ -240,6 +241,26 @@ def unit_page(data: dict[str, Any]) -> str:
     neighbours = _link(data.get("previous"), "←") + _link(data.get("next"), "→")
     crumbs = [(data["model"], data["model_page"]), (data["layer"], data["layer_page"]), (f"unit {data['channel']}", None)]
     return _page(f"{data['unit']} – {data['model']}", 2, crumbs, "\n".join(parts), neighbours)
+
+
+def _relevance_rows(relevance: dict[str, Any] | None) -> str:
+    """The unit's top patches by relevance and the classes its relevance goes to most."""
+    if not relevance:
+        return ""
+    parts = []
+    if relevance["patches"]:
+        parts.append("<h2>Top dataset patches by relevance</h2>")
+        parts.append(_cells([(p["crop"], f"relevance patch {p['rank']}", f"{_e(p['image_name'])}<br />{_num(p['activation'])}") for p in relevance["patches"]]))
+        parts.append('<p class="muted">Ranked by the unit\'s LRP relevance when each image\'s top class is explained (relevance maximization, '
+                     "Achtibat et al. 2023), not by its activation: the images where the unit mattered most to the decision.</p>")
+    if relevance.get("note"):
+        parts.append(f'<p class="muted">{_e(relevance["note"])}</p>')
+    classes = relevance.get("classes") or []
+    if classes:
+        items = "".join(f"<li>{_e(c.get('name') or ('class ' + str(c['class'])))} <span class=\"muted\">{100 * float(c['share']):.1f} %</span></li>" for c in classes)
+        parts.append(f'<h2>Classes that use it most</h2><ol class="classes">{items}</ol>')
+        parts.append('<p class="muted">Share of the unit\'s positive relevance, summed over the images, that went to each explained class.</p>')
+    return "\n".join(parts)
 
 
 def _circuit_rows(circuits: dict[str, Any] | None) -> str:

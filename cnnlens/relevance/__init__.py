@@ -1,5 +1,7 @@
-"""Relevance propagation: LRP heatmaps (Bach et al. 2015) on any CNN, exact on branching graphs, and
-concept relevance (Achtibat et al. 2023): which channels of a layer carry a decision, and where.
+"""Relevance propagation (LRP, Bach et al. 2015) on any CNN, exact on branching graphs: the engine
+that attribution maps (``attribute(..., method="lrp")``), concept relevance
+(:func:`cnnlens.attribution.concept_relevance`) and relevance maximization (``top_patches`` by
+relevance) stand on.
 
 The rules are applied per call of the forward pass (:class:`RelevanceMode`), so residual adds,
 concatenations, functional activations, pooling and BatchNorm (folded into the convolution before
@@ -17,26 +19,22 @@ Example:
 
 from __future__ import annotations
 
-from .conditional import ConceptRelevance, channel_heatmaps, concept_relevance, parse_layer_units
 from .lrp import RelevancePass, make_composite, propagate
 from .mode import RelevanceMode, RuleRecord
-from .rules import COMPOSITES, DEFAULT_COMPOSITE, RULES, Composite, LinearRule, composite, stabilize
+from .rules import COMPOSITES, DEFAULT_COMPOSITE, RULES, Composite, LinearRule, Share, composite, stabilize
 
 __all__ = [
     "COMPOSITES",
     "DEFAULT_COMPOSITE",
     "RULES",
     "Composite",
-    "ConceptRelevance",
     "LinearRule",
     "RelevanceMode",
     "RelevancePass",
     "RuleRecord",
-    "channel_heatmaps",
+    "Share",
     "composite",
-    "concept_relevance",
     "make_composite",
-    "parse_layer_units",
     "propagate",
     "stabilize",
 ]

@@ -27,7 +27,7 @@ import torch
 
 from ..errors import CnnlensError, did_you_mean
 
-__all__ = ["COMPOSITES", "DEFAULT_COMPOSITE", "RULES", "Composite", "LinearRule", "composite", "stabilize"]
+__all__ = ["COMPOSITES", "DEFAULT_COMPOSITE", "RULES", "Composite", "LinearRule", "Share", "composite", "stabilize"]
 
 LinearOp = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
 RULES = ("epsilon", "zplus", "alpha-beta", "gamma", "flat", "zbox")

@@ -26,7 +26,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -303,6 +303,7 @@ def _mine(
                 min_inside=min_inside,
                 by=s.by,
                 target=target,
+                categories=list(model_info(model).categories or []) if s.by == "relevance" else [],
             )
         )
         masks.append(border_mask(rf, shape[2:], side, min_inside))
@@ -311,10 +312,6 @@ def _mine(
     if shard is not None:
         return part
     found = PatchSet.of(setups, part.state, sources)
-    cats = model_info(model).categories
-    for result in found.layers.values():
-        if cats:
-            result.class_names = {k: cats[k] for row in result.classes.values() for k, _ in row if k < len(cats)}
     if crops or method is not None:
         images_read = patch_images(*found.layers.values())
         for result in found.layers.values():
@@ -392,13 +389,14 @@ class PatchSetup:
     min_inside: float
     by: str = "activation"  # or "relevance" (PatchSettings)
     target: int | None = None  # the class explained by relevance; None: each image's top class
+    categories: list[str] = field(default_factory=list)  # by relevance: the class names, to name the classes a channel serves
 
     def to_json(self) -> dict[str, Any]:
         return {
             "layer": self.layer, "tracked": list(self.tracked), "given": self.given, "n_channels": self.n_channels, "k": self.k,
             "receptive_field": self.receptive_field.to_dict(), "preprocessing": self.preprocessing.to_dict(),
             "input_size": list(self.input_size), "width": self.width, "n_images": self.n_images, "info": self.info,
-            "min_inside": self.min_inside, "by": self.by, "target": self.target,
+            "min_inside": self.min_inside, "by": self.by, "target": self.target, "categories": list(self.categories),
         }  # fmt: skip
 
     @classmethod
@@ -409,6 +407,7 @@ class PatchSetup:
             preprocessing=Preprocessing.from_dict(data["preprocessing"]), input_size=tuple(data["input_size"]),  # type: ignore[arg-type]
             width=int(data["width"]), n_images=int(data["n_images"]), info=dict(data["info"]), min_inside=float(data["min_inside"]),
             by=str(data.get("by", "activation")), target=None if data.get("target") is None else int(data["target"]),
+            categories=[str(c) for c in data.get("categories", [])],
         )  # fmt: skip
 
     def result(self, state: PatchState, sources: dict[str, Any] | None = None) -> PatchResult:
@@ -449,6 +448,8 @@ class PatchSetup:
             target=self.target,
             classes=_class_use(state, tracked, rank) if self.by == "relevance" else {},
         )
+        cats = self.categories
+        result.class_names = {k: cats[k] for row in result.classes.values() for k, _ in row if k < len(cats)}
         dead = result.dead_channels
         if dead and self.by == "relevance":
             result.warnings.append(

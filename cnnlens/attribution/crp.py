@@ -2,6 +2,8 @@
 explanations through Concept Relevance Propagation"): which channels of a layer carry a decision,
 and where in the image each of them found its evidence.
 
+LRP itself is the core's :mod:`cnnlens.relevance` (rules applied per call).
+
 - the relevance of channel ``c`` of a layer is the LRP relevance arriving at that channel, summed
   over positions; its *share* is that over the layer's total (which equals the explained logit less
   what the layers above absorbed in biases and stabilisers);
@@ -25,9 +27,9 @@ from ..errors import CnnlensError
 from ..pixelnet import image_preprocessing, unwrap
 from ..pixels import Preprocessing, as_pixels
 from ..registry import ModelInfo, model_info
+from ..relevance import DEFAULT_COMPOSITE, Composite, make_composite, propagate
 from ..results import Result
-from .lrp import make_composite, propagate
-from .rules import DEFAULT_COMPOSITE, Composite
+from .maps import resolve_targets
 
 __all__ = ["ConceptRelevance", "channel_heatmaps", "concept_relevance", "parse_layer_units"]
 
@@ -190,8 +192,6 @@ def concept_relevance(
         >>> r.heatmaps.shape, len(r.relevance)
         (torch.Size([4, 64, 64]), 256)
     """
-    from ..attribution.maps import resolve_targets
-
     k = check_int(k, "k", low=1, high=100_000)
     batch_size = check_int(batch_size, "batch_size", low=1, high=65_536)
     layer, channels = parse_layer_units(model, unit)
