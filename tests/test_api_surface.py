@@ -14,7 +14,7 @@ RECORD = Path(__file__).with_name("api_surface.json")
 MODULES = (
     "cnnlens", "cnnlens.address", "cnnlens.attacks", "cnnlens.attribution", "cnnlens.checks", "cnnlens.circuits", "cnnlens.distributed", "cnnlens.errors",
     "cnnlens.featvis", "cnnlens.folders", "cnnlens.geometry", "cnnlens.hooks", "cnnlens.images", "cnnlens.layers", "cnnlens.microscope",
-    "cnnlens.outputs", "cnnlens.pixelnet", "cnnlens.pixels", "cnnlens.progress", "cnnlens.receptive_field", "cnnlens.registry",
+    "cnnlens.outputs", "cnnlens.pixelnet", "cnnlens.pixels", "cnnlens.progress", "cnnlens.receptive_field", "cnnlens.registry", "cnnlens.relevance",
     "cnnlens.reports", "cnnlens.representations", "cnnlens.results", "cnnlens.seeds", "cnnlens.speed", "cnnlens.style", "cnnlens.testing", "cnnlens.tuning",
     "cnnlens.units", "cnnlens.zoo",
 )

@@ -91,6 +91,7 @@ def _base(command: str, f: dict[str, str]) -> list[str]:
         "probe": ["probe", M, "--data", f["labelled8"], "--folds", "2", "-l", "2"],
         "embed": ["embed", M, "--data", f["labelled8"], "-l", "2"],
         "circuit": ["circuit", M, "-u", "3:1", "--depth", "1", "-k", "2"],
+        "relevance": ["relevance", M, f["photo"], "-u", "3", "-k", "2"],
         "microscope": ["microscope", M, "--data", f["flat"], "-o", "site", "--layers", "3", "--units", "1", "-k", "1", "--steps", "1",
                        "--no-tuning", "--attribution", "0", "--method", "none"],
     }[command]
@@ -103,7 +104,7 @@ def _options(command: str) -> set[str]:
 
 MODEL_COMMANDS = [
     "layers", "report", "filters", "patches", "deconv", "visualize", "dream", "style", "invert", "fgsm", "robustness",
-    "attribute", "tuning", "hierarchy", "invariance", "similarity", "probe", "embed", "circuit", "microscope",
+    "attribute", "tuning", "hierarchy", "invariance", "similarity", "probe", "embed", "circuit", "relevance", "microscope",
 ]
 
 
@@ -159,7 +160,7 @@ def _cases() -> list[tuple[str, str, list[str], str]]:
             add(command, "lr-nan", ["--lr", "nan"], "--lr")
             add(command, "lr-negative", ["--lr", "-0.1"], "--lr")
     # images that cannot be read, for commands that take one
-    for command in ("deconv", "dream", "style", "invert", "fgsm", "attribute"):
+    for command in ("deconv", "dream", "style", "invert", "fgsm", "attribute", "relevance"):
         for kind in ("missing", "bad", "empty", "text", "folder"):
             add(command, f"image-{kind}", [f"@image={kind}"], "")
     # numbers of one command
@@ -238,6 +239,14 @@ def _cases() -> list[tuple[str, str, list[str], str]]:
     for name, args in {"unit-no-channel": ["-u", "3"], "unit-first-stage": ["-u", "0:1"], "depth-zero": ["--depth", "0"], "top-zero": ["-k", "0"],
                        "data-missing": ["--data", "nowhere"], "data-bad-image": ["--data", "@badflat"]}.items():
         add("circuit", name, args)
+    for name, args in {"composite-unknown": ["--composite", "epsilon-plus-flatt"], "unit-unknown-layer": ["-u", "nolayer"],
+                       "unit-channel-out-of-range": ["-u", "3:999"], "unit-logits": ["-u", "logits:1"], "unit-two-layers": ["-u", "0:1,3:1"],
+                       "top-zero": ["-k", "0"], "target-unknown": ["-t", "nocls"], "target-out-of-range": ["-t", "99"],
+                       "image-a-folder-of-images": ["@image=flat"]}.items():
+        add("relevance", name, args)
+    for name, args in {"by-unknown": ["--by", "gradient"], "target-without-by": ["--target", "1"],
+                       "target-unknown": ["--by", "relevance", "--target", "nocls"]}.items():
+        add("patches", name, args)
     add("models", "source-unknown", ["@models", "--source", "pypi"], "--source")
     add("nonexistent", "command-unknown", ["@bare"], "")
     return cases

@@ -138,8 +138,11 @@ def plot_patches(result: PatchResult, *, title: str | None = None, percentile: f
     rows = []
     with_proj = bool(result.projections)
     k = max(1, result.k)
+    blank = result.by == "relevance" and any(p.activation > 0 for c in result.channels for p in result.patches[c])
     for c in result.channels:
         crops = [_hwc(t) for t in result.crops[c]]
+        if blank:  # an image that gave the unit no relevance is no example of it: left blank
+            crops = [None if p.activation <= 0 else crop for p, crop in zip(result.patches[c], crops)]  # type: ignore[misc]
         crops += [None] * (k - len(crops))  # type: ignore[list-item]
         if with_proj:
             proj = [_hwc(signed_to_rgb(g, percentile=percentile)) for g in result.projections[c]]
@@ -158,7 +161,7 @@ def plot_patches(result: PatchResult, *, title: str | None = None, percentile: f
     lines = [
         result.label,
         f"layer {result.layer}: top {k} of {result.n_images} images per channel{result.ranked_by_text}; {what} of the {rf.size[0]}x{rf.size[1]} px receptive field",
-        f"units: {border}; grey = beyond the image border",
+        f"units: {border}; grey = beyond the image border" + ("; blank = no further image gave the unit positive relevance" if result.by == "relevance" else ""),
     ]
     probe, _ = _figure(grid, min_width=700, max_width=1600)
     text = title or _wrapped(lines, probe.get_figwidth() + 0.9, 9)
