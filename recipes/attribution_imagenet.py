@@ -9,8 +9,8 @@ weights file of the model work.) Three questions, answered with the public API:
 
 1. Where in each image does the model find its top class? Every method's map over the first images
    -> `maps.png`.
-2. Are the maps faithful? Deletion and insertion curves (Petsiuk et al. 2018) of Grad-CAM and
-   integrated gradients over --limit images, against random maps of their grain -> `faithfulness.png`
+2. Are the maps faithful? Deletion and insertion curves (Petsiuk et al. 2018) of Grad-CAM,
+   integrated gradients, LRP over --limit images, against random maps of their grain -> `faithfulness.png`
    and the areas in `summary.json`.
 3. Do the maps depend on what the model learned? The cascading model-randomization test (Adebayo et
    al. 2018) of Grad-CAM, guided backprop and saliency on --sanity-limit images -> `sanity.png` and the

@@ -34,3 +34,12 @@ def test_randomization_test_gradcam_decorrelates_guided_backprop_barely_changes(
     gradcam, guided = t.mean_curve("gradcam"), t.mean_curve("guided-backprop")
     assert float(gradcam[-1]) < 0.3 and float(gradcam[5]) < 0.6, gradcam  # random from the top: the maps go
     assert float(guided[5]) > 0.7 and float(guided[5]) > float(gradcam[5]) + 0.2, guided  # edges stay
+
+
+def test_lrp_insertion_beats_random_pixels_over_100_images(mobilenet_trained: torch.nn.Module, data: Path) -> None:
+    """docs/attribution.md: LRP's insertion area 0.593 against random pixels' 0.306 (224 px, 16 steps)."""
+    r = attribute(mobilenet_trained, data / "imagenet_samples", ["lrp"], limit=100, size=160, settings=AttributionSettings(batch_size=25), progress=False)
+    f = deletion_insertion(mobilenet_trained, r, steps=5, curves="insertion", batch_size=50, progress=False)
+    auc = {m: float(f.auc("insertion", m).mean()) for m in f.methods}
+    assert auc["lrp"] > auc[RANDOM] + 0.1, auc
+    assert f.better_than_random("insertion", "lrp") > 0.8

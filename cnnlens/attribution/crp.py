@@ -69,7 +69,7 @@ def channel_heatmaps(
     for start in range(0, len(channels), batch_size):
         chunk = list(channels[start : start + batch_size])
         x = pixels.expand(len(chunk), *pixels.shape[1:])
-        got = propagate(model, x, [target] * len(chunk), composite=composite, layers=[layer], condition={layer: chunk}, preprocessing=preprocessing)
+        got = propagate(model, x, [target] * len(chunk), composite=composite, layers=[layer], condition={layer: chunk}, preprocessing=preprocessing, records=False)
         assert got.relevance is not None
         out.append(got.relevance.cpu())
     return torch.cat(out)

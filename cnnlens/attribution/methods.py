@@ -328,7 +328,7 @@ class Attributor:
 
         s = self.settings
         rules = make_composite(self.model, s.lrp_composite, epsilon=s.lrp_epsilon, gamma=s.lrp_gamma, preprocessing=self.preprocessing)
-        got = propagate(self.model, x, t, composite=rules, preprocessing=self.preprocessing)
+        got = propagate(self.model, x, t, composite=rules, preprocessing=self.preprocessing, records=False)
         assert got.relevance is not None
         return got.relevance
 

@@ -94,6 +94,7 @@ def propagate(
     condition: dict[str, torch.Tensor | Sequence[int]] | None = None,
     input_relevance: bool = True,
     preprocessing: Preprocessing | None = None,
+    records: bool = True,
 ) -> RelevancePass:
     """LRP of each image's target logit down to the pixels (and the relevance at ``layers``).
 
@@ -109,6 +110,8 @@ def propagate(
             (``(N, C)`` or broadcastable against the output), or ``{layer: [c_0, ..., c_N-1]}``:
             image ``i`` conditioned on channel ``c_i`` (one-hot rows).
         input_relevance: compute the pixels' relevance (else the backward pass stops at ``layers``).
+        records: keep, per rule call, the relevance in and out and the bias and stabiliser terms
+            (:attr:`RelevancePass.records`); without, a few passes fewer per layer.
 
     Raises:
         CnnlensError: a call LRP has no rule for (named), an unknown layer, a layer called twice.
@@ -149,7 +152,7 @@ def propagate(
     modules = [(get_layer(net, n), tap(n)) for n in names]
     x = pixels.to(device, dtype).detach().requires_grad_(True)
     with eval_mode(net), torch.enable_grad():
-        mode = RelevanceMode(comp)
+        mode = RelevanceMode(comp, records=records)
         with hooked(modules), mode:
             out = class_logits(pixnet, x)
         logits = out.detach()

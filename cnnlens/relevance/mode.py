@@ -30,7 +30,7 @@ stabiliser terms, to check conservation layer by layer.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -61,6 +61,7 @@ _GRADIENT = {
     "max_pool3d_with_indices", "adaptive_max_pool1d", "adaptive_max_pool2d", "adaptive_max_pool3d", "amax", "channel_shuffle",
     "movedim", "swapaxes", "detach", "requires_grad_", "__setstate__", "dim", "size",
 }  # fmt: skip
+_MAX_POOLS = {"max_pool2d", "max_pool1d", "max_pool3d"}
 # where a functional activation takes ``inplace`` positionally
 _INPLACE_AT = {"relu": 1, "relu6": 1, "silu": 1, "hardswish": 1, "selu": 1, "mish": 1, "hardsigmoid": 1, "elu": 2, "celu": 2,
                "leaky_relu": 2, "hardtanh": 3, "threshold": 3, "dropout": 3, "dropout1d": 3, "dropout2d": 3, "dropout3d": 3,
@@ -142,14 +143,33 @@ def _as_tensors(out: Any) -> list[torch.Tensor]:
     return []
 
 
+_CONV_INPUT_GRAD = {"conv1d": torch.nn.grad.conv1d_input, "conv2d": torch.nn.grad.conv2d_input, "conv3d": torch.nn.grad.conv3d_input}
+
+
+def _transpose(op_name: str, shape: tuple[int, ...], extra: tuple[Any, ...]) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None:
+    """``W^T s`` of a convolution or fully connected call, without running it forward (the rules'
+    products with the transposed weights)."""
+    if op_name == "linear":
+        return lambda s, w: s @ w
+    grad = _CONV_INPUT_GRAD.get(op_name)
+    if grad is None or any(isinstance(e, str) for e in extra):  # padding="same": leave it to autograd
+        return None
+    stride, padding, dilation, groups = extra
+    return lambda s, w: grad(shape, w, s, stride, padding, dilation, groups)
+
+
 class RelevanceMode(TorchFunctionMode):
     """Applies ``composite``'s rules to every call of a forward pass run inside the mode (module
     docstring). The model's parameters must not require gradients (run it in
     :func:`cnnlens.hooks.eval_mode`) and the input must (that is how the mode tells image-dependent
     tensors from constants). ``records`` fills during the backward pass."""
 
-    def __init__(self, composite: Composite) -> None:
+    def __init__(self, composite: Composite, *, records: bool = True) -> None:
         super().__init__()
+        if not records:  # no bias and stabiliser sums: fewer passes over each layer's outputs
+            composite = replace(composite, first=replace(composite.first, terms=False), conv=replace(composite.conv, terms=False),
+                                linear=replace(composite.linear, terms=False))  # fmt: skip
+        self.keep_records = records
         self.composite = composite
         self.calls = 0
         self.linear_calls = 0
@@ -178,6 +198,8 @@ class RelevanceMode(TorchFunctionMode):
             return self._pass(name, func, args, kwargs)
         if name in _SUMS:
             return self._sum(name, func, args, kwargs)
+        if name in _MAX_POOLS and not kwargs.get("return_indices") and not (len(args) > 6 and args[6]):
+            return self._max_pool(func, args, kwargs)
         out = func(*args, **kwargs)
         if name in _GRADIENT or name.startswith("__") and name not in ("__matmul__", "__rmatmul__", "__pow__", "__setitem__"):
             return out
@@ -213,19 +235,21 @@ class RelevanceMode(TorchFunctionMode):
         weight, bias = weight.detach(), None if bias is None else bias.detach()
         with torch.no_grad():
             value = func(x, weight, bias, *extra)
-        out = self._apply_linear(op, op_name, value, x, weight, bias, rule, index)
-        self._last_conv = None if op_name == "linear" else (out, x, op, weight, bias, rule, index, op_name)
+        transpose = _transpose(op_name, tuple(x.shape), extra)
+        out = self._apply_linear(op, op_name, value, x, weight, bias, rule, index, transpose)
+        self._last_conv = None if op_name == "linear" else (out, x, op, weight, bias, rule, index, op_name, transpose)
         return out
 
     def _apply_linear(
         self, op: Callable[..., torch.Tensor], op_name: str, value: torch.Tensor, x: torch.Tensor, weight: torch.Tensor,
-        bias: torch.Tensor | None, rule: LinearRule, index: int,
+        bias: torch.Tensor | None, rule: LinearRule, index: int, transpose: Callable[..., torch.Tensor] | None,
     ) -> torch.Tensor:
         xs = x.detach()
 
         def apply(r: torch.Tensor) -> tuple[torch.Tensor]:
-            share = rule(op, xs, weight, bias, r)
-            self.records.append(RuleRecord(index, op_name, rule.name, float(r.sum()), float(share.relevance.sum()), share.bias_term, share.stabilizer_term))
+            share = rule(op, xs, weight, bias, r, transpose)
+            if self.keep_records:
+                self.records.append(RuleRecord(index, op_name, rule.name, float(r.sum()), float(share.relevance.sum()), share.bias_term, share.stabilizer_term))
             return (share.relevance,)
 
         return _Rule.apply(apply, [value], x)
@@ -241,20 +265,25 @@ class RelevanceMode(TorchFunctionMode):
                 value = F.batch_norm(x, mean, var, gamma, beta, training, 0.0, eps)
             self._next()
             return _Pass.apply([value], x)  # nothing to fold into: relevance passes on (zennit's default)
-        _, conv_in, op, w, b, rule, index, op_name = conv
+        _, conv_in, op, w, b, rule, index, op_name, transpose = conv
         scale = (torch.ones_like(var) if gamma is None else gamma.detach()) / (var + eps) ** 0.5
         w_folded = w * scale[(slice(None), *((None,) * (w.dim() - 1)))]
         b_folded = ((torch.zeros_like(mean) if b is None else b) - mean) * scale + (0.0 if beta is None else beta.detach())
         with torch.no_grad():  # the folded convolution's output: the next layers see what a folded model computes
             value = op(conv_in, w_folded, b_folded)
-        return self._apply_linear(op, op_name + "+batch_norm", value, conv_in, w_folded, b_folded, rule, index)
+        return self._apply_linear(op, op_name + "+batch_norm", value, conv_in, w_folded, b_folded, rule, index, transpose)
 
     def _pass(self, name: str, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> torch.Tensor:
         x = args[0] if args else kwargs["input"]
         at = _INPLACE_AT.get(name)
         inplace = name.endswith("_") or kwargs.get("inplace") is True or (at is not None and len(args) > at and args[at] is True)
         with torch.no_grad():
-            value = func(x.detach().clone() if inplace else x.detach(), *args[1:], **kwargs)
+            if inplace and not name.endswith("_"):  # the out-of-place call: one pass instead of a copy and a pass
+                at_kw = {**kwargs, "inplace": False} if "inplace" in kwargs else kwargs
+                rest = tuple(False if (at is not None and i + 1 == at) else a for i, a in enumerate(args[1:]))
+                value = func(x.detach(), *rest, **at_kw)
+            else:
+                value = func(x.detach().clone() if inplace else x.detach(), *args[1:], **kwargs)
         self._next()
         out = _Pass.apply([value], x)
         if inplace:
@@ -304,10 +333,30 @@ class RelevanceMode(TorchFunctionMode):
             ra, rb = va * s, sign * vb * s
             ra = ra if ra.shape == va.shape else ra.sum_to_size(va.shape)
             rb = rb if rb.shape == vb.shape else rb.sum_to_size(vb.shape)
-            self.records.append(RuleRecord(index, "add", "sum", float(r.sum()), float(ra.sum() + rb.sum()), 0.0, float((s * (stab - z)).sum())))
+            if self.keep_records:
+                self.records.append(RuleRecord(index, "add", "sum", float(r.sum()), float(ra.sum() + rb.sum()), 0.0, float((s * (stab - z)).sum())))
             return ra, rb
 
         return _Rule.apply(apply, [value], a, b)
+
+    def _max_pool(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> torch.Tensor:
+        """Max pooling passes relevance to each window's winner (its gradient); the winners are found
+        again in the backward pass only where relevance reaches the pooling, so the forward pass runs
+        the faster pooling without indices."""
+        x = args[0] if args else kwargs["input"]
+        rest = args[1:]
+        with torch.no_grad():
+            value = func(x.detach(), *rest, **kwargs)
+        self._next()
+        xs = x.detach()
+
+        def apply(r: torch.Tensor) -> tuple[torch.Tensor]:
+            with torch.enable_grad():
+                v = xs.detach().requires_grad_(True)
+                (g,) = torch.autograd.grad(func(v, *rest, **kwargs), v, r)
+            return (g,)
+
+        return _Rule.apply(apply, [value], x)
 
     def _sum(self, name: str, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> torch.Tensor:
         x = args[0] if args else kwargs["input"]
@@ -325,7 +374,8 @@ class RelevanceMode(TorchFunctionMode):
                 v = xs.detach().requires_grad_(True)
                 (g,) = torch.autograd.grad(func(v, *rest, **kwargs), v, s)
             rel = xs * g
-            self.records.append(RuleRecord(index, name, "sum", float(r.sum()), float(rel.sum()), 0.0, float((s * (stab - value)).sum())))
+            if self.keep_records:
+                self.records.append(RuleRecord(index, name, "sum", float(r.sum()), float(rel.sum()), 0.0, float((s * (stab - value)).sum())))
             return (rel,)
 
         return _Rule.apply(apply, [value], x)

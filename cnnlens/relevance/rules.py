@@ -20,6 +20,7 @@ relevance its bias and its stabiliser absorb, so that conservation can be checke
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -34,12 +35,19 @@ RULES = ("epsilon", "zplus", "alpha-beta", "gamma", "flat", "zbox")
 
 
 def stabilize(z: torch.Tensor, eps: float) -> torch.Tensor:
-    """``z + eps * sign(z)``, zeros moved to ``+eps`` (zennit's stabiliser)."""
-    return z + ((z == 0).to(z) + z.sign()) * eps
+    """``z + eps * sign(z)``, zeros moved to ``+eps`` (zennit's stabiliser, the same numbers)."""
+    return torch.where(z >= 0, z + eps, z - eps)
 
 
-def _vjp(op: LinearOp, x: torch.Tensor, weight: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-    """``W^T s``: the gradient of ``op(x, weight)`` in ``x`` against ``s`` (independent of ``x``)."""
+Transpose = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (s, weight) -> W^T s, the shape of the input
+
+
+def _vjp(op: LinearOp, x: torch.Tensor, weight: torch.Tensor, s: torch.Tensor, transpose: Transpose | None = None) -> torch.Tensor:
+    """``W^T s``: the gradient of ``op(x, weight)`` in ``x`` against ``s`` (independent of ``x``);
+    ``transpose`` computes it directly (a transposed convolution), else autograd does."""
+    transpose = transpose or getattr(op, "transpose", None)
+    if transpose is not None:
+        return transpose(s, weight)
     with torch.enable_grad():
         v = x.detach().requires_grad_(True)
         (g,) = torch.autograd.grad(op(v, weight, None), v, s)
@@ -50,6 +58,24 @@ def _bias_map(z: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor | floa
     if bias is None:
         return 0.0
     return bias.view(1, -1, *([1] * (z.dim() - 2))) if z.dim() > 2 else bias.view(1, -1)
+
+
+class _WithTranspose:
+    """Attaches a transpose to an op so that the rules' ``_vjp`` can use it."""
+
+    def __init__(self, transpose: Transpose | None) -> None:
+        self.transpose = transpose
+
+    def wrap(self, op: LinearOp) -> LinearOp:
+        if self.transpose is None:
+            return op
+        transpose = self.transpose
+
+        def with_transpose(v: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
+            return op(v, w, b)
+
+        with_transpose.transpose = transpose  # type: ignore[attr-defined]
+        return with_transpose
 
 
 @dataclass(frozen=True)
@@ -73,13 +99,19 @@ class LinearRule:
     beta: float = 1.0
     low: torch.Tensor | float = 0.0
     high: torch.Tensor | float = 1.0
+    terms: bool = True  # compute the bias and stabiliser terms (NaN when not: a pass that keeps no records)
 
-    def __call__(self, op: LinearOp, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, r: torch.Tensor) -> Share:
-        return getattr(self, "_" + self.name.replace("-", "_"))(op, x, weight, bias, r)
+    def __call__(self, op: LinearOp, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, r: torch.Tensor, transpose: Transpose | None = None) -> Share:
+        """The input relevance of ``op(x, weight, bias)`` (a linear call) given its outputs' ``r``;
+        ``transpose(s, weight)``, when given, is ``op``'s transpose (saves a forward per product)."""
+        self_t = _WithTranspose(transpose)
+        return getattr(self, "_" + self.name.replace("-", "_"))(self_t.wrap(op), x, weight, bias, r)
 
     # each rule: z (its denominator), s = r / stab(z), R_in, and the two terms that leave the sum
 
     def _terms(self, s: torch.Tensor, z: torch.Tensor, stab: torch.Tensor, bias: torch.Tensor | float) -> tuple[float, float]:
+        if not self.terms:
+            return math.nan, math.nan
         return float((s * bias).sum()) if not isinstance(bias, float) else 0.0, float((s * (stab - z)).sum())
 
     def _epsilon(self, op: LinearOp, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, r: torch.Tensor) -> Share:
@@ -90,12 +122,13 @@ class LinearRule:
         return Share(rel, *self._terms(s, z, stab, _bias_map(z, b)))
 
     def _zplus(self, op: LinearOp, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, r: torch.Tensor) -> Share:
-        wp, wn = w.clamp(min=0), w.clamp(max=0)
+        wp = w.clamp(min=0)
         bp = None if b is None else b.clamp(min=0)
-        xp = x.clamp(min=0)
-        negative = bool((x < 0).any())
+        negative = bool((x < 0).any())  # after a ReLU there is no negative input: half the work
+        xp = x.clamp(min=0) if negative else x
         z = op(xp, wp, bp)
         if negative:
+            wn = w.clamp(max=0)
             xn = x.clamp(max=0)
             z = z + op(xn, wn, None)
         stab = stabilize(z, self.epsilon)
@@ -134,7 +167,7 @@ class LinearRule:
         rel = xp * _vjp(op, xp, w_up, sp) + xn * _vjp(op, xn, w_dn, sp) + xp * _vjp(op, xp, w_dn, sn) + xn * _vjp(op, xn, w_up, sn)
         bias_p, stab_p = self._terms(sp, zp, stp, _bias_map(zp, b_up))
         bias_n, stab_n = self._terms(sn, zn, stn, _bias_map(zn, b_dn))
-        dropped = float((r * (z == 0).to(r)).sum())  # outputs at exactly 0 pass nothing on
+        dropped = float((r * (z == 0).to(r)).sum()) if self.terms else math.nan  # outputs at exactly 0 pass nothing on
         return Share(rel, bias_p + bias_n, stab_p + stab_n + dropped)
 
     def _flat(self, op: LinearOp, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, r: torch.Tensor) -> Share:
@@ -142,7 +175,7 @@ class LinearRule:
         z = op(ones, w1, None)
         stab = stabilize(z, self.epsilon)
         s = r / stab
-        return Share(_vjp(op, ones, w1, s), 0.0, float((s * (stab - z)).sum()))
+        return Share(_vjp(op, ones, w1, s), 0.0, float((s * (stab - z)).sum()) if self.terms else math.nan)
 
     def _zbox(self, op: LinearOp, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, r: torch.Tensor) -> Share:
         low = torch.as_tensor(self.low, dtype=x.dtype, device=x.device).expand_as(x)
@@ -152,7 +185,7 @@ class LinearRule:
         stab = stabilize(z, self.epsilon)
         s = r / stab
         rel = x * _vjp(op, x, w, s) - low * _vjp(op, low, wp, s) - high * _vjp(op, high, wn, s)
-        return Share(rel, 0.0, float((s * (stab - z)).sum()))
+        return Share(rel, 0.0, float((s * (stab - z)).sum()) if self.terms else math.nan)
 
 
 @dataclass(frozen=True)

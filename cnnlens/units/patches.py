@@ -549,7 +549,7 @@ def _relevance_maps(net: nn.Module, x: torch.Tensor, layers: Sequence[str], targ
     from ..relevance import propagate
 
     targets = None if target is None else [target] * x.shape[0]
-    got = propagate(net, x, targets, layers=layers, input_relevance=False, preprocessing=prep)
+    got = propagate(net, x, targets, layers=layers, input_relevance=False, preprocessing=prep, records=False)
     return got.layers, got.targets.cpu()
 
 
