@@ -66,6 +66,8 @@ _EXPORTS = {
     # attribution maps
     "attribute": "attribution",
     "concept_relevance": "attribution",
+    # concepts: discovered (NMF) and tested (TCAV)
+    "tcav": "concepts",
     # Hubel & Wiesel on a network
     "tuning_curves": "tuning",
     "hierarchy": "tuning",

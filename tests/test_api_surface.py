@@ -12,10 +12,10 @@ from typing import Any
 
 RECORD = Path(__file__).with_name("api_surface.json")
 MODULES = (
-    "cnnlens", "cnnlens.address", "cnnlens.attacks", "cnnlens.attribution", "cnnlens.checks", "cnnlens.circuits", "cnnlens.distributed", "cnnlens.errors",
-    "cnnlens.featvis", "cnnlens.folders", "cnnlens.geometry", "cnnlens.hooks", "cnnlens.images", "cnnlens.layers", "cnnlens.microscope",
+    "cnnlens", "cnnlens.address", "cnnlens.attacks", "cnnlens.attribution", "cnnlens.checks", "cnnlens.circuits", "cnnlens.concepts", "cnnlens.distributed", "cnnlens.errors",
+    "cnnlens.featvis", "cnnlens.folders", "cnnlens.geometry", "cnnlens.gradients", "cnnlens.hooks", "cnnlens.images", "cnnlens.layers", "cnnlens.microscope",
     "cnnlens.outputs", "cnnlens.pixelnet", "cnnlens.pixels", "cnnlens.progress", "cnnlens.receptive_field", "cnnlens.registry", "cnnlens.relevance",
-    "cnnlens.reports", "cnnlens.representations", "cnnlens.results", "cnnlens.seeds", "cnnlens.speed", "cnnlens.style", "cnnlens.testing", "cnnlens.tuning",
+    "cnnlens.reports", "cnnlens.representations", "cnnlens.results", "cnnlens.seeds", "cnnlens.speed", "cnnlens.stimuli", "cnnlens.style", "cnnlens.testing", "cnnlens.tuning",
     "cnnlens.units", "cnnlens.zoo",
 )
 MAX_PARAMETERS = 12  # a public function groups its finer knobs in an option object beyond this

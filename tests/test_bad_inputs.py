@@ -41,6 +41,8 @@ def _setup(root: Path) -> dict[str, str]:
         save_image(torch.rand(3, 36, 36, generator=g), root / "in" / "labelled" / str(i) / f"a{i}.png")
     for i in range(8):
         save_image(torch.rand(3, 36, 36, generator=g), root / "in" / "labelled8" / str(i % 2) / f"b{i}.png")
+    for i in range(40):  # tcav's random sets: 2 x 10 sets of 2
+        save_image(torch.rand(3, 8, 8, generator=g), root / "in" / "random40" / f"r{i:02d}.png")
     (root / "in" / "bad.png").write_bytes(b"\x89PNG but not really")
     (root / "in" / "empty.png").write_bytes(b"")
     (root / "in" / "text.jpg").write_text("hello")
@@ -64,7 +66,7 @@ def _setup(root: Path) -> dict[str, str]:
             "bad": "bad.png", "empty": "empty.png", "text": "text.jpg", "folder": "folder.png", "flat": "flat",
             "labelled": "labelled", "labelled8": "labelled8", "badflat": "badflat", "emptydir": "emptydir", "garbage_w": "garbage.pth",
             "misfit_w": "misfit.pth", "shape_w": "shape.pth", "evil_w": "evil.pth", "notutf8": "notutf8.csv",
-            "contradict": "contradict.csv", "afile": "afile",
+            "contradict": "contradict.csv", "afile": "afile", "random40": "random40",
         }.items()
     }
 
@@ -92,6 +94,8 @@ def _base(command: str, f: dict[str, str]) -> list[str]:
         "embed": ["embed", M, "--data", f["labelled8"], "-l", "2"],
         "circuit": ["circuit", M, "-u", "3:1", "--depth", "1", "-k", "2"],
         "relevance": ["relevance", M, f["photo"], "-u", "3", "-k", "2"],
+        "concepts": ["concepts", M, "--data", f["flat"], "-l", "3", "-k", "2", "--top", "1", "--steps", "1"],
+        "tcav": ["tcav", M, "--concept", "striped", "--random", f["random40"], "-l", "3", "-t", "1"],
         "microscope": ["microscope", M, "--data", f["flat"], "-o", "site", "--layers", "3", "--units", "1", "-k", "1", "--steps", "1",
                        "--no-tuning", "--attribution", "0", "--method", "none"],
     }[command]
@@ -104,7 +108,7 @@ def _options(command: str) -> set[str]:
 
 MODEL_COMMANDS = [
     "layers", "report", "filters", "patches", "deconv", "visualize", "dream", "style", "invert", "fgsm", "robustness",
-    "attribute", "tuning", "hierarchy", "invariance", "similarity", "probe", "embed", "circuit", "relevance", "microscope",
+    "attribute", "tuning", "hierarchy", "invariance", "similarity", "probe", "embed", "circuit", "relevance", "microscope", "concepts", "tcav",
 ]
 
 
@@ -247,6 +251,16 @@ def _cases() -> list[tuple[str, str, list[str], str]]:
     for name, args in {"by-unknown": ["--by", "gradient"], "target-without-by": ["--target", "1"],
                        "target-unknown": ["--by", "relevance", "--target", "nocls"]}.items():
         add("patches", name, args)
+    for name, args in {"data-missing": ["--data", "nowhere"], "data-empty": ["--data", "@emptydir"], "data-bad-image": ["--data", "@badflat"],
+                       "layer-unknown": ["-l", "nolayer"], "layer-not-a-map": ["-l", "9"], "concepts-zero": ["-k", "0"],
+                       "concepts-above-channels": ["-k", "99"], "rows-zero": ["--rows", "0"], "target-unknown": ["-t", "eleven"],
+                       "no-crops-without-visualize": ["--no-crops", "--no-visualize"], "limit-zero": ["--limit", "0"]}.items():
+        add("concepts", name, args)
+    for name, args in {"concept-unknown": ["--concept", "zigzag"], "random-missing": ["--random", "nowhere"], "random-too-few": ["--random", "@flat"],
+                       "random-empty": ["--random", "@emptydir"], "random-bad-image": ["--random", "@badflat"], "layer-unknown": ["-l", "nolayer"],
+                       "target-unknown": ["-t", "eleven"], "target-top": ["-t", "top"], "target-out-of-range": ["-t", "10"],
+                       "alpha-zero": ["--alpha", "0"], "random-sets-below-ten": ["--random-sets", "5"], "images-missing": ["--images", "nowhere"]}.items():
+        add("tcav", name, args)
     add("models", "source-unknown", ["@models", "--source", "pypi"], "--source")
     add("nonexistent", "command-unknown", ["@bare"], "")
     return cases

@@ -475,3 +475,17 @@ def test_torchrun_similarity_equals_one_process(work: Path, tmp_path: Path, monk
     two = torchrun(work, [*base, "-o", str(tmp_path / "two.json"), "--json"])
     assert two.returncode == 0, two.stderr[-3000:]
     assert (tmp_path / "two.json").read_bytes() == (tmp_path / "one.json").read_bytes() and two.stdout == one_out
+
+
+@pytest.mark.slow
+def test_torchrun_concepts_equal_one_process(work: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every pass of discover (the sample, the concepts' patches, their importance) shared by two
+    processes gives the result of one, byte for byte."""
+    monkeypatch.chdir(work)
+    base = ["concepts", "net.py:Net", "-w", "none", "--data", "data", "-l", "features.3", "-k", "3", "--top", "3", "-b", "8", "--rows", "500",
+            "--no-visualize", "--limit", "61"]  # fmt: skip
+    one_out, _ = invoke(work, [*base, "-o", str(tmp_path / "one.json"), "--json"])
+    two = torchrun(work, [*base, "-o", str(tmp_path / "two.json"), "--json"])
+    assert two.returncode == 0, two.stderr[-3000:]
+    assert (tmp_path / "two.json").read_bytes() == (tmp_path / "one.json").read_bytes() and two.stdout == one_out
+    assert json.loads(one_out)["n_rows"] == 500

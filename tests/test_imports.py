@@ -145,12 +145,19 @@ def test_import_cnnlens_does_not_import_torch() -> None:
 
 CORE = {
     "address", "checks", "distributed", "errors", "folders", "geometry", "hooks", "images", "layers", "outputs",
-    "pixelnet", "pixels", "progress", "receptive_field", "registry", "relevance", "reports", "results", "seeds", "speed",
+    "gradients", "pixelnet", "pixels", "progress", "receptive_field", "registry", "relevance", "reports", "results", "seeds", "speed", "stimuli",
     "testing", "zoo",
 }
-CAPABILITIES = {"attacks", "attribution", "circuits", "featvis", "representations", "style", "tuning", "units"}
+CAPABILITIES = {"attacks", "attribution", "circuits", "concepts", "featvis", "representations", "style", "tuning", "units"}
 COMPOSITIONS = {"microscope", "cli"}  # built from capabilities, by design
-ALLOWED = {("attribution", "units.deconv")}  # guided Grad-CAM reuses guided backprop
+ALLOWED = {
+    ("attribution", "units.deconv"),  # guided Grad-CAM reuses guided backprop
+    # a concept is shown as a unit is: the patch machinery and the feature visualization of a direction
+    ("concepts", "units.patches"),
+    ("concepts", "units.patch_results"),
+    ("concepts", "featvis.objectives"),
+    ("concepts", "featvis.render"),
+}
 
 
 def _top(module: str) -> str:

@@ -175,8 +175,9 @@ def test_a_condition_masks_the_channel_on_every_path() -> None:
     maps = channel_heatmaps(net, x, "layer1.0", list(range(64)), 2, batch_size=64)
     assert _relative(maps.sum(0), full.relevance[0]) < 1e-5
     conditioned = propagate(net, x.expand(2, -1, -1, -1), [2, 2], layers=["layer1.0"], condition={"layer1.0": [5, 9]})
-    assert torch.allclose(conditioned.layers["layer1.0"], full.layers["layer1.0"].expand(2, -1, -1, -1))  # stored before the mask
-    assert torch.allclose(conditioned.relevance, maps[[5, 9]], rtol=1e-5, atol=1e-9)
+    # stored before the mask; a batch of 2 against one image: equal up to float rounding (relative to the largest value)
+    assert _relative(conditioned.layers["layer1.0"], full.layers["layer1.0"].expand(2, -1, -1, -1)) < 1e-4
+    assert _relative(conditioned.relevance, maps[[5, 9]]) < 1e-4
 
 
 def test_the_model_is_left_as_it_was() -> None:

@@ -48,9 +48,9 @@ from .spatial import (
     Grid,
     LayerGradients,
     attribution_layer,
-    fill_targets,
     layer_gradients,
 )
+from ..gradients import fill_targets
 
 __all__ = [
     "CAM_METHODS",

@@ -28,13 +28,14 @@ import torch
 import torch.nn as nn
 
 from ..errors import CnnlensError
+from ..gradients import layer_gradient, single_output
 from ..hooks import capture, eval_mode, hooked
 from ..layers import get_layer, layer_name
-from ..pixelnet import class_logits, to_input
+from ..pixelnet import to_input
 from ..pixels import Preprocessing
 from ..registry import default_layers, model_info
 
-__all__ = ["Grid", "LayerGradients", "attribution_layer", "check_layer_output", "fill_targets", "grid_of", "layer_gradients"]
+__all__ = ["Grid", "LayerGradients", "attribution_layer", "check_layer_output", "grid_of", "layer_gradients"]
 
 MAX_EXTRA_TOKENS = 8  # class, distillation and register tokens before the patch tokens
 
@@ -114,13 +115,7 @@ def check_layer_output(layer: str, outputs: list[Any], size: tuple[int, int]) ->
     """The :class:`Grid` of the one output ``layer`` produced in a forward pass on an image of
     ``size``; a one-line :class:`CnnlensError` when it did not run, ran several times, or has no
     spatial positions."""
-    if not outputs:
-        raise CnnlensError(f"layer {layer} did not run in the forward pass; pick a layer the model uses", param="layer")
-    if len(outputs) > 1:
-        raise CnnlensError(f"layer {layer} runs {len(outputs)} times in one forward pass (a reused module); pick a layer that runs once", param="layer")
-    out = outputs[0]
-    if not isinstance(out, torch.Tensor):
-        raise CnnlensError(f"layer {layer} outputs {type(out).__name__}, not a tensor; pick another layer", param="layer")
+    out = single_output(layer, outputs)
     grid = grid_of(out.shape, size)
     if grid is None:
         raise CnnlensError(
@@ -130,51 +125,12 @@ def check_layer_output(layer: str, outputs: list[Any], size: tuple[int, int]) ->
     return grid
 
 
-def fill_targets(logits: torch.Tensor, targets: torch.Tensor | None) -> torch.Tensor:
-    """Each image's target class: ``targets`` where given (>= 0), else its top class; classes
-    outside the logits are refused in one line."""
-    top = logits.argmax(1)
-    if targets is None:
-        return top
-    t = targets.to(top.device)
-    if int(t.max()) >= logits.shape[1]:
-        raise CnnlensError(f"target: class {int(t.max())} out of range, the model has classes 0..{logits.shape[1] - 1}", param="target")
-    return torch.where(t >= 0, t, top)
-
-
 def layer_gradients(net: nn.Module, pixnet: nn.Module, x: torch.Tensor, layer: str, targets: torch.Tensor | None) -> LayerGradients:
-    """Run ``pixnet(x)`` once and differentiate each image's target logit with respect to the output
-    of ``layer`` (a layer of ``net``, the network inside ``pixnet``); ``targets`` ``(N,)`` with -1
-    (or None for all) where an image takes its top class.
-
-    The layer's output is made a leaf of the graph (a forward hook returns a copy of it to the rest
-    of the network), so the backward pass stops there: it costs only the layers above, and an
-    in-place ReLU after the layer cannot overwrite the values read. The model runs in eval mode with frozen parameters; nothing is left on it.
-    """
-    module = get_layer(net, layer)
-    seen: list[torch.Tensor] = []
-
-    def hook(mod: nn.Module, args: Any, output: Any) -> Any:
-        if not isinstance(output, torch.Tensor):
-            check_layer_output(layer, [output], (x.shape[-2], x.shape[-1]))
-        leaf = output.detach().requires_grad_(True)
-        seen.append(leaf)
-        return leaf.clone()  # the rest of the network may change it in place; the leaf stays as computed
-
-    with eval_mode(net), torch.enable_grad():
-        with hooked([(module, hook)]):
-            logits = class_logits(pixnet, x)
-        grid = check_layer_output(layer, seen, (x.shape[-2], x.shape[-1]))
-        act = seen[0]
-        t = fill_targets(logits.detach(), targets)
-        score = logits.gather(1, t.view(-1, 1)).sum()
-        if score.requires_grad:
-            (grad,) = torch.autograd.grad(score, act, allow_unused=True)
-        else:
-            grad = None
-        if grad is None:
-            grad = torch.zeros_like(act)
-    return LayerGradients(grid.apply(act.detach()), grid.apply(grad.detach()), logits.detach(), t, grid)
+    """:func:`cnnlens.gradients.layer_gradient` read as a grid of positions (:func:`check_layer_output`):
+    the layer's output and each image's target-logit gradient, both ``(N, C, h, w)``."""
+    got = layer_gradient(net, pixnet, x, layer, targets)
+    grid = check_layer_output(layer, [got.activation], (x.shape[-2], x.shape[-1]))
+    return LayerGradients(grid.apply(got.activation), grid.apply(got.gradient), got.logits, got.targets, grid)
 
 
 def _spatial_outputs(net: nn.Module, pixnet: nn.Module, x: torch.Tensor) -> tuple[list[str], dict[str, tuple[int, ...]]]:

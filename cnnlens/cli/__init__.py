@@ -35,6 +35,8 @@ COMMANDS: dict[str, str] = {
     "embed": "cnnlens.cli.representations:embed_command",
     "circuit": "cnnlens.cli.circuits:circuit_command",
     "relevance": "cnnlens.cli.relevance:relevance_command",
+    "concepts": "cnnlens.cli.concepts:concepts_command",
+    "tcav": "cnnlens.cli.concepts:tcav_command",
     "microscope": "cnnlens.cli.microscope:microscope_command",
     "merge": "cnnlens.cli.merge:merge_command",
 }
@@ -167,6 +169,8 @@ def cli() -> None:
       cnnlens probe resnet18 --data labelled/                linear probes by depth
       cnnlens circuit squeezenet1_0 -u features.12:5         the units that build a unit (expanded weights)
       cnnlens relevance resnet50 photo.jpg -u layer4         which channels carry the decision (LRP)
+      cnnlens concepts resnet50 --data photos/ -l layer3     concepts of a layer (NMF), with patches and importance
+      cnnlens tcav resnet50 --concept striped --random random/ -l layer3 -t zebra   does a concept raise a class (TCAV)
 
     \b
     Conventions:

@@ -28,6 +28,8 @@ METHODS = ("deconvnet", "guided", "gradient", "none")
               help="on each unit page, the strongest connections by expanded weights: built from the layer before, used by the layer after")  # fmt: skip
 @click.option("--relevance/--no-relevance", default=True, show_default=True,
               help="on each unit page, its top patches by LRP relevance for each image's top class and the classes it serves most")  # fmt: skip
+@click.option("--concepts", type=click.IntRange(0, 4096), default=0, show_default=True,
+              help="a concepts page per layer with K concepts found by NMF (their patches, feature visualizations, importance); 0: none")  # fmt: skip
 @click.option("--representations/--no-representations", default=True, show_default=True,
               help="a representations page: CKA of the layers; linear probes by depth when --data is labelled")  # fmt: skip
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="use N images spread evenly over the sorted folder")
@@ -40,7 +42,7 @@ METHODS = ("deconvnet", "guided", "gradient", "none")
 @json_option
 def microscope_command(
     model: str, data: Path, output: Path, layers: tuple[str, ...], units: str, top: int, method: str, steps: int, featvis_size: int | None,
-    tuning: bool, attribution: int, circuits: bool, relevance: bool, representations: bool, limit: int | None, workers: int, weights: str | None, seed: int, device: str, batch_size: int,
+    tuning: bool, attribution: int, circuits: bool, relevance: bool, concepts: int, representations: bool, limit: int | None, workers: int, weights: str | None, seed: int, device: str, batch_size: int,
     overwrite: bool, as_json: bool,
 ) -> None:  # fmt: skip
     """Build a static site of MODEL's layers and units, on the images in --data.
@@ -51,7 +53,9 @@ def microscope_command(
     unit with its top-k dataset patches cut by the receptive field, their deconvnet projections,
     its feature visualization, its tuning curves, its circuit (the units of the layers before and
     after it that build it and use it, by expanded weights) and its top patches by LRP relevance
-    with the classes it serves most (a second pass; --no-relevance leaves it out), an attribution page of a few images, and a
+    with the classes it serves most (a second pass; --no-relevance leaves it out), with --concepts K a
+    concepts page per layer (K directions found by NMF, each with its patches, feature visualization
+    and the classes it raises), an attribution page of a few images, and a
     representations page (CKA similarity of the layers; linear probes by depth when --data has
     class subfolders or a labels.csv). The numbers of every page are beside it as JSON.
 
@@ -66,6 +70,7 @@ def microscope_command(
       cnnlens microscope resnet18 --data val/ -o site/ --layers layer1,layer3 --units 32 --limit 2000
       cnnlens microscope squeezenet1_0 -w none --data photos/ -o random-site/ --steps 64 --no-tuning
       cnnlens microscope alexnet --data photos/ -o every-unit/ --layers all --units all --steps 0
+      cnnlens microscope squeezenet1_0 -w squeezenet.pth --data imagenet_samples/ -o site/ --concepts 8
       torchrun --nproc-per-node 4 -m cnnlens microscope resnet50 --data train/ -o site/
     """
     from ..distributed import is_main
@@ -89,7 +94,7 @@ def microscope_command(
     try:
         settings = SiteSettings(
             method=None if method == "none" else method, featvis_steps=steps, featvis_size=featvis_size, tuning=tuning,
-            attribution=attribution, circuits=circuits, relevance=relevance, representations=representations, batch_size=batch_size,
+            attribution=attribution, circuits=circuits, relevance=relevance, concepts=concepts, representations=representations, batch_size=batch_size,
             workers=workers,
         )
         site = build_site(

@@ -219,6 +219,18 @@ class KeyedSum:
         """Per key, each row's sum rounded once to a float."""
         return {k: s.means(1) for k, s in sorted(self.sums.items())}
 
+    def top_shares(self, rows: Sequence[int], top: int = 5) -> dict[int, list[tuple[int, float]]]:
+        """Per row of ``rows``, the ``top`` keys with the largest positive sums and each one's share of
+        the row's positive total (ties by the smaller key); empty where no sum is positive."""
+        totals = self.totals()
+        out: dict[int, list[tuple[int, float]]] = {}
+        for r in rows:
+            per = [(k, v[r]) for k, v in totals.items() if math.isfinite(v[r]) and v[r] > 0]
+            whole = sum(v for _, v in per)
+            per.sort(key=lambda kv: (-kv[1], kv[0]))
+            out[r] = [(k, v / whole) for k, v in per[:top]] if whole > 0 else []
+        return out
+
     def select(self, rows: slice) -> KeyedSum:
         out = KeyedSum(len(range(*rows.indices(self.rows))))
         out.sums = {k: s.select(rows) for k, s in self.sums.items()}

@@ -37,6 +37,9 @@ table.channels { width: auto; }
 .card .pics { display: flex; gap: 4px; }
 .card .pics img { width: 74px; height: 74px; object-fit: contain; background: #f3f3f3; }
 .card .name { font-weight: 600; margin-top: 4px; }
+.concept .pics { display: flex; flex-wrap: wrap; gap: 4px; }
+.concept .pics img { width: 84px; height: 84px; object-fit: contain; background: #f3f3f3; }
+.concept .pics img.featvis { outline: 2px solid #3060c0; }
 .card .numbers { font-size: 12px; color: var(--muted); }
 .hidden { display: none !important; }
 .row { display: flex; gap: 8px; flex-wrap: wrap; align-items: flex-start; }

@@ -181,6 +181,10 @@ class SiteSettings:
       activation (relevance maximization, Achtibat et al. 2023: a second pass explaining each
       image's top class with LRP, :mod:`cnnlens.relevance`) and the classes its relevance goes to
       most. Left out, with a note, for a model LRP cannot follow.
+    - ``concepts``: a concepts page per layer with that many concepts (0: none): NMF of the layer's
+      activations over the images (:func:`cnnlens.concepts.discover`), each concept with its top
+      patches, the feature visualization of its direction (when ``featvis_steps``), its importance
+      and the classes it raises most, and its strongest channels linked to their unit pages.
     - ``batch_size``, ``workers``: of the mining pass (see :class:`cnnlens.units.PatchSettings`).
     """
 
@@ -193,6 +197,7 @@ class SiteSettings:
     representations: bool = True
     circuits: bool = True
     relevance: bool = True
+    concepts: int = 0
     batch_size: int = 32
     workers: int = 0
 
@@ -328,7 +333,7 @@ def build_site(
     try:
         return _build(plan, k=k, method=method, featvis_steps=featvis_steps, featvis_size=featvis_size, tuning=tuning,
                       attribution=attribution, attribution_methods=attribution_methods, representations=bool(s.representations), circuits=bool(s.circuits),
-                      relevance=bool(s.relevance),
+                      relevance=bool(s.relevance), concepts=check_int(s.concepts, "concepts", low=0, high=4096),
                       batch_size=batch_size, workers=workers, seed=seed, distributed=distributed)  # fmt: skip
     except CnnlensError:
         if created and group.main:  # bad input found on the way (an unreadable image): leave nothing behind
@@ -366,12 +371,14 @@ class _Plan:
 
 def _build(
     plan: _Plan, *, k: int, method: str | None, featvis_steps: int, featvis_size: int | None, tuning: bool | dict[str, Any], attribution: int,
-    attribution_methods: Sequence[str], representations: bool, circuits: bool, relevance: bool, batch_size: int, workers: int, seed: int | None,
-    distributed: bool | None,
+    attribution_methods: Sequence[str], representations: bool, circuits: bool, relevance: bool, concepts: int, batch_size: int, workers: int,
+    seed: int | None, distributed: bool | None,
 ) -> Site:  # fmt: skip
     store = plan.store
     mined = _mine(plan, k=k, batch_size=batch_size, workers=workers, distributed=distributed)  # all ranks: the pass over the data
     relevant = _mine_relevance(plan, k=k, batch_size=batch_size, workers=workers, distributed=distributed) if relevance else {}
+    found = _concepts(plan, concepts, k=k, batch_size=batch_size, workers=workers, featvis_steps=featvis_steps, featvis_size=featvis_size,
+                      seed=seed, distributed=distributed) if concepts else {}  # fmt: skip
     if not plan.group.main:
         return Site(root=store.root, info=plan.info, layers=plan.shown, n_images=len(plan.sources), pages=0, stages=plan.stages)
     has_filters = _model_pictures(plan)
@@ -383,7 +390,7 @@ def _build(
     represented = _representations(plan, batch_size, seed) if representations else None
     wired = _circuits(plan) if circuits else {}
     start = time.perf_counter()
-    n_pages = _write_pages(plan, mined, tuned, featvis, attributed, represented, wired, method, has_filters=has_filters, relevant=relevant)
+    n_pages = _write_pages(plan, mined, tuned, featvis, attributed, represented, wired, method, has_filters=has_filters, relevant=relevant, concepts=found)
     plan.stage("pages", start, pages=n_pages)
     pictures = {name: _featvis_tensor(store, name, plan.shown[name]) for name in plan.layers} if featvis_steps else {}
     return Site(root=store.root, info=plan.info, layers=plan.shown, n_images=len(plan.sources), pages=n_pages, stages=plan.stages,
@@ -567,6 +574,70 @@ def _featvis(plan: _Plan, steps: int, size: int | None, seed: int | None) -> dic
         out[layer] = {"settings": settings, "values": values}
     plan.stage("featvis", t0, computed=computed)
     return out
+
+
+def _concepts(
+    plan: _Plan, n: int, *, k: int, batch_size: int, workers: int, featvis_steps: int, featvis_size: int | None, seed: int | None,
+    distributed: bool | None,
+) -> dict[str, dict[str, Any]]:  # fmt: skip
+    """layer -> its concepts (:meth:`cnnlens.concepts.Concepts.to_dict`), with each concept's crops
+    (``concepts/LAYER/I/patch-J.png``) and feature visualization (``featvis.png``) saved."""
+    from ..concepts import ConceptSettings, discover
+    from ..units.patch_results import extract_crops
+
+    t0, store = time.perf_counter(), plan.store
+    settings = {"n": n, "k": k, "steps": featvis_steps, "size": featvis_size, "seed": seed}
+    out: dict[str, dict[str, Any]] = {}
+    computed = []
+    for layer in plan.layers:
+        name = f"concepts/{slug(layer)}.json"
+        cached = store.cached(name, [plan.identity, settings, layer])
+        if plan.group.all_gather(cached is not None)[0]:  # rank 0 says what is done (only rank 0 writes pages)
+            if cached is not None:
+                out[layer] = cached
+            continue
+        count = min(n, int(plan.rows[layer].output_shape[1]))
+        found = discover(
+            plan.model, plan.images, layer=layer, n=count, k=k, limit=plan.limit, seed=0 if seed is None else seed, progress=plan.progress,
+            settings=ConceptSettings(batch_size=batch_size, workers=workers, visualize=featvis_steps > 0, steps=max(1, featvis_steps),
+                                     render_size=featvis_size or 128),
+            sharding=Sharding(distributed=distributed),
+        )  # fmt: skip
+        data = found.to_dict()
+        if plan.group.main:
+            found.patches.sources = plan.sources
+            extract_crops(found.patches)
+            for i in range(found.n):
+                for j, crop in enumerate(found.patches.crops.get(i, [])):
+                    save_image(crop, store.path(f"concepts/{slug(layer)}/{i}/patch-{j}.png"), overwrite=True)
+                if found.visualizations is not None:
+                    save_image(found.visualizations[i], store.path(f"concepts/{slug(layer)}/{i}/featvis.png"), overwrite=True)
+            data["has_featvis"] = found.visualizations is not None
+            store.cache(name, [plan.identity, settings, layer], data)
+        out[layer] = data
+        computed.append(layer)
+    plan.stage("concepts", t0, computed=computed, reused=[n for n in plan.layers if n not in computed])
+    return out
+
+
+def _concepts_data(plan: _Plan, layer: str, found: dict[str, Any]) -> dict[str, Any]:
+    """The concepts page of a layer: the concepts with their pictures and links to the unit pages of their channels."""
+    s = slug(layer)
+    shown = set(plan.shown[layer])
+    rows = []
+    for c in found["concepts"]:
+        i = c["concept"]
+        rows.append({
+            "concept": i, "importance": c["importance"], "classes": c["classes"],
+            "featvis": f"{s}/{i}/featvis.png" if found.get("has_featvis") else None,
+            "patches": [{"crop": f"{s}/{i}/patch-{j}.png", "image_name": Path(p["image"]).name, "activation": p["activation"]} for j, p in enumerate(c["patches"])],
+            "channels": [{**t, "page": f"../units/{s}/{t['channel']}.html" if t["channel"] in shown else None} for t in c["top_channels"]],
+        })  # fmt: skip
+    return {
+        **plan.info.to_dict(), "layer": layer, "model_page": "../index.html", "layer_page": f"../layers/{s}.html", "json": f"{s}.json",
+        "n_images": found["n_images"], "n_rows": found["n_rows"], "explained": found["explained"], "method": found["method"],
+        "importance_rule": found["importance_rule"], "concepts": rows,
+    }  # fmt: skip
 
 
 def _featvis_tensor(store: SiteStore, layer: str, channels: list[int]) -> torch.Tensor:
@@ -818,6 +889,7 @@ def _pixels(source: Any, model: nn.Module) -> torch.Tensor:
 def _write_pages(
     plan: _Plan, mined: dict[str, dict[str, Any]], tuned: dict[str, Any], featvis: dict[str, dict[str, Any]], attributed: dict[str, Any] | None,
     represented: dict[str, Any] | None, wired: dict[str, Any], method: str | None, *, has_filters: bool, relevant: dict[str, dict[str, Any]],
+    concepts: dict[str, dict[str, Any]] | None = None,
 ) -> int:  # fmt: skip
     """Every page and the JSON beside it (a file is rewritten only when its text changed); the number of pages."""
     store = plan.store
@@ -834,7 +906,11 @@ def _write_pages(
         layer_tuning = tuned.get(layer) or {}
         unit_tuning = {} if "note" in layer_tuning else layer_tuning
         values = (featvis.get(layer) or {}).get("values", {})
-        written.append((f"layers/{s}", pages.layer_page, _layer_data(plan, li, mined[layer], unit_tuning, values)))
+        layer_data = _layer_data(plan, li, mined[layer], unit_tuning, values)
+        if concepts and layer in concepts:
+            layer_data["concepts_page"] = f"../concepts/{s}.html"
+            written.append((f"concepts/{s}", pages.concepts_page, _concepts_data(plan, layer, concepts[layer])))
+        written.append((f"layers/{s}", pages.layer_page, layer_data))
         channels = plan.shown[layer]
         for ci, c in enumerate(channels):
             data = _unit_data(plan, layer, ci, mined[layer], unit_tuning.get(c), layer_tuning.get("note"), featvis.get(layer), method)

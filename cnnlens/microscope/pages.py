@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from html import escape
 from typing import Any
 
-__all__ = ["images_page", "layer_page", "model_page", "unit_page"]
+__all__ = ["concepts_page", "images_page", "layer_page", "model_page", "unit_page"]
 
 
 def _e(value: Any) -> str:
@@ -160,7 +160,7 @@ def layer_page(data: dict[str, Any]) -> str:
 <p class="muted">Each card: the unit's feature visualization (an image optimized to excite it) beside its strongest patch among the images. Type in the box to filter (unit number, simple, complex, dead ...).</p>
 <div class="filter"><input id="filter" type="search" placeholder="filter units" aria-label="filter units" /><span id="filter-count" class="count"></span></div>
 <div class="grid">{"".join(cards)}</div>
-<h2>All {data["n_channels"]} channels</h2>
+{_concepts_link(data)}<h2>All {data["n_channels"]} channels</h2>
 <p class="muted">Mean and best activation of every channel over the images (the unit of a channel is its maximum over positions); channels with a page are linked. A larger <code>--units</code> adds pages without mining again.</p>
 {_channel_table(data)}
 <p class="muted"><a href="{_e(data["json"])}">{_e(data["json"])}</a></p>"""
@@ -338,3 +338,40 @@ def representations_page(data: dict[str, Any]) -> str:
         parts.append(f'<p class="muted">{_e(data["note"])}</p>')
     parts.append('<p class="muted"><a href="representations.json">representations.json</a></p>')
     return _page(f"representations – {data['model']}", 0, crumbs, "\n".join(parts))
+
+
+# -- concepts page ---------------------------------------------------------------------------------
+
+
+def _concepts_link(data: dict[str, Any]) -> str:
+    page = data.get("concepts_page")
+    return f'<p><a href="{_e(page)}">Concepts of {_e(data["layer"])}</a>: directions over its channels found by NMF, with their patches.</p>\n' if page else ""
+
+
+def concepts_page(data: dict[str, Any]) -> str:
+    rows = []
+    for c in data["concepts"]:
+        pics = []
+        if c.get("featvis"):
+            pics.append(f'<img class="featvis" src="{_e(c["featvis"])}" alt="feature visualization of concept {c["concept"]}" />')
+        pics += [f'<img src="{_e(p["crop"])}" alt="patch {j} of concept {c["concept"]}" title="{_e(p["image_name"])}: {_num(p["activation"])}" />'
+                 for j, p in enumerate(c["patches"])]  # fmt: skip
+        classes = ", ".join(f"{_e(k['name'] or k['class'])} {100 * k['share']:.0f} %" for k in c["classes"][:3]) or "–"
+        channels = ", ".join(
+            f'<a href="{_e(t["page"])}">{t["channel"]}</a>' if t.get("page") else str(t["channel"]) for t in c["channels"]
+        )
+        words = " ".join([f"concept {c['concept']}", *(str(k["name"] or k["class"]) for k in c["classes"])])
+        rows.append(
+            f'<div class="concept" data-text="{_e(words)}"><h2>concept {c["concept"]} <span class="muted">importance {_num(c["importance"])}</span></h2>'
+            f'<div class="pics">{"".join(pics)}</div><p class="muted">raises most: {classes} · strongest channels: {channels}</p></div>'
+        )
+    body = f"""<h1>Concepts of {_e(data["layer"])} <span class="muted">{_e(data["model"])} ({_e(data["weights"])})</span></h1>
+{_facts([("concepts", len(data["concepts"])), ("images", data["n_images"]), ("activation vectors factorised", data["n_rows"]), ("squared activation explained", f"{100 * data['explained']:.0f} %")])}
+<p class="muted">Non-negative matrix factorisation of the layer's activation vectors (CRAFT, Fel et al. 2023): each concept is a non-negative
+direction over the channels. Per concept: the feature visualization of its direction (framed), then its top patches by its activation,
+cut by the receptive field. Importance: {_e(data["importance_rule"] or "not measured")}.</p>
+<div class="filter"><input id="filter" type="search" placeholder="filter concepts: number, class" aria-label="filter concepts" /><span id="filter-count" class="count"></span></div>
+{"".join(rows)}
+<p class="muted"><a href="{_e(data["json"])}">{_e(data["json"])}</a></p>"""
+    crumbs = [(data["model"], data["model_page"]), (data["layer"], data["layer_page"]), ("concepts", None)]
+    return _page(f"concepts of {data['layer']} – {data['model']}", 1, crumbs, body)

@@ -54,7 +54,7 @@ from .measures import (
     orientation_selectivity,
 )
 from .plots import plot_hierarchy, plot_invariance, plot_osi_comparison, plot_tuning
-from .stimuli import (
+from ..stimuli import (
     WINDOWS,
     bars,
     default_frequencies,

@@ -32,7 +32,7 @@ from ..results import Result
 from .common import check_numbers, count_or_list, median, share
 from .engine import Placement, place_layers, read_units, resolve_units
 from .measures import CLASSES, OSI_THRESHOLD, Measures, c50, measure
-from .stimuli import (
+from ..stimuli import (
     check_window,
     default_frequencies,
     default_orientations,

@@ -103,6 +103,8 @@ class PatchResult(Result):
     @property
     def ranked_by_text(self) -> str:
         """`` by relevance for class 281`` (or for each image's top class); empty for activation."""
+        if self.by not in ("activation", "relevance"):
+            return f" by {self.by} activation"
         if self.by != "relevance":
             return ""
         return " by LRP relevance for " + ("each image's top class" if self.target is None else f"class {self.target}")
@@ -115,6 +117,10 @@ class PatchResult(Result):
     def dead_channels(self) -> list[int]:
         return [c for c in self.channels if not self.patches[c] or self.patches[c][0].activation <= 0]
 
+    def unit_name(self, channel: int) -> str:
+        """``features.9:3``, or ``features.9 concept 3`` for maps read from the layer (``by``)."""
+        return f"{self.layer}:{channel}" if self.by in ("activation", "relevance") else f"{self.layer} {self.by} {channel}"
+
     def all_patches(self) -> list[Patch]:
         return [p for c in self.channels for p in self.patches[c]]
 
@@ -124,12 +130,13 @@ class PatchResult(Result):
         return {
             **self.info,
             "layer": self.layer,
-            "units": [f"{self.layer}:{c}" for c in self.channels],
+            "units": [self.unit_name(c) for c in self.channels],
             "input_size": list(self.input_size),
             "preprocessing": self.preprocessing.to_dict(),
             "receptive_field": self.receptive_field.to_dict(),
             "n_images": self.n_images,
-            "unit_rule": f"max over positions of the channel's {'activation' if self.by != 'relevance' else 'LRP relevance'}, positions with at least "
+            "unit_rule": f"max over positions of the {self.by if self.by not in ('activation', 'relevance') else 'channel'}'s "
+            f"{'LRP relevance' if self.by == 'relevance' else 'activation'}, positions with at least "
             f"{self.min_inside:g} of the receptive field inside the image (or the largest share any position has)",
             "ranked_by": self.by,
             **({"target": self.target, "target_rule": "the class given" if self.target is not None else "each image's top class"} if self.by == "relevance" else {}),

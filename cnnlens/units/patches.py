@@ -68,9 +68,22 @@ from .patch_results import (
     receptive_field_from_dict,
 )
 
-__all__ = ["RANKINGS", "PatchSet", "PatchSettings", "PatchSetup", "PatchState", "check_patch_layer", "top_patches", "top_patches_layers"]
+__all__ = ["RANKINGS", "PatchSet", "PatchSettings", "PatchSetup", "PatchState", "Readout", "check_patch_layer", "top_patches", "top_patches_layers", "top_patches_of"]
 
 RANKINGS = ("activation", "relevance")  # what ranks a unit's images (PatchSettings.by)
+
+
+@dataclass(frozen=True)
+class Readout:
+    """Maps read from a layer's output before its units are ranked: ``maps(output)`` turns the
+    ``(B, C, H, W)`` output into ``(B, n, H, W)`` maps (one per concept direction, say), whose
+    units are ranked and cut like channels (:func:`top_patches_of`). ``kind`` names the maps in
+    results and figures (``"concept"``); ``key`` identifies them for the shares of a run."""
+
+    kind: str
+    n: int
+    maps: Any  # Callable[[torch.Tensor], torch.Tensor]
+    key: str
 
 
 # -- mining ------------------------------------------------------------------------------------------
@@ -238,6 +251,38 @@ def top_patches_layers(
     )  # fmt: skip
 
 
+def top_patches_of(
+    model: nn.Module,
+    layer: str,
+    readout: Readout,
+    images: Any,
+    *,
+    k: int = 9,
+    limit: int | None = None,
+    size: int | None = None,
+    settings: PatchSettings | None = None,
+    preprocessing: Preprocessing | None = None,
+    progress: bool = True,
+    sharding: Sharding | None = None,
+) -> PatchResult:
+    """:func:`top_patches` of maps read from ``layer``'s output (a :class:`Readout`: concept
+    activations, say) instead of its channels: the same streaming pass, border rule, ranking, ties
+    and receptive-field crops; every one of the ``readout.n`` maps is kept. Ranked by activation
+    only; ``sharding`` takes ``distributed`` (torchrun), not ``shard`` or ``checkpoint``."""
+    s = settings or PatchSettings()
+    if s.by != "activation":
+        raise CnnlensError(f"by: maps read from a layer are ranked by their activation, not by {s.by}", param="by")
+    sharding = sharding or Sharding()
+    if sharding.shard is not None or sharding.checkpoint is not None:
+        raise CnnlensError("shard: maps read from a layer are mined in one run (torchrun shares it); shard and checkpoint are not taken here", param="shard")
+    out = _mine(
+        model, layer, images, k=k, n_channels=readout.n, limit=limit, size=size, settings=s, preprocessing=preprocessing,
+        progress=progress, sharding=sharding, multi=False, readout=readout,
+    )  # fmt: skip
+    assert isinstance(out, PatchSet)
+    return next(iter(out.layers.values()))
+
+
 def _mine(
     model: nn.Module,
     units: Any,
@@ -252,6 +297,7 @@ def _mine(
     progress: bool,
     sharding: Sharding | None,
     multi: bool,
+    readout: Readout | None = None,
 ) -> PatchSet | Partial:
     from .deconv import check_methods
 
@@ -284,7 +330,11 @@ def _mine(
     for name, wanted_list in requests:
         rf, shape = geometry[name]
         check_patch_layer(name, rf, shape, "unit")
-        if wanted_list is not None and max(wanted_list) >= shape[1]:
+        if readout is not None:
+            if wanted_list is not None:
+                raise CnnlensError(f"unit: give the layer {name}, not channels of it: the maps are read from the whole output", param="unit")
+            wanted_list = list(range(readout.n))
+        elif wanted_list is not None and max(wanted_list) >= shape[1]:
             bad = [c for c in wanted_list if c >= shape[1]]
             raise CnnlensError(f"unit: channel {bad[0]} out of range, {name} has channels 0..{shape[1] - 1}", param="unit")
         setups.append(
@@ -301,13 +351,13 @@ def _mine(
                 n_images=len(sources),
                 info=model_info(model).to_dict(),
                 min_inside=min_inside,
-                by=s.by,
+                by=s.by if readout is None else readout.kind,
                 target=target,
                 categories=list(model_info(model).categories or []) if s.by == "relevance" else [],
             )
         )
         masks.append(border_mask(rf, shape[2:], side, min_inside))
-    job = _patch_job(net, setups, masks, sources, batch_size, workers, multi)
+    job = _patch_job(net, setups, masks, sources, batch_size, workers, multi, readout)
     part = run(job, distributed=sharding.distributed, shard=shard, checkpoint=sharding.checkpoint, progress=progress)
     if shard is not None:
         return part
@@ -469,14 +519,8 @@ def _class_use(state: PatchState, tracked: Sequence[int], rank: Sequence[int], t
     share of the channel's positive relevance over all explained classes."""
     if state.classes is None:
         return {}
-    totals = state.classes.totals()
-    out: dict[int, list[tuple[int, float]]] = {}
-    for r in rank:
-        per = [(k, v[r]) for k, v in totals.items() if math.isfinite(v[r]) and v[r] > 0]
-        whole = sum(v for _, v in per)
-        per.sort(key=lambda kv: (-kv[1], kv[0]))
-        out[tracked[r]] = [(k, v / whole) for k, v in per[:top]] if whole > 0 else []
-    return out
+    shares = state.classes.top_shares(rank, top)
+    return {tracked[r]: shares[r] for r in rank}
 
 
 @register_state("patches")
@@ -554,7 +598,8 @@ def _relevance_maps(net: nn.Module, x: torch.Tensor, layers: Sequence[str], targ
 
 
 def _patch_job(
-    net: nn.Module, setups: Sequence[PatchSetup], masks: Sequence[torch.Tensor], sources: dict[str, Any], batch_size: int, workers: int, multi: bool
+    net: nn.Module, setups: Sequence[PatchSetup], masks: Sequence[torch.Tensor], sources: dict[str, Any], batch_size: int, workers: int, multi: bool,
+    readout: Readout | None = None,
 ) -> Job:
     """The streaming pass of :func:`top_patches_layers` as a :class:`cnnlens.distributed.Job`: one
     :class:`PatchState` (the tracked channels of all layers are its rows, layer after layer) and one
@@ -568,6 +613,7 @@ def _patch_job(
             "multi": multi,
             "images_sha256": fingerprint(names, *pixels),
             "model_sha256": model_fingerprint(net),
+            **({"readout": readout.key} if readout is not None else {}),
         }
 
     def steps(state: PatchState, items: Sequence[int] | None, bar: Any) -> Iterator[None]:
@@ -576,7 +622,7 @@ def _patch_job(
         device = model_device(net)
         dtype = model_dtype(net)
         layers = [s.layer for s in setups]
-        wanted = [torch.tensor(s.tracked, dtype=torch.long, device=device) if s.given else None for s in setups]
+        wanted = [torch.tensor(s.tracked, dtype=torch.long, device=device) if s.given and readout is None else None for s in setups]
         outside_masks = [None if bool(m.all()) else ~m.to(device) for m in masks]
         by, target = setups[0].by, setups[0].target
         with eval_mode(net), torch.no_grad():
@@ -588,7 +634,7 @@ def _patch_job(
                     record, explained = forward_until(net, prep.normalize(x), layers), None
                 values, wheres, totals = [], [], []
                 for layer, channels, outside in zip(layers, wanted, outside_masks):
-                    act = record[layer]
+                    act = record[layer] if readout is None else readout.maps(record[layer])
                     if channels is not None:
                         act = act[:, channels]
                     if explained is not None:
@@ -613,6 +659,6 @@ def _patch_job(
         settings=settings,
         empty=lambda: PatchState(sum(len(s.tracked) for s in setups), setups[0].k, names, by_class=setups[0].by == "relevance"),
         steps=steps,
-        desc=f"patches {', '.join(s.layer for s in setups)}" + (" by relevance" if setups[0].by == "relevance" else ""),
+        desc=f"patches {', '.join(s.layer for s in setups)}" + (f" by {setups[0].by}" if setups[0].by != "activation" else ""),
         unit="img",
     )

@@ -160,7 +160,7 @@ def plot_patches(result: PatchResult, *, title: str | None = None, percentile: f
     )  # fmt: skip
     lines = [
         result.label,
-        f"layer {result.layer}: top {k} of {result.n_images} images per channel{result.ranked_by_text}; {what} of the {rf.size[0]}x{rf.size[1]} px receptive field",
+        f"layer {result.layer}: top {k} of {result.n_images} images per {'channel' if result.by in ('activation', 'relevance') else result.by}{result.ranked_by_text}; {what} of the {rf.size[0]}x{rf.size[1]} px receptive field",
         f"units: {border}; grey = beyond the image border" + ("; blank = no further image gave the unit positive relevance" if result.by == "relevance" else ""),
     ]
     probe, _ = _figure(grid, min_width=700, max_width=1600)
@@ -172,7 +172,7 @@ def plot_patches(result: PatchResult, *, title: str | None = None, percentile: f
     ax.imshow(grid, interpolation="nearest")
     cell_h = grid.shape[0] / len(result.channels)
     dead = set(result.dead_channels)
-    labels = [f"{result.layer}:{c}" + (" (dead)" if c in dead else "") for c in result.channels]
+    labels = [result.unit_name(c) + (" (dead)" if c in dead else "") for c in result.channels]
     ax.set_yticks([cell_h * (r + 0.5) for r in range(len(result.channels))], labels, fontsize=7)
     ax.set_xticks([])
     ax.tick_params(length=0)

@@ -28,8 +28,8 @@ from typing import Any
 
 import torch
 
-from ..checks import check_int, check_number
-from ..errors import CnnlensError
+from .checks import check_int, check_number
+from .errors import CnnlensError
 
 __all__ = [
     "HIGHEST",
@@ -78,8 +78,9 @@ def default_frequencies(rf_size: float, n: int = 12, *, high: float = HIGHEST) -
 
 
 def check_window(window: str) -> str:
+    """``window`` when it is one of :data:`WINDOWS`, else a one-line error naming the closest."""
     if window not in WINDOWS:
-        from ..errors import did_you_mean
+        from .errors import did_you_mean
 
         raise CnnlensError(f"window {window!r} unknown{did_you_mean(str(window), WINDOWS)}; one of {', '.join(WINDOWS)}", param="window")
     return window
