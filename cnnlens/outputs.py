@@ -52,7 +52,15 @@ def check_output(path: str | Path, *, overwrite: bool = False, suffixes: tuple[s
             if not p.is_dir():
                 raise CnnlensError(f"{name} {path}: {p} is a file, not a folder", param=name)
             if not os.access(p, os.W_OK | os.X_OK):
-                raise CnnlensError(f"{name} {path}: cannot write in {p}", param=name)
+                raise CnnlensError(f"{name} {path}: {p} is not writable", param=name)
+            if p == parent:  # try it: permissions do not tell for root, read-only mounts or /proc
+                import tempfile
+
+                try:
+                    with tempfile.NamedTemporaryFile(dir=p, prefix=".cnnlens-probe-"):
+                        pass
+                except OSError as exc:
+                    raise CnnlensError(f"{name} {path}: {p} is not writable ({exc.strerror or exc})", param=name) from None
             break
     return path
 
@@ -76,7 +84,7 @@ def write_atomic(path: Path, write: Any) -> Path:
         os.replace(tmp, path)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
-        raise CnnlensError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise CnnlensError(f"cannot write {path}: {exc.strerror or exc} (not writable)") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

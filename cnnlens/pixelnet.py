@@ -91,9 +91,12 @@ def pixel_net(model: nn.Module, preprocessing: Preprocessing | None = None, *, f
     return pixel_model(fold_batchnorm(inner) if fold else inner, preprocessing)
 
 
-def image_preprocessing(model: nn.Module, preprocessing: Preprocessing | None = None, size: int | None = None) -> Preprocessing:
+def image_preprocessing(model: nn.Module, preprocessing: Preprocessing | None = None, size: int | None = None, images: Any = None) -> Preprocessing:
     """How images become ``model``'s input: ``preprocessing`` if given, else the wrapper's or
     ``model_info(model).preprocessing``; ``size`` replaces the resize and crop by a square side.
+    Without ``size``, ``images`` given as a tensor set it to their side (:func:`cnnlens.pixels.tensor_side`:
+    tensors are taken at the size the caller made them), unless the model takes one size only
+    (LeNet-5's 32 px) or a larger one: then they are resized like files.
 
     Raises:
         CnnlensError: the model does not take images (a network on 64 feature maps), or ``size`` is
@@ -106,6 +109,12 @@ def image_preprocessing(model: nn.Module, preprocessing: Preprocessing | None = 
     if prep.channels not in (1, 3):
         raise CnnlensError(f"{model_info(model).name} takes {prep.channels}-channel tensors, not images; pick an image model")
     check_one_input(model)
+    if size is None and images is not None:
+        from .pixels import tensor_side
+
+        side = tensor_side(images)
+        if side is not None and not prep.fixed_size and side >= max(prep.min_size):
+            size = side
     if size is not None:
         size = check_int(size, "size", low=1, high=8192)
         low_h, low_w = prep.min_size

@@ -18,7 +18,10 @@ import torch
 
 from .errors import CnnlensError
 
-__all__ = ["Preprocessing", "as_pixels"]
+__all__ = ["Preprocessing", "as_pixels", "default_fit", "tensor_side"]
+
+PRECROP_ASPECT = 4  # longer side / shorter side beyond which the long side is cut before the resize
+MAX_RESIZED_SIDE = 16384  # pixels: the longest side a resize without a crop may make
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -54,6 +57,11 @@ class Preprocessing:
         """``(C, H, W)`` of the model's usual input."""
         side = self.crop_size or self.resize_size or 224
         return (self.channels, side, side)
+
+    @property
+    def fixed_size(self) -> bool:
+        """The model takes one input size only (LeNet-5's 32 x 32): its minimum is its crop."""
+        return self.crop_size is not None and tuple(self.min_size) == (self.crop_size, self.crop_size)
 
     def with_size(self, size: int | None) -> Preprocessing:
         """The same preprocessing with a square ``size`` crop (shorter side resized to ``size``)."""
@@ -96,11 +104,32 @@ class Preprocessing:
         """Resize the shorter side to ``resize_size`` and centre-crop ``crop_size`` (pixels stay in [0, 1]).
 
         The same arithmetic as the weights' own ``transforms()`` (torchvision's antialiased bilinear
-        resize, which truncates the longer side: 300x451 becomes 232x348).
+        resize, which truncates the longer side: 300x451 becomes 232x348). An image more than
+        :data:`PRECROP_ASPECT` times longer than wide is first cut to the part the centre crop keeps
+        (so a 1 x 20,000 strip costs what a normal image costs; its crop may differ from the full
+        resize by a fraction of a pixel); without a crop, a resized side beyond
+        :data:`MAX_RESIZED_SIDE` pixels is refused in one line.
         """
+        import math
+
         import torchvision.transforms.v2.functional as TF
 
         if self.resize_size is not None:
+            h, w = int(x.shape[-2]), int(x.shape[-1])
+            short, long = min(h, w), max(h, w)
+            scale = int(self.resize_size) / short
+            if crop and self.crop_size is not None and long > PRECROP_ASPECT * short:
+                # an extreme aspect ratio (a 1 x 20000 strip): cut the long side to what the centre crop
+                # keeps (plus a margin for the resize filter) before resizing, so the image costs what a
+                # normal one costs instead of a resized strip of millions of pixels
+                keep = min(long, math.ceil((int(self.crop_size) + 4) / scale) + 2)
+                x = TF.center_crop(x, [h, keep] if w >= h else [keep, w])
+            elif long * scale > MAX_RESIZED_SIDE:
+                raise CnnlensError(
+                    f"images: a {w}x{h} image resized to {int(self.resize_size)} px on its shorter side would be {int(long * scale):,} px long; "
+                    f"crop it to an aspect ratio below {MAX_RESIZED_SIDE // int(self.resize_size)}:1 first",
+                    param="images",
+                )
             x = TF.resize(x, [int(self.resize_size)], antialias=True)
         if crop and self.crop_size is not None:
             x = TF.center_crop(x, [int(self.crop_size), int(self.crop_size)])
@@ -226,3 +255,28 @@ def _one(image: Any, name: str) -> torch.Tensor:
                 param=name,
             )
     return t.float()
+
+
+def default_fit(images: Any, fit: str | None = None, size: int | None = None, preprocessing: Preprocessing | None = None) -> str:
+    """The one rule for the size of images across the API: ``fit`` when given; an explicit ``size``
+    resizes and centre-crops every image to it (``"crop"``), as does a model that takes one size only
+    (``preprocessing.fixed_size``: LeNet-5); otherwise a tensor is taken as it is (``"none"``: the
+    caller prepared its pixels, at the size it chose) and a file, PIL image or array is resized and
+    centre-cropped like the weights expect (``"crop"``)."""
+    if fit is not None:
+        return fit
+    if size is not None:
+        return "crop"
+    if preprocessing is not None and preprocessing.fixed_size and isinstance(images, torch.Tensor):
+        side = preprocessing.crop_size
+        return "none" if tuple(images.shape[-2:]) == (side, side) else "crop"
+    return "none" if isinstance(images, torch.Tensor) else "crop"
+
+
+def tensor_side(images: Any) -> int | None:
+    """The square side a folder-scale pass (patches, concepts, representations) works at for a tensor
+    of images ``(N, C, H, W)`` or ``(C, H, W)``: its shorter side -- a square tensor is taken as it
+    is, a non-square one centre-cropped to a square; ``None`` for files, folders and lists."""
+    if isinstance(images, torch.Tensor) and images.dim() in (3, 4):
+        return int(min(images.shape[-2], images.shape[-1]))
+    return None

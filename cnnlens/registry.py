@@ -605,7 +605,13 @@ def _parse_weights(entry: ModelEntry, weights: Any) -> Any:
             raise CnnlensError(f"weights must be a name, a path or a {entry.name} weights enum, not {type(weights).__name__}", param="weights")
         if enum is None:
             raise CnnlensError(f"weights: torchvision has no pretrained weights for {entry.name}; pass a file path or none", param="weights")
-        key = weights.split(".")[-1]
+        prefix, _, key = weights.rpartition(".")
+        if prefix and prefix != enum.__name__:
+            raise CnnlensError(
+                f"weights {weights!r} are not {entry.name}'s ({prefix} belongs to another model); use {enum.__name__}.DEFAULT, "
+                f"{', '.join(m.name for m in enum)}, none or a file",
+                param="weights",
+            )
         try:
             return enum.DEFAULT if key.upper() == "DEFAULT" else enum[key]
         except KeyError:

@@ -431,7 +431,7 @@ def test_pgd_agreement_with_torchattacks_on_trained_mobilenet(mobilenet_trained:
     """16 ImageNet samples, eps 8/255, 10 steps of 2/255 from the images (torchattacks' PGD without random
     start): the plain float path (contiguous input, BatchNorm as it is) gives torchattacks' pixels; the fast
     default (BatchNorm folded, channels-last) rounds differently, which flips the signs of near-zero
-    gradients, so the pixels part ways (59 % equal on the development machine) while the attack does the same."""
+    gradients, so the pixels part ways (how many agree depends on the machine and its threads) while the attack does the same."""
     import csv
 
     from cnnlens.attacks.core import pgd_steps

@@ -86,6 +86,10 @@ def test_deletion_and_insertion_find_the_known_evidence() -> None:
     assert d["curves"]["deletion"]["saliency"]["mean_auc"] == pytest.approx(float(f.auc("deletion", "saliency").mean()))
     assert d["curves"]["deletion"]["saliency"]["better_than_random"] == 1.0 and len(d["images"]) == 3
     assert "deletion and insertion" in f.figure()._suptitle.get_text() and "Quadrant" in f.figure(0)._suptitle.get_text()  # type: ignore[union-attr]
+    # each method is drawn beside its own random baseline: grouped in the legend, its label naming the baseline
+    legend = [t.get_text() for ax in f.figure().axes for leg in [ax.get_legend()] if leg for t in leg.get_texts()]
+    assert any(t.startswith("random (") and t.endswith("baseline of saliency, integrated-gradients") for t in legend), legend
+    assert any(t.startswith("saliency (") and " vs random (" in t for t in legend), legend
 
 
 def test_faithfulness_repeats_under_its_seed_and_leaves_the_model() -> None:
@@ -154,3 +158,19 @@ def test_randomization_test_decorrelates_and_leaves_the_model() -> None:
     assert extra.methods == ("guided-backprop",) and extra.correlations["guided-backprop"].shape == (3, 2)
     with pytest.raises(CnnlensError, match="max_blocks must be >= 1"):
         randomization_test(model, r, max_blocks=0, progress=False)
+
+
+def test_the_insertion_blur_is_what_the_docs_say() -> None:
+    """docs/attribution.md: torchvision's gaussian_blur, sigma 5 px at 224 px on an 11 x 11 kernel,
+    reflect padding -- recomputed here against a blur written out by hand."""
+    import torch.nn.functional as F
+
+    from cnnlens.attribution.faithfulness import _blur, blur_sigma
+
+    assert blur_sigma((224, 224)) == 5.0 and blur_sigma((112, 300)) == 2.5
+    x = torch.rand(1, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    k = torch.exp(-((torch.arange(11) - 5.0) ** 2) / (2 * 5.0**2))
+    k = k / k.sum()
+    kernel = (k[:, None] * k[None, :]).expand(3, 1, 11, 11)
+    by_hand = F.conv2d(F.pad(x, (5, 5, 5, 5), mode="reflect"), kernel, groups=3)
+    torch.testing.assert_close(_blur(x), by_hand, atol=1e-5, rtol=1e-5)

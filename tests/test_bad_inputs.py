@@ -267,7 +267,7 @@ def _cases() -> list[tuple[str, str, list[str], str]]:
 
 
 CASES = _cases()
-PROGRESS = re.compile(r": (started|stopped), \d")
+PROGRESS = re.compile(r": (started|stopped), \d|^microscope: ")
 
 
 @pytest.mark.parametrize("command", MODEL_COMMANDS)

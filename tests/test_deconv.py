@@ -437,3 +437,15 @@ def test_deconv_cli_on_every_registry_source(tmp_path: Path, file_model: str, tw
         res = runner.invoke(cli, ["deconv", name, str(img), "-w", "none", "-o", str(tmp_path / "no.png")])
         assert res.exit_code == 2 and res.output.startswith("Error: ") and len(res.output.strip().splitlines()) == 1, res.output
         assert not (tmp_path / "no.png").exists()
+
+
+def test_a_deconvnet_far_from_the_gradient_says_why_in_one_line(mobilenet_trained: nn.Module, data: Path) -> None:
+    """The trained mobilenet_v2 on chelsea, logits:tabby: deconvnet is thousands of times the
+    gradient (Zeiler & Fergus' rule at every ReLU6, added up by the linear bottlenecks): the figure says so."""
+    p = cnnlens.project(mobilenet_trained, data / "photos" / "chelsea.png", "logits:tabby")
+    assert p.relative_difference["deconvnet"] > 1000
+    notes = [w for w in p.warnings if w.startswith("deconvnet is")]
+    assert len(notes) == 1 and "ReLU6" in notes[0] and "linear bottlenecks" in notes[0] and "\n" not in notes[0]
+    assert notes[0] in p.figure()._suptitle.get_text().replace("\n", " ")  # type: ignore[union-attr]
+    near = cnnlens.project(mobilenet_trained, data / "photos" / "chelsea.png", "features.4:3")
+    assert near.relative_difference["deconvnet"] < 100 and not any(w.startswith("deconvnet is") for w in near.warnings)

@@ -201,7 +201,7 @@ def test_patch_shards_merge_to_the_one_process_result(work: Path, tmp_path: Path
     assert fresh.returncode == 0 and fresh.stdout.strip() == one.to_json(), fresh.stderr
     assert merge(parts).to_json() == one.to_json()
     # parts that do not make one run are refused in one line
-    with pytest.raises(CnnlensError, match=r"do not cover images 16\.\.39 of 61; a share is missing"):
+    with pytest.raises(CnnlensError, match=r"do not cover images 16\.\.39 of 61; missing: shard 1/3 \(run it with --shard 1/3"):
         merge([files[0], files[2]])
     with pytest.raises(CnnlensError, match="both hold batch 0"):
         merge([files[0], files[0], files[1], files[2]])
@@ -320,6 +320,7 @@ def test_cli_a_bad_image_half_way_keeps_the_work_done(work: Path, tmp_path: Path
     errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
     assert result.exit_code == 2 and len(errors) == 1 and "Traceback" not in result.output
     assert f"Error: cannot read image {bad}" in result.stderr and "the work done is saved in" in result.stderr
+    assert "fix that input in place and run the same command to continue; delete the file to start afresh" in result.stderr  # how to resume
     assert not out.exists() and read_partial(tmp_path / "two.json.partial.json").done == [[0, 5]]
     bad.write_bytes(good)
     _, err = invoke(work, [*base, "-o", str(out)])

@@ -311,6 +311,8 @@ def test_the_filter_box_filters_in_a_real_browser(site: tuple, tmp_path: Path) -
     dom, console, _ = _browse(root / "layers" / "features.3.html", tmp_path, query="?q=unit%202", dom=True)
     assert console == []
     assert re.search(r'data-shown="2"', dom), dom[:500]  # the card of unit 2 and its row in the table of all channels
+    assert re.search(r'data-shown-cards="1"', dom) and re.search(r'data-shown-rows="1"', dom)  # counted apart
+    assert "1 of 4 shown; table: 1 of 16 rows" in dom
     assert re.search(r'<a class="card" href="../units/features.3/2.html"', dom)
     assert re.search(r'<a class="card hidden" href="../units/features.3/1.html"', dom)
     dom, _, _ = _browse(root / "layers" / "features.3.html", tmp_path, dom=True)
@@ -403,3 +405,35 @@ def test_unit_pages_show_patches_by_relevance_and_the_classes_served(site: tuple
     if rel["patches"]:
         assert "Top dataset patches by relevance" in page and all((root / "units" / "features.3" / p["crop"]).exists() for p in rel["patches"])
     assert "Classes that use it most" in page
+
+
+def test_classifier_units_name_their_class_and_weak_grating_responses_get_no_badge(tmp_path: Path) -> None:
+    import json
+
+    from cnnlens.microscope import GRATING_BADGE_SHARE, pages
+
+    folder = tmp_path / "imgs"
+    for i in range(4):
+        cnnlens.save_image(torch.rand(3, 40, 40, generator=torch.Generator().manual_seed(i)), folder / f"{i}.png")
+    net = cnnlens.create_model("squeezenet1_0", seed=0)
+    settings = cnnlens.microscope.SiteSettings(method=None, featvis_steps=0, tuning={"orientations": 4, "frequencies": 2, "phases": 4},
+                                               attribution=0, representations=False, circuits=False, relevance=False)  # fmt: skip
+    cnnlens.build_site(net, folder, tmp_path / "site", layers=["features.3", "classifier.1"], units=2, k=1, settings=settings, progress=False)
+    site = tmp_path / "site"
+    cards = json.loads((site / "layers" / "classifier.1.json").read_text())["units"]
+    assert [c["class_name"] for c in cards] == ["tench", "goldfish"]
+    assert "· goldfish" in (site / "units" / "classifier.1" / "1.html").read_text()
+    assert all(c["class_name"] is None for c in json.loads((site / "layers" / "features.3.json").read_text())["units"])
+    for layer in ("features.3", "classifier.1"):
+        for card in json.loads((site / "layers" / f"{layer}.json").read_text())["units"]:
+            share = card["grating_share"]
+            assert (card["tuning"] is not None) == (share is not None and share >= GRATING_BADGE_SHARE), card
+            unit = json.loads((site / "units" / layer / f"{card['channel']}.json").read_text())
+            assert unit["tuning_badge"] == (card["tuning"] is not None)
+    # a unit whose best grating is 2 % of its top activation: its page shows no tuning class
+    data = json.loads((site / "units" / "features.3" / "0.json").read_text())
+    weak = {**data, "tuning": {**(data["tuning"] or {}), "classification": "simple", "osi": 1.0}, "tuning_badge": False, "grating_share": 0.02}
+    html = pages.unit_page(weak)
+    assert 'class="tag simple"' not in html and "2 % of its top activation" in html and "below the 25 %" in html
+    strong = {**weak, "tuning_badge": True, "grating_share": 0.6}
+    assert 'class="tag simple"' in pages.unit_page(strong)

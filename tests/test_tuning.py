@@ -390,7 +390,7 @@ def test_invariance_bad_arguments() -> None:
     model = cnnlens.create_model("squeezenet1_0", seed=0)
     with pytest.raises(cnnlens.CnnlensError, match=r"^transforms: unknown transform 'rotate' \(did you mean: rotation"):
         invariance(model, torch.rand(2, 3, 40, 40), transforms=["rotate"], size=32, progress=False)
-    with pytest.raises(cnnlens.CnnlensError, match=r"^images: give at least 2 images"):
+    with pytest.raises(cnnlens.CnnlensError, match=r"^images: 1 image given; give a folder of at least 2 images"):
         invariance(model, torch.rand(1, 3, 40, 40), size=32, progress=False)
     with pytest.raises(cnnlens.CnnlensError, match=r"^layers: unknown layer 'features.99'"):
         invariance(model, torch.rand(2, 3, 40, 40), ["features.99"], size=32, progress=False)

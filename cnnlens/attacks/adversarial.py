@@ -32,7 +32,7 @@ from ..errors import CnnlensError
 from ..hooks import eval_mode
 from ..layers import model_device
 from ..pixelnet import class_logits, pixel_net
-from ..pixels import Preprocessing, as_pixels
+from ..pixels import Preprocessing, as_pixels, default_fit
 from ..registry import ModelInfo, model_info
 from ..outputs import LOSSLESS_IMAGE_SUFFIXES
 from ..results import Result
@@ -61,9 +61,7 @@ def _pixels(model: nn.Module, images: Any, preprocessing: Preprocessing | None, 
     ``fit`` None: ``"none"`` for tensors (taken as prepared), ``"crop"`` for paths, PIL images and arrays.
     """
     info = model_info(model, preprocessing=preprocessing)
-    if fit is None:
-        fit = "none" if isinstance(images, torch.Tensor) else "crop"
-    x = as_pixels(images, info.preprocessing, fit=fit).clamp(0, 1)  # not in place: it can be the caller's tensor
+    x = as_pixels(images, info.preprocessing, fit=default_fit(images, fit, preprocessing=info.preprocessing)).clamp(0, 1)  # not in place: it can be the caller's tensor
     if x.shape[0] == 0:
         raise CnnlensError("images is an empty batch", param="images")
     return info, x.to(model_device(model))

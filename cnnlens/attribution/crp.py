@@ -25,7 +25,7 @@ from ..address import parse_units, resolve_unit
 from ..checks import check_int
 from ..errors import CnnlensError
 from ..pixelnet import image_preprocessing, unwrap
-from ..pixels import Preprocessing, as_pixels
+from ..pixels import Preprocessing, as_pixels, default_fit
 from ..registry import ModelInfo, model_info
 from ..relevance import DEFAULT_COMPOSITE, Composite, make_composite, propagate
 from ..results import Result
@@ -198,8 +198,7 @@ def concept_relevance(
     prep = image_preprocessing(model, preprocessing, size)
     rules = make_composite(model, composite, preprocessing=prep)
     (wanted,) = resolve_targets(target, model) if not isinstance(target, list) else resolve_targets(target[:1], model)
-    fit = "none" if isinstance(image, torch.Tensor) else "crop"
-    pixels = as_pixels(image, prep, fit=fit, name="image")
+    pixels = as_pixels(image, prep, fit=default_fit(image, size=size, preprocessing=prep), name="image")
     if pixels.shape[0] != 1:
         raise CnnlensError(f"image: one image, not a batch of {pixels.shape[0]}", param="image")
     full = propagate(model, pixels, [-1 if wanted is None else wanted], composite=rules, layers=[layer], preprocessing=prep)

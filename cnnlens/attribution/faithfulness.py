@@ -4,8 +4,10 @@
 normalization mean (Petsiuk et al. set them to 0 in the normalized input, which is the same); the
 target class's softmax probability is recorded after each step. A map that finds the evidence makes
 the probability fall fast: a *small* area under the curve is good. **Insertion** starts from a
-blurred copy of the image (Gaussian, sigma 5 pixels at 224 px as in Petsiuk et al., scaled with the
-image) and reveals the original pixels in the same order: a *large* area is good.
+blurred copy of the image (torchvision's ``gaussian_blur``: sigma 5 pixels at 224 px as in Petsiuk
+et al., scaled with the image, on a ``2 round(sigma) + 1`` kernel -- 11 x 11 at 224 px, the Gaussian
+cut at about one sigma -- with reflect padding) and reveals the original pixels in the same order: a
+*large* area is good.
 
 Every method is compared with a **random map** of its own grain, a map that knows nothing about the
 image: ``random`` is uniform noise per pixel, the baseline of the pixel-grained methods (saliency,
@@ -141,6 +143,10 @@ class Faithfulness(Result):
         """``{curve: {method: mean area over the images}}``."""
         return {c: {m: float(self.auc(c, m).mean()) for m in self.methods} for c in self.curves}
 
+    def baseline(self, method: str) -> str:
+        """The random map ``method`` is compared with (:func:`baseline_of`)."""
+        return baseline_of(method)
+
     def better_than_random(self, curve: str, method: str) -> float:
         """Share of images where ``method`` beats its random map (:func:`baseline_of`; deletion:
         smaller area; insertion: larger)."""
@@ -167,7 +173,7 @@ class Faithfulness(Result):
             "steps": self.steps,
             "fractions": self.fractions,
             "deletion_fill": "normalization mean",
-            "insertion_start": f"Gaussian blur, sigma {self.blur_sigma:.3g} px",
+            "insertion_start": f"Gaussian blur, sigma {self.blur_sigma:.3g} px, {2 * max(1, round(self.blur_sigma)) + 1}x{2 * max(1, round(self.blur_sigma)) + 1} kernel, reflect padding",
             "score": "softmax probability of the target class",
             "baselines": {RANDOM: "uniform noise per pixel", RANDOM_GRID: "uniform noise on the layer's grid, upsampled bilinearly"},
             "seed": self.seed,

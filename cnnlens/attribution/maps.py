@@ -17,7 +17,7 @@ from ..errors import CnnlensError, did_you_mean
 from ..folders import iter_batches, select_images
 from ..outputs import RESULT_SUFFIXES, check_output, save_text
 from ..pixelnet import image_preprocessing, unwrap
-from ..pixels import Preprocessing, as_pixels
+from ..pixels import Preprocessing, as_pixels, default_fit
 from ..progress import progress_bar
 from ..registry import ModelInfo, model_info
 from ..results import Result, jsonable
@@ -314,9 +314,7 @@ def _sources(images: Any, prep: Preprocessing, fit: str | None, limit: int | Non
     if isinstance(images, (str, Path)) or (isinstance(images, (list, tuple)) and images and all(isinstance(i, (str, Path)) for i in images)):
         found = select_images(images, limit)
         return list(found), list(found.values())
-    if fit is None:
-        fit = "none" if isinstance(images, torch.Tensor) else "crop"
-    pixels = as_pixels(images, prep, fit=fit)
+    pixels = as_pixels(images, prep, fit=default_fit(images, fit))  # fit: already the rule's answer
     if pixels.shape[0] == 0:
         raise CnnlensError("images is an empty batch", param="images")
     if limit is not None:
@@ -390,7 +388,7 @@ def attribute(
         limit = check_int(limit, "limit", low=1)
     wanted_targets = resolve_targets(target, model)
     prep = image_preprocessing(model, preprocessing, size)
-    names, source = _sources(images, prep, settings.fit, limit)
+    names, source = _sources(images, prep, default_fit(images, settings.fit, size, prep), limit)
     n = len(names)
     if len(wanted_targets) not in (1, n):
         raise CnnlensError(f"target has {len(wanted_targets)} entries for {n} images", param="target")

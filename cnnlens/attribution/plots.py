@@ -104,13 +104,28 @@ def draw_faithfulness(fig: Any, f: Faithfulness, index: int | None = None) -> No
     """Deletion and insertion curves (of image ``index`` or the mean over images) into ``fig``."""
     axes = fig.subplots(1, len(f.curves), squeeze=False)[0]
     x = f.fractions.numpy()
+    baseline_of = f.baseline
+
+    # each method beside its own random baseline: grouped by baseline in the legend, the baseline's
+    # line in the group's style, each method's label naming the baseline it is compared with
+    methods = [m for m in f.methods if m not in f.baselines]
+    order = [m for b in f.baselines for m in (b, *[m for m in methods if baseline_of(m) == b])]
+    order += [m for m in f.methods if m not in order]
     for ax, curve in zip(axes, f.curves):
-        for m in f.methods:
+        for m in order:
             ys = f.curves[curve][m]
             y = (ys[index] if index is not None else ys.mean(0)).numpy()
             a = float(f.auc(curve, m)[index]) if index is not None else float(f.auc(curve, m).mean())
-            style = BASELINE_STYLES[f.baselines.index(m) % 2] if m in f.baselines else {}
-            ax.plot(x, y, label=f"{m} ({a:.3f})", **style)
+            if m in f.baselines:
+                style = BASELINE_STYLES[f.baselines.index(m) % 2]
+                users = [u for u in methods if baseline_of(u) == m]
+                label = f"{m} ({a:.3f}): baseline of {', '.join(users)}" if users else f"{m} ({a:.3f})"
+            else:
+                style = {"linestyle": "-" if baseline_of(m) == f.baselines[0] else "-."}
+                b = baseline_of(m)
+                ab = float(f.auc(curve, b)[index]) if index is not None else float(f.auc(curve, b).mean())
+                label = f"{m} ({a:.3f}) vs {b} ({ab:.3f})"
+            ax.plot(x, y, label=label, **style)
         better = "lower" if curve == "deletion" else "higher"
         ax.set_title(f"{curve} ({'mean of ' + str(len(f.image_names)) + ' images' if index is None else 'this image'}; area {better} is better)", fontsize=8)
         ax.set_xlabel(f"fraction of pixels {'removed' if curve == 'deletion' else 'revealed'}", fontsize=8)

@@ -52,7 +52,8 @@ def plan_run(*, output: Path | None, shard: str | None, checkpoint: Path | None,
     if shard is not None:
         part = Shard.parse(shard)
         if output is None or output.suffix.lower() != ".json":
-            raise CnnlensError("--shard writes the share's partial state: give -o PART.json (merge the parts with `cnnlens merge`)")
+            got = f", not {output}" if output is not None else ""
+            raise CnnlensError(f"--shard writes the share's partial state: give -o PART.json{got} (merge the parts with `cnnlens merge`)")
         if as_json:
             raise CnnlensError("--shard writes a partial state to -o; --json is for the merged result (cnnlens merge PARTS --json)")
         if checkpoint is not None:

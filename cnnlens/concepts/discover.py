@@ -397,8 +397,9 @@ def discover(
 
     Args:
         model: any CNN (from :func:`cnnlens.create_model` or any ``nn.Module``); left exactly as it was.
-        images: a folder (flat or class subfolders), image files, or pixels in [0, 1]; each resized
-            and centre-cropped like the weights expect (as :func:`cnnlens.top_patches` does).
+        images: a folder (flat or class subfolders), image files, or pixels in [0, 1]; files are
+            resized and centre-cropped like the weights expect, a tensor is read at its own size (as
+            :func:`cnnlens.top_patches` does).
         layer: a layer with a ``(B, C, H, W)`` output and a local receptive field (``features.9``).
         n: concepts (``1 .. C``).
         method: ``"nmf"`` (CRAFT's factorisation of positions).
@@ -457,7 +458,7 @@ def discover(
         get_layer(net, layer)
     except CnnlensError as exc:
         raise CnnlensError(f"layer: {exc}", param="layer") from None
-    prep = image_preprocessing(model, None, s.size)
+    prep = image_preprocessing(model, None, s.size, images)
     side = (int(prep.crop_size), int(prep.crop_size))  # type: ignore[arg-type]
     rf, shape = layers_geometry(net, [layer], side, prep.channels)[layer]
     check_patch_layer(layer, rf, shape, "layer")

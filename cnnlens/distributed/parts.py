@@ -308,7 +308,18 @@ def merge(parts: Sequence[Partial | str | Path]) -> Result:
     if missing:
         unfinished = [name for name, p in loaded if not p.complete]
         gaps = ", ".join(f"{a * first.batch_size}..{min(first.n_items, b * first.batch_size) - 1}" for a, b in missing[:3])
-        hint = f"; unfinished: {', '.join(unfinished)} (run them again to finish)" if unfinished else "; a share is missing"
+        counts = {p.shard.count for _, p in loaded if p.shard is not None}
+        absent = []
+        if len(counts) == 1 and all(p.shard is not None for _, p in loaded):
+            n = counts.pop()
+            have = {p.shard.index for _, p in loaded if p.shard is not None}
+            absent = [f"{i}/{n}" for i in range(n) if i not in have]
+        if unfinished:
+            hint = f"; unfinished: {', '.join(unfinished)} (run them again to finish)"
+        elif absent:
+            hint = f"; missing: shard {', '.join(absent)} (run it with --shard {absent[0]} and merge it with the others)"
+        else:
+            hint = "; a share is missing"
         raise CnnlensError(f"the parts do not cover images {gaps} of {first.n_items}{hint}")
     state = copy.deepcopy(first.state)
     for _, p in loaded[1:]:

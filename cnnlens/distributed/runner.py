@@ -146,7 +146,10 @@ def run(
         kept = ""
         if failed and saving is not None and (group.world > 1 or done_mine):
             _save(group, saving, prior, partial(state, done_mine), partial)  # what was done is kept for the next run
-            kept = f" (the work done is saved in {saving.path}: run again to continue)"
+            kept = (
+                f" (the work done is saved in {saving.path}: fix that input in place and run the same command to continue; delete the file to start afresh)"
+                if isinstance(failure, CnnlensError) else f" (the work done is saved in {saving.path}: run again to continue)"
+            )  # fmt: skip
         if failure is not None and group.world == 1:
             if isinstance(failure, CnnlensError) and kept:
                 raise CnnlensError(f"{failure}{kept}", param=failure.param) from None

@@ -20,7 +20,7 @@ Example:
 
 from __future__ import annotations
 
-from .build import DEFAULT_METHODS, Site, SiteSettings, build_site, site_layers
+from .build import DEFAULT_METHODS, GRATING_BADGE_SHARE, Site, SiteSettings, build_site, site_layers
 from .store import SiteStore, slug
 
-__all__ = ["SiteSettings", "build_site", "site_layers"]
+__all__ = ["GRATING_BADGE_SHARE", "SiteSettings", "build_site", "site_layers"]

@@ -68,16 +68,25 @@ JS = """\
   function apply(input) {
     var words = input.value.toLowerCase().split(/\\s+/).filter(function (w) { return w.length > 0; });
     var items = document.querySelectorAll("[data-text]");
-    var shown = 0;
+    var shown = 0, rows = 0, rowsShown = 0;
     for (var i = 0; i < items.length; i++) {
       var tokens = items[i].getAttribute("data-text").toLowerCase().split(/[\\s:#,()]+/);
       var ok = words.every(function (w) { return matches(w, tokens); });
+      var row = items[i].tagName === "TR";
       items[i].classList.toggle("hidden", !ok);
-      if (ok) { shown += 1; }
+      if (row) { rows += 1; }
+      if (ok) { shown += 1; if (row) { rowsShown += 1; } }
     }
+    // cards (or sections) and table rows are counted apart: "1 of 4 shown; table: 1 of 16 rows"
     var count = document.getElementById("filter-count");
-    if (count) { count.textContent = shown + " of " + items.length + " shown"; }
+    var main = items.length - rows, mainShown = shown - rowsShown;
+    if (count) {
+      count.textContent = main > 0 ? mainShown + " of " + main + " shown" + (rows > 0 ? "; table: " + rowsShown + " of " + rows + " rows" : "")
+                                   : rowsShown + " of " + rows + " rows shown";
+    }
     document.body.setAttribute("data-shown", String(shown));
+    document.body.setAttribute("data-shown-cards", String(mainShown));
+    document.body.setAttribute("data-shown-rows", String(rowsShown));
   }
   document.addEventListener("DOMContentLoaded", function () {
     var input = document.getElementById("filter");

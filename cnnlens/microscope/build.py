@@ -37,7 +37,7 @@ from . import pages
 from .assets import CSS, JS
 from .store import SiteStore, slug
 
-__all__ = ["DEFAULT_METHODS", "SITE_TUNING", "Site", "SiteSettings", "build_site", "site_layers"]
+__all__ = ["DEFAULT_METHODS", "GRATING_BADGE_SHARE", "SITE_TUNING", "Site", "SiteSettings", "build_site", "site_layers"]
 
 DEFAULT_METHODS = ("gradcam", "integrated-gradients")  # attribution maps on the images page
 FEATVIS_BATCH = 16  # units optimized together
@@ -47,6 +47,10 @@ FEATVIS_BATCH = 16  # units optimized together
 SITE_TUNING = {"orientations": 12, "frequencies": 6, "phases": 4}
 _TUNING_ARGUMENTS = {"orientations", "frequencies", "phases", "contrast", "contrasts", "window", "rectify", "osi_threshold", "batch_size"}
 MINING_SAVE_EVERY = 30.0  # seconds between saves of the mining state
+# a unit gets a tuning badge (simple, complex ..., OSI) on its card and page only when its best grating
+# drives it to at least this share of its top activation on the images: a class read off one weak
+# response says nothing about what the unit does
+GRATING_BADGE_SHARE = 0.25
 
 
 # modules whose output is another module's output seen again: normalizations, activations, pools...
@@ -365,6 +369,13 @@ class _Plan:
     def layers(self) -> list[str]:
         return list(self.shown)
 
+    def say(self, text: str) -> None:
+        """A line on stderr naming what the next progress bar is about (``microscope: ...``)."""
+        if self.progress and self.group.main:
+            import sys
+
+            print(f"microscope: {text}", file=sys.stderr, flush=True)
+
     def stage(self, name: str, start: float, **what: Any) -> None:
         self.stages[name] = {**what, "seconds": round(time.perf_counter() - start, 3)}
 
@@ -530,6 +541,7 @@ def _patch_pictures(plan: _Plan, mined: dict[str, dict[str, Any]], method: str |
     for layer, result, need_crops, need_proj in work:
         if need_proj:
             subset = replace(result, channels=[c for c in result.channels if c in need_proj], patches={c: result.patches[c] for c in need_proj})
+            plan.say(f"{method} projections of the patches of {layer}")
             add_projections(plan.model, subset, method=method, progress=plan.progress, images=images)  # type: ignore[arg-type]
             for c in need_proj:
                 for j, g in enumerate(subset.projections[c]):
@@ -565,6 +577,7 @@ def _featvis(plan: _Plan, steps: int, size: int | None, seed: int | None) -> dic
         todo = [c for c in channels if c not in values or not store.exists(f"{_unit_dir(layer, c)}/featvis.png")]
         for start in range(0, len(todo), FEATVIS_BATCH):
             chunk = todo[start : start + FEATVIS_BATCH]
+            plan.say(f"feature visualizations of {layer}, units {', '.join(map(str, chunk))}")
             result = render(plan.model, [f"{layer}:{c}" for c in chunk], steps=steps, size=size, seed=None if seed is None else seed + chunk[0], progress=plan.progress)
             for c, image, value in zip(chunk, result.images, result.values.tolist()):
                 save_image(image, store.path(f"{_unit_dir(layer, c)}/featvis.png"), overwrite=True)
@@ -597,6 +610,7 @@ def _concepts(
                 out[layer] = cached
             continue
         count = min(n, int(plan.rows[layer].output_shape[1]))
+        plan.say(f"{count} concepts of {layer}")
         found = discover(
             plan.model, plan.images, layer=layer, n=count, k=k, limit=plan.limit, seed=0 if seed is None else seed, progress=plan.progress,
             settings=ConceptSettings(batch_size=batch_size, workers=workers, visualize=featvis_steps > 0, steps=max(1, featvis_steps),
@@ -668,6 +682,7 @@ def _tuning(plan: _Plan, grid: dict[str, Any]) -> dict[str, Any]:
         todo = [c for c in channels if c not in values or not store.exists(f"{_unit_dir(layer, c)}/tuning.png")]
         if todo:
             try:
+                plan.say(f"tuning curves of {layer}, {len(todo)} units")
                 result = tuning_curves(plan.model, [f"{layer}:{c}" for c in todo], gratings=gratings, progress=plan.progress, **options)
             except CnnlensError as exc:
                 note = f"not measured: {exc}"
@@ -957,19 +972,40 @@ def _model_data(plan: _Plan, attributed: dict[str, Any] | None, represented: dic
     }
 
 
+def _class_names(plan: _Plan, layer: str) -> list[str] | None:
+    """The class of each channel where a site layer's channels are the classes (squeezenet's
+    ``classifier.1``: as many channels as the weights have classes, and the model's output that wide)."""
+    cats = list(plan.info.categories or [])
+    out = plan.rows[layer].output_shape
+    final = plan.report.layers[-1].output_shape if plan.report.layers else None
+    if cats and out is not None and len(out) == 4 and int(out[1]) == len(cats) and final is not None and int(final[1]) == len(cats):
+        return cats
+    return None
+
+
+def _grating_share(tuning: dict[str, Any] | None, top: float | None) -> float | None:
+    """The unit's best grating response as a share of its top activation on the images."""
+    if not tuning or top is None or top <= 0 or tuning.get("peak_response") is None:
+        return None
+    return float(tuning["peak_response"]) / float(top)
+
+
 def _layer_data(plan: _Plan, li: int, mined: dict[str, Any], tuning: dict[int, Any], featvis_values: dict[int, float]) -> dict[str, Any]:
     layer = plan.layers[li]
     s, row = slug(layer), plan.rows[layer]
     entries = {c["channel"]: c for c in mined["channels"]}
+    classes = _class_names(plan, layer)
     cards = []
     for c in plan.shown[layer]:
         e, t = entries[c], tuning.get(c)
+        share = _grating_share(t, _top(e))
+        badge = share is not None and share >= GRATING_BADGE_SHARE
         cards.append({
-            "channel": c, "page": f"../units/{s}/{c}.html",
+            "channel": c, "page": f"../units/{s}/{c}.html", "class_name": classes[c] if classes else None,
             "featvis": f"../units/{s}/{c}/featvis.png" if c in featvis_values else None,
             "top_patch": f"../units/{s}/{c}/patch-0.png" if e["patches"] else None,
-            "mean_activation": e["mean_activation"], "top_activation": _top(e), "dead": e["dead"],
-            "tuning": {key: t.get(key) for key in ("classification", "osi", "preferred_orientation_deg", "modulation_ratio")} if t else None,
+            "mean_activation": e["mean_activation"], "top_activation": _top(e), "dead": e["dead"], "grating_share": share,
+            "tuning": {key: t.get(key) for key in ("classification", "osi", "preferred_orientation_deg", "modulation_ratio")} if t and badge else None,
         })  # fmt: skip
     every = [entries[c] for c in sorted(entries)]
     return {
@@ -1019,8 +1055,12 @@ def _unit_data(
             "description": f"An image optimized for {steps} steps to excite the unit's mean activation "
             "(Fourier parameterization, decorrelated colours, random transforms; Olah et al. 2017).",
         }  # fmt: skip
+    classes = _class_names(plan, layer)
+    share = _grating_share(tuning, _top(e))
     return {
-        **plan.info.to_dict(), "unit": f"{layer}:{c}", "layer": layer, "channel": c, "mean_activation": e["mean_activation"],
+        **plan.info.to_dict(), "unit": f"{layer}:{c}", "layer": layer, "channel": c, "class_name": classes[c] if classes else None,
+        "grating_share": share, "tuning_badge": share is not None and share >= GRATING_BADGE_SHARE, "grating_badge_share": GRATING_BADGE_SHARE,
+        "mean_activation": e["mean_activation"],
         "top_activation": _top(e), "dead": e["dead"], "receptive_field": plan.rows[layer].receptive_field.to_dict(),
         "n_images": plan.identity["n_images"], "featvis": picture, "patches": patches, "deconv_method": method,
         "tuning": {**tuning, "figure": f"{d}/tuning.png"} if tuning else None, "tuning_note": tuning_note,

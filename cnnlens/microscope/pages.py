@@ -71,6 +71,10 @@ def _shape(shape: Any) -> str:
     return "×".join(str(s) for s in shape) if shape else "–"
 
 
+def _class_tag(name: str | None) -> str:
+    return f' <span class="muted">· {_e(name)}</span>' if name else ""
+
+
 def _tuning_tag(tuning: dict[str, Any] | None) -> str:
     if not tuning:
         return ""
@@ -143,7 +147,7 @@ def layer_page(data: dict[str, Any]) -> str:
         if u.get("top_patch"):
             pics.append(f'<img src="{_e(u["top_patch"])}" alt="strongest patch of unit {u["channel"]}" />')
         tuning = u.get("tuning")
-        words = [f"unit {u['channel']}", f"#{u['channel']}", "dead" if u.get("dead") else "alive"]
+        words = [f"unit {u['channel']}", f"#{u['channel']}", "dead" if u.get("dead") else "alive", *(str(u.get("class_name") or "").split())]
         if tuning:
             words += [str(tuning.get("classification") or ""), f"osi {tuning.get('osi')}"]
         numbers = f"mean {_num(u.get('mean_activation'))} · top {_num(u.get('top_activation'))}"
@@ -152,7 +156,7 @@ def layer_page(data: dict[str, Any]) -> str:
         dead = ' <span class="tag dead">dead</span>' if u.get("dead") else ""
         cards.append(
             f'<a class="card" href="{_e(u["page"])}" data-text="{_e(" ".join(words))}"><div class="pics">{"".join(pics)}</div>'
-            f'<div class="name">unit {u["channel"]}{_tuning_tag(tuning)}{dead}</div><div class="numbers">{numbers}</div></a>'
+            f'<div class="name">unit {u["channel"]}{_class_tag(u.get("class_name"))}{_tuning_tag(tuning)}{dead}</div><div class="numbers">{numbers}</div></a>'
         )
     rf = data["receptive_field"]
     body = f"""<h1>{_e(data["layer"])} <span class="muted">{_e(data["type"])}</span></h1>
@@ -194,7 +198,10 @@ def _cells(items: Sequence[tuple[str, str, str]]) -> str:
 
 def unit_page(data: dict[str, Any]) -> str:
     dead = ' <span class="tag dead">dead</span>' if data["dead"] else ""
-    parts = [f'<h1>{_e(data["unit"])}{_tuning_tag(data.get("tuning"))}{dead}</h1>']
+    badge = data.get("tuning") if data.get("tuning_badge", True) else None
+    parts = [f'<h1>{_e(data["unit"])}{_class_tag(data.get("class_name"))}{_tuning_tag(badge)}{dead}</h1>']
+    if data.get("class_name"):
+        parts.append(f'<p class="muted">This layer\'s channels are the classes: unit {data["channel"]} is the score of <b>{_e(data["class_name"])}</b>.</p>')
     parts.append(
         _facts([
             ("mean activation", data.get("mean_activation")),
@@ -225,13 +232,18 @@ def unit_page(data: dict[str, Any]) -> str:
         parts.append("<h2>Tuning to gratings</h2>")
         parts.append(
             _facts([
-                ("class", tuning.get("classification") or "–"),
+                ("class", (tuning.get("classification") if data.get("tuning_badge", True) else "none (weak)") or "–"),
                 ("preferred orientation (deg)", tuning.get("preferred_orientation_deg")),
                 ("OSI", tuning.get("osi")),
                 ("F1/F0", tuning.get("modulation_ratio")),
                 ("cycles per field", tuning.get("preferred_frequency_cycles_per_rf")),
             ])
         )
+        share = data.get("grating_share")
+        if share is not None:
+            need = data.get("grating_badge_share", 0.25)
+            verdict = "" if data.get("tuning_badge", True) else f": below the {100 * need:.0f} % a tuning class needs, so none is shown (the curves below describe a weak response)"
+            parts.append(f'<p class="muted">Its best grating drives it to {100 * share:.0f} % of its top activation on the images{_e(verdict)}.</p>')
         if tuning.get("figure"):
             parts.append(f'<img class="figure" src="{_e(tuning["figure"])}" alt="tuning curves" />')
     elif data.get("tuning_note"):

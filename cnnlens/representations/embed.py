@@ -65,7 +65,7 @@ def embed(
     names, sources, ys, class_names, notes = _images(images, labels, limit)
     if len(sources) < 3:
         raise CnnlensError(f"images: a 2-D map needs at least 3 images, got {len(sources)}", param="images")
-    tap = make_tap(model, layers)
+    tap = make_tap(model, layers, images=images)
     (features,) = collect_pooled([tap], sources, batch_size=batch_size, progress=progress, desc="embed features")
     coords, explained = {}, {}
     for name in tap.layers:

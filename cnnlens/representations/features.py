@@ -44,13 +44,14 @@ class Tap:
         return (p.resize_size, p.crop_size, p.channels)
 
 
-def make_tap(model: nn.Module, layers: str | Sequence[str] | None, param: str = "layers", size: int | None = None) -> Tap:
+def make_tap(model: nn.Module, layers: str | Sequence[str] | None, param: str = "layers", size: int | None = None, images: Any = None) -> Tap:
     """A :class:`Tap` of ``model``: ``layers`` checked (names of modules, or ``logits``), or the
-    default stages by depth (:func:`cnnlens.default_layers` ``"representations"``)."""
+    default stages by depth (:func:`cnnlens.default_layers` ``"representations"``); ``images`` given
+    as a tensor are read at their own size (:func:`cnnlens.pixels.tensor_side`)."""
     if not isinstance(model, nn.Module):
         raise CnnlensError(f"{param.replace('layers', 'model')} must be an nn.Module, not {type(model).__name__}", param=param)
     net, _ = unwrap(model)
-    prep = image_preprocessing(model, None, size)
+    prep = image_preprocessing(model, None, size, images)
     if layers is None:
         names = default_layers(net, "representations")
     else:

@@ -97,12 +97,12 @@ def similarity(
         raise CnnlensError(f"debiased must be True or False, not {debiased!r}", param="debiased")
     batch_size = check_int(batch_size, "batch_size", low=min_examples(debiased), high=65_536)
     sharding = sharding or Sharding()
-    tap_a = make_tap(model_a, layers_a, "layers_a")
+    tap_a = make_tap(model_a, layers_a, "layers_a", images=images)
     same = model_b is None or model_b is model_a
     if model_b is None and layers_b is None:
         tap_b = tap_a
     else:
-        tap_b = make_tap(model_a if model_b is None else model_b, layers_b, "layers_b")
+        tap_b = make_tap(model_a if model_b is None else model_b, layers_b, "layers_b", images=images)
     sources = select_images(images, limit)
     n = len(sources)
     last = n - (math.ceil(n / batch_size) - 1) * batch_size

@@ -19,7 +19,7 @@ import torch.nn as nn
 
 from ..checks import check_int, check_number, check_seed
 from ..errors import CnnlensError
-from ..geometry import check_spatial_map
+
 from ..layers import get_layer, model_device
 from ..pixelnet import image_preprocessing, unwrap
 from ..pixels import Preprocessing
@@ -35,7 +35,7 @@ from .curves import (
     layer_summary,
     measure_layer,
 )
-from .engine import GRATINGS_NEED, Placement, layer_fields, place_layers, read_units
+from .engine import Placement, check_grating_layer, layer_fields, place_layers, read_units
 from .measures import OSI_THRESHOLD
 
 __all__ = ["Hierarchy", "LayerStats", "hierarchy", "tune_layers"]
@@ -193,7 +193,7 @@ def tune_layers(
         fields = layer_fields(net, names, prep)
         for name in names:
             if fields[name][1] is not None:  # None: not at this size; the placement falls back to the full size
-                check_spatial_map(name, fields[name][1], "layers", GRATINGS_NEED)
+                check_grating_layer(name, fields[name][1], "layers", fields[name][0])
     canvas, placed = placements or place_layers(net, {name: None for name in names}, prep, fields)
     size_max = max(p.rf_size for p in placed.values())
     freqs = grid.frequency_list(size_max)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -30,7 +31,21 @@ from ..receptive_field import ReceptiveField
 
 GRATINGS_NEED = ": there is no place to put gratings on; give a (B, C, H, W) layer, or logits:CLASS for one class"
 
-__all__ = ["Fields", "Placement", "centred_position", "layer_fields", "minimal_canvas", "place_layers", "read_units", "resolve_units"]
+
+def check_grating_layer(name: str, shape: Sequence[int], param: str, receptive_field: Any = None) -> None:
+    """Refuse, in one line, a layer gratings cannot be placed on: no ``(B, C, H, W)`` map (a
+    ``Linear`` classifier), or a 1 x 1 map after a global pool (squeezenet's ``classifier``: the class
+    scores) -- ``logits:CLASS`` measures one class instead. A 1 x 1 map of a convolution whose field
+    covers the image (LeNet-5's C5) is measured."""
+    check_spatial_map(name, shape, param, GRATINGS_NEED)
+    if int(shape[2]) == 1 and int(shape[3]) == 1 and not isinstance(receptive_field, ReceptiveField):
+        raise CnnlensError(
+            f"{param}: layer {name!r} outputs {tuple(shape)}, a single position after a global pool: there is no place to put gratings "
+            "on; give an earlier layer, or logits:CLASS for one class",
+            param=param,
+        )
+
+__all__ = ["Fields", "Placement", "centred_position", "check_grating_layer", "layer_fields", "minimal_canvas", "place_layers", "read_units", "resolve_units"]
 
 # layer -> (receptive field at the full input size, output shape); (None, None) when unknown
 Fields = dict[str, tuple[ReceptiveField | str | None, list[int] | None]]
@@ -162,7 +177,7 @@ def resolve_units(net: nn.Module, units: Sequence[Unit | str], prep: Preprocessi
     for u in parsed:
         shape = fields["" if u.is_logits else u.layer][1]
         if not u.is_logits and shape is not None:  # None: not at this size; the placement falls back to the full size
-            check_spatial_map(u.layer, shape, name, GRATINGS_NEED)
+            check_grating_layer(u.layer, shape, name, fields["" if u.is_logits else u.layer][0])
         out.append(u if u.is_logits else resolve_unit(u, net, shape=tuple(shape) if shape else None, name=name))
     return out, fields
 

@@ -17,6 +17,8 @@ activation statistics (a trained network and its random initialisation) compare 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -399,7 +401,10 @@ def invariance(
             raise CnnlensError(f"layers: {exc}", param="layers") from None
     sources = list(select_images(images, limit).values())
     if len(sources) < 2:
-        raise CnnlensError("images: give at least 2 images (the similarity is centred on their mean activation)", param="images")
+        what = f"{images} is one image" if isinstance(images, (str, Path)) and Path(images).is_file() else (
+            f"{images} holds {len(sources)} image" + ("" if len(sources) == 1 else "s") if isinstance(images, (str, Path)) else f"{len(sources)} image given"
+        )  # fmt: skip
+        raise CnnlensError(f"images: {what}; give a folder of at least 2 images (the similarity is centred on their mean activation)", param="images")
     notes = []
     if len(sources) < 8:
         notes.append(f"only {len(sources)} images: the mean activation that centres the similarity is rough; 16 or more are better")

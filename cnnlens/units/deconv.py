@@ -49,10 +49,12 @@ from ..geometry import layer_geometry
 from ..hooks import StopForward, capture, eval_mode, forward_until
 from ..layers import layer_name, model_device, model_dtype
 from ..pixelnet import image_preprocessing, unwrap
-from ..pixels import Preprocessing, as_pixels
+from ..pixels import Preprocessing, as_pixels, default_fit
 from ..receptive_field import ReceptiveField
 from ..registry import ModelInfo, default_layers, model_info
 from ..results import Result
+
+DECONV_FAR = 100.0  # a deconvnet projection this many times the gradient's size gets a note saying why
 
 __all__ = ["METHODS", "Projection", "ReLUGradientMode", "UnitGradient", "check_methods", "project", "relu_rule", "unit_gradients"]
 
@@ -454,7 +456,7 @@ def project(
     """
     wanted = check_methods(methods)
     prep = image_preprocessing(model, preprocessing, size)
-    pixels = as_pixels(image, prep, fit="crop", name="image")
+    pixels = as_pixels(image, prep, fit=default_fit(image, size=size, preprocessing=prep), name="image")
     if pixels.shape[0] != 1:
         raise CnnlensError(f"image must be one image, not a batch of {pixels.shape[0]}; project them one at a time", param="image")
     net, _ = unwrap(model)
@@ -498,6 +500,14 @@ def project(
         )
     if ref.relu_calls == 0:
         notes.append(f"{model_info(model).name} has no ReLU-family nonlinearity before {resolved.layer}: deconvnet and guided backprop equal the plain gradient")
+    far = relative.get("deconvnet")
+    if far is not None and far > DECONV_FAR:
+        relu6 = any(isinstance(mod, nn.ReLU6) or (isinstance(mod, nn.Hardtanh) and mod.min_val == 0) for mod in model.modules())
+        why = (
+            "Zeiler & Fergus' rule passes every positive gradient through each ReLU6, and the linear bottlenecks add it up block by block"
+            if relu6 else "Zeiler & Fergus' rule passes every positive gradient through each ReLU, whatever the unit did"
+        )
+        notes.append(f"deconvnet is {far:.0f}x the gradient's size: {why}")
     name = str(image) if isinstance(image, (str, Path)) else None
     return Projection(
         image=pixels[0].cpu(),

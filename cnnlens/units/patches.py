@@ -174,8 +174,9 @@ def top_patches(
             with a spatial output. The layer needs a ``(B, C, H, W)`` output and a local receptive
             field. Several layers at once: :func:`top_patches_layers`.
         images: a folder (flat or class subfolders), image files, or pixels in [0, 1] (an
-            ``(N, C, H, W)`` tensor or a list of images). Each is resized and centre-cropped like the
-            model's weights expect (``preprocessing``).
+            ``(N, C, H, W)`` tensor or a list of images). Files are resized and centre-cropped like
+            the model's weights expect (``preprocessing``); a tensor is mined at its own size (the
+            one rule for sizes: docs/architecture.md).
         k: patches per channel.
         n_channels: channels shown when ``unit`` is a whole layer.
         limit: use this many images, spread evenly over the sorted list (:func:`cnnlens.folders.spread`).
@@ -321,7 +322,7 @@ def _mine(
                 "method: projections need the merged result; merge the shares, then load_index(merged, model=..., method=...)", param="method"
             )
     net, _ = unwrap(model)
-    prep = image_preprocessing(model, preprocessing, size)
+    prep = image_preprocessing(model, preprocessing, size, images)
     requests = _layer_requests(net, units)
     sources = select_images(images, limit)
     side = (int(prep.crop_size), int(prep.crop_size))  # type: ignore[arg-type]
