@@ -323,3 +323,14 @@ def test_mode_counts_and_records_every_rule() -> None:
     assert kinds == {"flat", "zplus", "sum", "epsilon"}
     assert sum(r.op == "add" for r in p.records) == 8  # the eight residual adds of resnet18
     assert isinstance(RelevanceMode(composite()), torch.overrides.TorchFunctionMode)
+
+
+def test_a_layer_followed_by_an_in_place_relu_can_be_read() -> None:
+    """squeezenet1_0's features.0 feeds nn.ReLU(inplace=True): the relevance read there must not be
+    a view the ReLU writes into (it raised in the microscope's default site)."""
+    net = cnnlens.create_model("squeezenet1_0", seed=0)
+    x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    got = propagate(net, x, layers=["features.0", "features.3"])
+    assert got.layers["features.0"].shape == (2, 96, 29, 29) and bool(torch.isfinite(got.layers["features.0"]).all())
+    plain = propagate(net, x)
+    assert _relative(got.relevance, plain.relevance) < 1e-5  # reading layers changes nothing

@@ -59,7 +59,7 @@ class _Tap(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, store: list[torch.Tensor], mask: torch.Tensor | None) -> torch.Tensor:  # type: ignore[override]
         ctx.store, ctx.mask = store, mask
-        return x.view_as(x)
+        return x.clone()  # not a view: an in-place ReLU after the layer (squeezenet's features.1) changes the copy
 
     @staticmethod
     def backward(ctx: Any, r: torch.Tensor) -> tuple[torch.Tensor, None, None]:  # type: ignore[override]
