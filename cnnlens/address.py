@@ -135,7 +135,7 @@ def resolve_unit(
     try:
         get_layer(model, u.layer)
     except CnnlensError as exc:
-        if did_you_mean(u.layer, [LOGITS]):  # "logit:281", "Logits:tabby": the model's output is spelled logits
+        if u.layer.lower() == LOGITS or did_you_mean(u.layer, [LOGITS]):  # "logits", "logit:281", "Logits:tabby": the output is logits:CLASS
             meant = str(replace(u, layer=LOGITS)) if u.channel is not None else f"{LOGITS}:{u.name or 'CLASS'}"
             raise CnnlensError(f"{name}: unknown layer {u.layer!r}; the model's output is {meant}", param=name) from None
         raise CnnlensError(f"{name}: {exc}", param=name) from None

@@ -36,6 +36,7 @@ def photo(tmp_path: Path) -> Path:
         (["fgsm", "mobilenet_v2", "@photo", "-w", "ResNet18_Weights.IMAGENET1K_V1", "-o", "@out/f.png"],
          "are not mobilenet_v2's (ResNet18_Weights belongs to another model); use MobileNet_V2_Weights.DEFAULT"),
         (["tuning", "squeezenet1_0", "-w", "none", "-u", "classifier", "-o", "@out/t.png"], "a single position after a global pool: there is no place to put gratings on"),
+        (["tuning", "mobilenet_v2", "-w", "none", "-u", "logits", "-o", "@out/t.png"], "Error: --unit: unknown layer 'logits'; the model's output is logits:CLASS"),
         (["hierarchy", "squeezenet1_0", "-w", "none", "-l", "classifier.3", "-o", "@out/h.png"], "Error: --layer: layer 'classifier.3' outputs (1, 1000, 1, 1), a single position after a global pool"),
         (["invariance", "squeezenet1_0", "-w", "none", "--data", "@photo", "--no-baseline", "-o", "@out/i.png"], "photo.png is one image; give a folder of at least 2 images"),
         (["invariance", "squeezenet1_0", "-w", "none", "--data", "@photo", "--transform", "--no-baseline", "-o", "@out/i.png"], "unknown transform '--no-baseline'"),
