@@ -33,7 +33,7 @@ def test_recipe_runs_on_random_init(tmp_path: Path) -> None:
     summary = main(args)
     assert summary["images"] == 4 and summary["sanity_images"] == 2 and summary["layer"] == "conv2"
     assert summary["sanity_blocks"] == ["(trained)", "linear2", "linear1", "conv2", "conv1"]
-    assert set(summary["faithfulness"]["deletion"]) == {"gradcam", "integrated-gradients", "random", "random-grid"}
+    assert set(summary["faithfulness"]["deletion"]) == {"gradcam", "integrated-gradients", "lrp", "random", "random-grid"}
     assert 0 <= summary["faithfulness"]["deletion"]["gradcam"]["better_than_random"] <= 1
     assert all(curve[0] == 1.0 and len(curve) == 5 for curve in summary["sanity_mean_correlation"].values())
     for name in ("maps.png", "faithfulness.png", "sanity.png"):
