@@ -150,6 +150,7 @@ def test_heatmaps_upsample_the_concept_maps() -> None:
     net = cnnlens.create_model("squeezenet1_0", seed=0)
     found = discover(net, _smooth_images(4), layer="features.4", n=2, k=1, seed=0, settings=ConceptSettings(size=64, importance=False), progress=False)
     maps = heatmaps(net, found, _smooth_images(1, seed=9)[0])
+    assert torch.equal(found.heatmaps(net, _smooth_images(1, seed=9)[0]).maps, maps.maps)
     assert maps.maps.shape == (2, 64, 64) and maps.grid.shape[0] == 2
     assert float(maps.maps.min()) >= 0
     assert float(maps.maps.max()) <= float(maps.grid.max()) * (1 + 1e-5)

@@ -238,6 +238,10 @@ class Concepts(Result):
     def class_label(self, k: int) -> str:
         return self.class_names.get(k, str(k))
 
+    def heatmaps(self, model: nn.Module, image: Any) -> ConceptMaps:
+        """Each concept's heatmap on ``image`` (:func:`heatmaps`)."""
+        return heatmaps(model, self, image)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             **self.info,
