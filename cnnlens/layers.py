@@ -31,6 +31,8 @@ def get_layer(model: nn.Module, layer: LayerRef) -> nn.Module:
         return model.get_submodule(layer)
     except AttributeError:
         names = [n for n, _ in model.named_modules() if n]
+        if layer.lower() == "logits":  # the unit address's name of the output, not a module
+            raise CnnlensError(f"unknown layer {layer!r}; the model's output is logits:CLASS (one class: an index or a name)") from None
         raise CnnlensError(
             f"unknown layer {layer!r}{did_you_mean(layer, names)}; `cnnlens layers MODEL` lists them"
         ) from None

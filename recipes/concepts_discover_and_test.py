@@ -82,8 +82,6 @@ def main(argv: list[str] | None = None) -> dict:
     found = discover(model, args.data, layer=args.layer, n=args.concepts, limit=args.limit, seed=args.seed, settings=settings)
     found.save(args.out / "concepts.png", overwrite=True)
     found.save(args.out / "concepts.json", overwrite=True)
-    sample = torch.cat([found.basis])  # the directions; the error curve refits the layer's sample below
-    del sample
     small = discover(model, args.data, layer=args.layer, n=1, k=1, limit=args.limit, seed=args.seed,
                      settings=ConceptSettings(size=args.size, importance=False), progress=False)  # fmt: skip
     error_by_n = {1: small.relative_error, args.concepts: found.relative_error}

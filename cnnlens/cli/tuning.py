@@ -48,13 +48,9 @@ def _check_layer(net: object, layer: str, option: str = "layer") -> None:
     from ..layers import get_layer
     from ..pixelnet import unwrap
 
-    from ..address import LOGITS
-
     try:
         get_layer(unwrap(net)[0], layer)  # type: ignore[arg-type]
     except CnnlensError as exc:
-        if layer.lower() == LOGITS:
-            raise CnnlensError(f"{option}: unknown layer {layer!r}; the model's output is {LOGITS}:CLASS (one class: an index or a name)", param=option) from None
         raise CnnlensError(f"{option}: {exc}", param=option) from None
 
 

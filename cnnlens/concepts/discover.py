@@ -40,7 +40,7 @@ import torch.nn as nn
 from ..checks import check_int, check_number
 from ..distributed import ExactSum, Job, KeyedSum, Sharding, fingerprint, is_main, model_fingerprint, register_state, run
 from ..errors import CnnlensError
-from ..folders import iter_batches, prepare_image, select_images
+from ..folders import iter_batches, prepare_image, select_images, spread
 from ..geometry import layers_geometry
 from ..gradients import layer_gradient
 from ..hooks import eval_mode, forward_until
@@ -93,16 +93,10 @@ def sample_plan(n_images: int, positions: int, rows: int) -> list[int]:
         return [positions] * n_images
     if n_images <= rows:
         base, extra = divmod(rows, n_images)
-        plus = set(_spread(n_images, extra))
+        plus = set(spread(n_images, extra)) if extra else set()
         return [min(positions, base + (1 if i in plus else 0)) for i in range(n_images)]
-    chosen = set(_spread(n_images, rows))
+    chosen = set(spread(n_images, rows))
     return [1 if i in chosen else 0 for i in range(n_images)]
-
-
-def _spread(n: int, limit: int) -> list[int]:
-    from ..folders import spread
-
-    return spread(n, limit) if limit > 0 else []
 
 
 def _positions(seed: int, index: int, positions: int, count: int) -> torch.Tensor:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -267,7 +268,7 @@ def tcav(
         concept_name = concept_images
         concept = _sources(stimulus_images(concept_images, 50, side, seed=None if seed is None else seed), "concept_images")
     else:
-        concept_name = str(concept_images) if isinstance(concept_images, (str,)) else "concept images"
+        concept_name = str(concept_images) if isinstance(concept_images, (str, Path)) else "concept images"
         concept = _sources(concept_images, "concept_images")
     randoms = _sources(random_images, "random_images")
     n_sets = 2 * n_random
