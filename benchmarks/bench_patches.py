@@ -1,12 +1,16 @@
-"""Mining maximal patches against the floor: a plain batched forward pass over the same images.
+"""Mining maximal patches against the floor: a plain batched forward pass over the same images that
+stops at the same layer.
 
-    OMP_NUM_THREADS=2 nice -n 10 .venv/bin/python benchmarks/bench_patches.py [--images 256] [--data DIR]
+    OMP_NUM_THREADS=2 nice -n 10 .venv/bin/python benchmarks/bench_patches.py [--images 256] [--data DIR] [--rounds 7]
 
-Both runs read, resize and centre-crop the same image files with the same loader and batch size,
-then the baseline runs the whole model; mining runs the model as far as --layer, keeps the running
-top-k per channel, and afterwards cuts the crops (re-reading only the winning images) and computes
-the receptive field on the meta device. Targets: mining time / baseline time <= 1.1, and peak memory
-independent of the number of images (measured in fresh processes for growing N).
+Both runs read, resize and centre-crop the same image files with the same loader and batch size.
+Baseline: ``cnnlens.forward_until(model, x, layer)``, a plain ``torch.no_grad`` forward that ends at the
+mined layer (the rest of the network is skipped, as the mining skips it). Mining runs the model as far
+as --layer, keeps the running top-k per channel, and afterwards cuts the crops (re-reading only the
+winning images) and computes the receptive field on the meta device. Ratios are paired medians over
+--rounds interleaved rounds (mining time / baseline time in the same round). Targets: mining /
+baseline <= 1.1, and peak memory independent of the number of images (measured in fresh processes
+for growing N).
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ import cnnlens
 from cnnlens.folders import iter_batches, select_images
 from cnnlens.units import PatchSettings, top_patches
 
+from paired import interleave, paired, spread
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 WEIGHTS = DATA / "imagenet" / "squeezenet1_0_imagenet_deepcompression.pth"
@@ -34,11 +40,15 @@ def load(model_name: str) -> torch.nn.Module:
     return cnnlens.create_model(model_name, WEIGHTS if WEIGHTS.is_file() and model_name == "squeezenet1_0" else None, seed=0)
 
 
-def baseline(model: torch.nn.Module, paths: list[Path], prep: cnnlens.Preprocessing, batch_size: int) -> float:
+def baseline(model: torch.nn.Module, paths: list[Path], prep: cnnlens.Preprocessing, batch_size: int, layer: str | None = None) -> float:
+    """Seconds of a plain no-grad forward over the images, ending at ``layer`` (None: the whole model)."""
     start = time.perf_counter()
     with torch.no_grad():
         for _, x in iter_batches(paths, prep, batch_size=batch_size):
-            model(prep.normalize(x))
+            if layer is None:
+                model(prep.normalize(x))
+            else:
+                cnnlens.forward_until(model, prep.normalize(x), layer)
     return time.perf_counter() - start
 
 
@@ -59,7 +69,7 @@ def child(args: argparse.Namespace) -> None:
     if args.child == "mine":
         mine(model, paths, prep, args.batch_size, args.layer, args.top)
     else:
-        baseline(model, paths, prep, args.batch_size)
+        baseline(model, paths, prep, args.batch_size, args.layer)
     print(peak_growth(before))
 
 
@@ -72,7 +82,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--top", type=int, default=9)
-    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--memory-sizes", type=int, nargs="+", default=[64, 256, 1000])
     parser.add_argument("--child", choices=["mine", "baseline"], default=None)
     args = parser.parse_args()
@@ -86,15 +96,15 @@ def main() -> None:
     prep = cnnlens.model_info(model).preprocessing
     paths = list(select_images(args.data, args.images).values())
     print(f"{len(paths)} images from {args.data}, resized to {prep.resize_size} and cropped to {prep.crop_size}")
-    baseline(model, paths[: args.batch_size], prep, args.batch_size)  # warm-up
-    for layer in args.layers if args.repeat > 0 else []:
-        t_base, t_mine = [], []
-        for _ in range(args.repeat):  # interleaved, best of: the CPU is shared
-            t_base.append(baseline(model, paths, prep, args.batch_size))
-            t_mine.append(mine(model, paths, prep, args.batch_size, layer, args.top))
-        b, m = min(t_base), min(t_mine)
-        print(f"layer {layer:12s} baseline forward {b:7.2f} s  mining top-{args.top} + crops {m:7.2f} s  "
-              f"ratio {m / b:.3f}  (target <= 1.1)")  # fmt: skip
+    print(f"baseline: a plain no-grad forward ending at the mined layer; paired medians over {args.rounds} interleaved rounds")
+    for layer in args.layers if args.rounds > 0 else []:
+        times = interleave({
+            "baseline": lambda: baseline(model, paths, prep, args.batch_size, layer),  # noqa: B023
+            "mining": lambda: mine(model, paths, prep, args.batch_size, layer, args.top),  # noqa: B023
+        }, args.rounds)  # fmt: skip
+        print(f"layer {layer:12s} baseline forward to it {min(times['baseline']):7.2f} s  mining top-{args.top} + crops "
+              f"{min(times['mining']):7.2f} s  paired mining / baseline {paired(times, 'mining', 'baseline'):.3f} "
+              f"(range {spread(times, 'mining', 'baseline')}; target <= 1.1)", flush=True)  # fmt: skip
 
     print("growth of peak resident memory during the job, fresh process per run (MB), by number of images:")
     script = [sys.executable, __file__, "--model", args.model, "--layer", args.layer, "--data", str(args.data), "--batch-size", str(args.batch_size)]

@@ -4,22 +4,29 @@ Run from the repo root, with torchinfo importable for the comparison (a benchmar
 cnnlens dependency; without it only cnnlens' own times and memory are measured):
 
     .venv/bin/pip install torchinfo        # or: pip install --target /tmp/bench_site torchinfo; PYTHONPATH=/tmp/bench_site
-    OMP_NUM_THREADS=2 .venv/bin/python benchmarks/bench_report.py [--quick]
+    OMP_NUM_THREADS=2 .venv/bin/python benchmarks/bench_report.py [--quick] [--rounds 7]
 
-1. The sweep table: `cnnlens.report(model)` on an already built model against torchinfo's `summary` of the
-   same model on the meta device and with torchinfo's real forward, nine architectures, best of 5 runs each,
-   the three tools interleaved in one process (so that load from other processes hits all of them alike).
-   Target: cnnlens / torchinfo-on-meta <= 1.5 for every model, with the report still giving receptive fields,
-   saved-for-backward memory and FLOPs.
-2. From the name and on a built model for vgg16 and resnet50 (torchinfo needs real weights: target <= 0.5 for
-   vgg16 from its name).
-3. Peak resident memory of `cnnlens report vit_h_14` and `cnnlens report regnet_y_128gf` (< 1.5 GB).
+Baseline: torchinfo 1.8's ``summary(model, input_size, device="meta")`` of the same architecture on the
+meta device (one forward pass with hooks; no weights, no real tensors), which is the like-for-like peer
+of cnnlens' two meta-device passes. Every ratio is a paired median: each round runs the contenders in
+turn, the ratio is cnnlens time / torchinfo time within a round, and the median over --rounds rounds
+(default 7) is printed with the range; < 1 means cnnlens is faster.
 
-`--quick` runs the sweep table only.
+1. The sweep table: ``cnnlens.report(model)`` on an already built model against torchinfo on a meta copy
+   of it (and, for reference only, torchinfo with its real forward on the built model), twelve
+   architectures, swin_t at 224, 448 and 896 px. Target: cnnlens / torchinfo-on-meta <= 1.0, with the
+   report still giving receptive fields, saved-for-backward memory and FLOPs.
+2. From the name: ``cnnlens.report("vgg16")`` (built on meta inside) against torchinfo on a model built
+   on the meta device from the same name (``with torch.device("meta"): get_model(name)``): the same work
+   on both sides, no weights.
+3. Peak resident memory of ``cnnlens report vit_h_14`` and ``cnnlens report regnet_y_128gf`` (< 1.5 GB).
+
+``--quick`` runs the sweep table only.
 """
 
 from __future__ import annotations
 
+import argparse
 import copy
 import os
 import resource
@@ -36,17 +43,11 @@ import torchvision
 import cnnlens
 from cnnlens.receptive_field import ReceptiveField
 
-SWEEP = ["resnet50", "resnet152", "densenet201", "efficientnet_b7", "convnext_large", "inception_v3",
-         "mobilenet_v3_large", "vit_b_16", "swin_b"]  # fmt: skip
+from paired import interleave, paired, spread
 
-
-def best_of(fn, repeat: int = 3) -> float:  # noqa: ANN001
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+SWEEP = [("resnet50", 224), ("resnet152", 224), ("densenet201", 224), ("efficientnet_b7", 224), ("convnext_large", 224),
+         ("inception_v3", 299), ("mobilenet_v3_large", 224), ("vit_b_16", 224), ("swin_b", 224), ("swin_t", 224),
+         ("swin_t", 448), ("swin_t", 896), ("vgg16", 224), ("resnet18", 224)]  # fmt: skip
 
 
 def peak_rss_mb(args: list[str]) -> tuple[float, float]:
@@ -64,94 +65,89 @@ def build(name: str) -> torch.nn.Module:
         return torchvision.models.get_model(name, weights=None, **kwargs).eval()
 
 
-def sweep(torchinfo, repeat: int = 5) -> list[float]:  # noqa: ANN001
-    """The table of the issue: seconds per report, best of ``repeat``, interleaved; returns the ratios to
-    torchinfo on meta. Wall time, and CPU time of this process (both meta passes are single-threaded Python,
-    so CPU time is what they cost even when other processes share the cores; torchinfo's real forward uses
-    every thread, so its CPU time is not comparable and only its wall time is shown)."""
-    print(f"\nreport of a built model, best of {repeat} (interleaved), {torch.get_num_threads()} threads")
+def sweep(torchinfo, rounds: int) -> list[float]:  # noqa: ANN001
+    """The sweep table: paired medians of cnnlens time / torchinfo-on-meta time; returns those ratios."""
+    print(f"\nreport of a built model, {rounds} interleaved rounds, {torch.get_num_threads()} threads; "
+          "paired = median over rounds of cnnlens time / torchinfo-on-meta time")  # fmt: skip
     if torchinfo:
-        print("| model | cnnlens s | torchinfo meta s | torchinfo real s | cnnlens / meta | cnnlens / real | CPU s: cnnlens | CPU s: torchinfo meta | CPU ratio |")
-        print("|---|---|---|---|---|---|---|---|---|")
+        print("| model | px | cnnlens ms | torchinfo meta ms | torchinfo real ms | paired cnnlens / meta | range |")
+        print("|---|---|---|---|---|---|---|")
     else:
-        print("| model | cnnlens s | receptive field of the last feature map | saved for backward | GFLOPs |")
-        print("|---|---|---|---|---|")
+        print("| model | px | cnnlens ms | receptive field of the last feature map | saved for backward | GFLOPs |")
+        print("|---|---|---|---|---|---|")
     ratios = []
-    for name in SWEEP:
+    for name, px in SWEEP:
         real = build(name)
-        size = (1, 3, 299, 299) if name == "inception_v3" else (1, 3, 224, 224)
+        size = (1, 3, px, px)
         r = cnnlens.report(real, size)  # warm-up, and the report is complete:
         assert r.totals.saved_for_backward_bytes and r.totals.flops
         assert any(isinstance(row.receptive_field, ReceptiveField) for row in r.layers)
         if torchinfo is None:
-            t = best_of(lambda: cnnlens.report(real, size), repeat)  # noqa: B023
+            t = min(interleave({"cnnlens": lambda: cnnlens.report(real, size)}, rounds)["cnnlens"])  # noqa: B023
             last = [row for row in r.layers if isinstance(row.receptive_field, ReceptiveField)][-1]
-            print(f"| {name} | {t:.3f} | {last.name}: {max(last.receptive_field.size)} px | {r.totals.saved_for_backward_bytes / 1e6:.1f} MB | {r.totals.flops / 1e9:.1f} |")
+            print(f"| {name} | {px} | {1000 * t:.1f} | {last.name}: {max(last.receptive_field.size)} px | {r.totals.saved_for_backward_bytes / 1e6:.1f} MB | {r.totals.flops / 1e9:.1f} |")
             continue
         meta = copy.deepcopy(real).to("meta")
-        torchinfo.summary(meta, input_size=size, device="meta", verbose=0)
-        torchinfo.summary(real, input_size=size, verbose=0)
-        wall: dict[str, list[float]] = {"cnnlens": [], "meta": [], "real": []}
-        cpu: dict[str, list[float]] = {"cnnlens": [], "meta": [], "real": []}
-        calls = {
+        times = interleave({
             "cnnlens": lambda: cnnlens.report(real, size),  # noqa: B023
             "meta": lambda: torchinfo.summary(meta, input_size=size, device="meta", verbose=0),  # noqa: B023
-            "real": lambda: torchinfo.summary(real, input_size=size, verbose=0),  # noqa: B023
-        }
-        for _ in range(repeat):
-            for key, call in calls.items():
-                start, start_cpu = time.perf_counter(), time.process_time()
-                call()
-                wall[key].append(time.perf_counter() - start)
-                cpu[key].append(time.process_time() - start_cpu)
-        c, m, rl = (min(wall[k]) for k in ("cnnlens", "meta", "real"))
-        cc, cm = min(cpu["cnnlens"]), min(cpu["meta"])
-        ratios.append(c / m)
-        print(f"| {name} | {c:.3f} | {m:.3f} | {rl:.3f} | {c / m:.2f} | {c / rl:.2f} | {cc:.3f} | {cm:.3f} | {cc / cm:.2f} |", flush=True)
+        }, rounds)  # fmt: skip
+        real_forward = min(interleave({"real": lambda: torchinfo.summary(real, input_size=size, verbose=0)}, 2)["real"])  # noqa: B023
+        ratio = paired(times, "cnnlens", "meta")
+        ratios.append(ratio)
+        print(f"| {name} | {px} | {1000 * min(times['cnnlens']):.1f} | {1000 * min(times['meta']):.1f} | {1000 * real_forward:.0f} | "
+              f"{ratio:.2f} | {spread(times, 'cnnlens', 'meta')} |", flush=True)  # fmt: skip
     if ratios:
-        print(f"largest cnnlens / torchinfo-on-meta (wall): {max(ratios):.2f} (target <= 1.5)")
+        print(f"largest paired cnnlens / torchinfo-on-meta: {max(ratios):.2f} (target <= 1.0)")
     return ratios
 
 
+def from_the_name(torchinfo, names: list[str], rounds: int) -> None:  # noqa: ANN001
+    """cnnlens.report(name) against torchinfo on the same architecture built on the meta device."""
+    print(f"\nfrom the name (both build the architecture on the meta device), {rounds} interleaved rounds")
+    print("| model | cnnlens ms | torchinfo meta ms | paired cnnlens / torchinfo | range |")
+    print("|---|---|---|---|---|")
+    for name in names:
+        size = (1, 3, 224, 224)
+
+        def theirs() -> None:
+            with torch.device("meta"):
+                model = build(name)  # noqa: B023
+            torchinfo.summary(model, input_size=size, device="meta", verbose=0)  # noqa: B023
+
+        times = interleave({"cnnlens": lambda: cnnlens.report(name, size), "torchinfo": theirs}, rounds)  # noqa: B023
+        print(f"| {name} | {1000 * min(times['cnnlens']):.1f} | {1000 * min(times['torchinfo']):.1f} | "
+              f"{paired(times, 'cnnlens', 'torchinfo'):.2f} | {spread(times, 'cnnlens', 'torchinfo')} |", flush=True)  # fmt: skip
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="the sweep table only")
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--models", default=None, help="comma-separated subset of the sweep's models")
+    args = parser.parse_args()
+    global SWEEP
+    if args.models:
+        SWEEP = [(n, px) for n, px in SWEEP if n in args.models.split(",")]
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, CPU cores {os.cpu_count()}")
     try:
         import torchinfo
+
+        print(f"baseline: torchinfo {torchinfo.__version__} summary(..., device='meta')")
     except ImportError:
         torchinfo = None
         print("torchinfo is not importable (pip install torchinfo into the venv, or --target /tmp/bench_site and PYTHONPATH): cnnlens only")
-    sweep(torchinfo)
-    if "--quick" in sys.argv:
+    sweep(torchinfo, args.rounds)
+    if args.quick:
         return
-
-    for name in ("vgg16", "resnet50"):
-        x_size = (1, 3, 224, 224)
-        real = build(name)
-        # 1. from a model name: cnnlens builds on meta; torchinfo needs a built model and a forward pass
-        t_cnn_name = best_of(lambda: cnnlens.report(name, x_size))  # noqa: B023
-        t_cnn_model = best_of(lambda: cnnlens.report(real, x_size))  # noqa: B023
-        r = cnnlens.report(real, x_size)
-        if torchinfo is None:
-            print(f"{name}: from the name   cnnlens {t_cnn_name:.3f} s")
-            print(f"{name}: built model     cnnlens {t_cnn_model:.3f} s")
-            print(f"{name}: cnnlens saved for backward {r.totals.saved_for_backward_bytes / 1e6:.1f} MB, forward outputs {r.totals.activation_bytes / 1e6:.1f} MB")
-            continue
-
-        def torchinfo_from_name() -> None:
-            torchinfo.summary(build(name), input_size=x_size, verbose=0)  # noqa: B023
-
-        t_ti_name = best_of(torchinfo_from_name, repeat=2)
-        # 2. on an already built model (cnnlens runs it on meta stand-ins; torchinfo runs it for real)
-        t_ti_model = best_of(lambda: torchinfo.summary(real, input_size=x_size, verbose=0))  # noqa: B023
-        print(f"{name}: from the name   cnnlens {t_cnn_name:.3f} s  torchinfo {t_ti_name:.3f} s  ratio {t_cnn_name / t_ti_name:.2f}")
-        print(f"{name}: built model     cnnlens {t_cnn_model:.3f} s  torchinfo {t_ti_model:.3f} s  ratio {t_cnn_model / t_ti_model:.2f}")
-        # the two memory figures next to each other
-        stats = torchinfo.summary(real, input_size=x_size, verbose=0)
-        print(
-            f"{name}: torchinfo forward/backward pass size {stats.total_output_bytes / 1e6:.1f} MB; cnnlens saved for backward "
-            f"{r.totals.saved_for_backward_bytes / 1e6:.1f} MB, forward outputs {r.totals.activation_bytes / 1e6:.1f} MB"
-        )
+    if torchinfo is not None:
+        from_the_name(torchinfo, ["vgg16", "resnet50", "swin_t"], args.rounds)
+        for name in ("vgg16", "resnet50"):
+            stats = torchinfo.summary(build(name), input_size=(1, 3, 224, 224), verbose=0)
+            r = cnnlens.report(name, (1, 3, 224, 224))
+            print(f"{name}: torchinfo forward/backward pass size {stats.total_output_bytes / 1e6:.1f} MB; cnnlens saved for backward "
+                  f"{r.totals.saved_for_backward_bytes / 1e6:.1f} MB, forward outputs {r.totals.activation_bytes / 1e6:.1f} MB")  # fmt: skip
 
     cli = shutil.which("cnnlens") or str(Path(sys.executable).with_name("cnnlens"))
     for name in ("vit_h_14", "regnet_y_128gf"):

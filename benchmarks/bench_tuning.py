@@ -9,9 +9,9 @@ receptive field, draws the gratings batch by batch on the device, normalizes the
 as far as the layer, reads the centre unit of every channel and computes every measure. The floor
 is the cheapest plain way to get the same numbers: the very same stimulus tensors, drawn beforehand
 (not timed), through ``nn.Sequential(*model.features[:k + 1])`` with no hooks, in the same batches.
-Target: tuning time / floor time <= 1.2. Both the wall time and the process's CPU time are given
-(the fastest of --repeat interleaved runs); on a machine shared with other work the CPU time is the
-steadier of the two.
+Target: tuning time / floor time <= 1.2. Rounds interleave the two (--rounds, default 7); the ratio
+is the paired median over rounds of tuning time / floor time in the same round, for the wall time and
+for the process's CPU time (on a machine shared with other work the CPU time is the steadier).
 
 Both run the stimuli on the smallest canvas that holds the unit's receptive field (7x7 pixels for
 features.0, 111x111 for features.10; see `cnnlens.tuning.engine`), which gives exactly the responses
@@ -22,6 +22,7 @@ batches and scaled), the cost of drawing every grating as a whole image.
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 from pathlib import Path
 
@@ -73,12 +74,13 @@ def main() -> None:
     parser.add_argument("--layers", nargs="+", default=["features.0", "features.4", "features.7", "features.10", "features.12"])
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--contrasts", action="store_true", help="also the contrast series (in both runs)")
-    parser.add_argument("--repeat", type=int, default=2, help="runs of each; the fastest counts")
+    parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds; ratios are paired medians")
     args = parser.parse_args()
     model = cnnlens.create_model("squeezenet1_0", WEIGHTS if WEIGHTS.is_file() else None, seed=0)
     prep = cnnlens.model_info(model).preprocessing
     print(f"{cnnlens.model_info(model).label}, {torch.get_num_threads()} threads, batch {args.batch_size}")
-    print("| layer | canvas | stimuli | tuning: wall / CPU (s) | plain forward, same stimuli: wall / CPU (s) | ratio wall / CPU | plain forward at 224 px, CPU (s) |")
+    print(f"baseline: the same stimuli through nn.Sequential(*features[:k + 1]), no hooks; paired medians over {args.rounds} rounds")
+    print("| layer | canvas | stimuli | tuning, best: wall / CPU (s) | plain forward, best: wall / CPU (s) | paired ratio wall / CPU | plain forward at 224 px, CPU (s) |")
     print("|---|---|---|---|---|---|---|")
     contrasts = cnnlens.tuning.CONTRASTS if args.contrasts else None
     tuning_curves(model, 'features.0:0', contrasts=None, progress=False, gratings=Gratings(orientations=4, frequencies=2, phases=4))  # warm up
@@ -86,7 +88,7 @@ def main() -> None:
         index = int(layer.split(".")[1])
         head = torch.nn.Sequential(*list(model.features)[: index + 1]).eval()
         tuned, floor = [], []
-        for _ in range(args.repeat):  # interleaved, the fastest of each counts
+        for _ in range(args.rounds):  # interleaved rounds
             start = clocks()
             result = tuning_curves(model, layer, contrasts=contrasts, batch_size=args.batch_size, progress=False)
             tuned.append(since(start))
@@ -99,7 +101,9 @@ def main() -> None:
         canvas = result.layers[0].placement.canvas
         tw, tc = min(t[0] for t in tuned), min(t[1] for t in tuned)
         fw, fc = min(t[0] for t in floor), min(t[1] for t in floor)
-        print(f"| {layer} | {canvas} | {n} | {tw:.2f} / {tc:.2f} | {fw:.2f} / {fc:.2f} | {tw / fw:.2f} / {tc / fc:.2f} | {big:.1f} |", flush=True)
+        rw = statistics.median(t[0] / f[0] for t, f in zip(tuned, floor))
+        rc = statistics.median(t[1] / f[1] for t, f in zip(tuned, floor))
+        print(f"| {layer} | {canvas} | {n} | {tw:.2f} / {tc:.2f} | {fw:.2f} / {fc:.2f} | {rw:.2f} / {rc:.2f} | {big:.1f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ inside :func:`preserved_state`, so that after any call (also one that raises hal
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -102,7 +102,7 @@ class Capture:
     With several calls of one module (a ReLU reused in a ResNet block) the last call is kept.
     """
 
-    outputs: dict[str, torch.Tensor] = field(default_factory=dict)
+    outputs: dict[str, Any] = field(default_factory=dict)  # tensors, or what a reduce function made of them
     grads: dict[str, torch.Tensor] = field(default_factory=dict)
     calls: dict[str, int] = field(default_factory=dict)
 
@@ -127,7 +127,7 @@ def capture(
     detach: bool = True,
     clone: bool = True,
     stop: bool = False,
-    reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    reduce: Callable[[torch.Tensor], Any] | Mapping[str, Callable[[torch.Tensor], Any]] | None = None,
 ) -> Iterator[Capture]:
     """Record the outputs (and gradients) of ``layers`` during forward passes run inside the block.
 
@@ -145,7 +145,8 @@ def capture(
             forward pass of ``model`` inside the block starts a new count, so the block can run
             several passes.
         reduce: store ``reduce(output)`` instead of the output (a Gram matrix, channel means),
-            computed in the hook, before any later in-place op: no copy of the output is kept.
+            computed in the hook, before any later in-place op: no copy of the output is kept. A
+            mapping ``{name: function}`` reduces each layer its own way.
 
     Example:
         >>> import torch, torchvision
@@ -167,7 +168,8 @@ def capture(
             if tensor is None:
                 return
             kept = tensor.detach() if detach else tensor
-            record.outputs[name] = reduce(kept) if reduce is not None else kept.clone() if clone else kept
+            fn = reduce.get(name) if isinstance(reduce, Mapping) else reduce
+            record.outputs[name] = fn(kept) if fn is not None else kept.clone() if clone else kept
             if grads and tensor.requires_grad:
                 tensor.register_hook(lambda g, name=name: record.grads.__setitem__(name, g.detach().clone()))
             pending.discard(name)
@@ -194,7 +196,7 @@ def capture(
 
 def forward_until(
     model: nn.Module, x: torch.Tensor, layers: LayerRef | Sequence[LayerRef], *, detach: bool = True,
-    reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    reduce: Callable[[torch.Tensor], Any] | Mapping[str, Callable[[torch.Tensor], Any]] | None = None,
 ) -> Capture:
     """Run ``model(x)`` only as far as needed to compute ``layers``; return their outputs (or
     ``reduce`` of them, see :func:`capture`).

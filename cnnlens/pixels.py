@@ -10,6 +10,7 @@ space. What a model needs on top (resize, centre crop, grey or colour, ``(x - me
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -246,9 +247,9 @@ def _one(image: Any, name: str) -> torch.Tensor:
     if t.dim() != 4:
         raise CnnlensError(f"{name} must be (N, C, H, W) or (C, H, W), not shape {tuple(t.shape)}", param=name)
     if given_floats and t.numel():
-        if not bool(torch.isfinite(t).all()):
+        lo, hi = (float(v) for v in torch.aminmax(t))  # one pass: NaN and infinity show in the extremes
+        if not (math.isfinite(lo) and math.isfinite(hi)):
             raise CnnlensError(f"{name} contain NaN or infinite pixels", param=name)
-        lo, hi = float(t.min()), float(t.max())
         if lo < -1e-3 or hi > 1 + 1e-3:
             raise CnnlensError(
                 f"{name} must be pixels in [0, 1] (got values in [{lo:.3g}, {hi:.3g}]); cnnlens normalizes for the model itself",

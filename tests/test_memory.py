@@ -120,3 +120,78 @@ def test_report_in_another_dtype_is_the_model_run_in_it() -> None:
     assert real < brain.saved_for_backward_bytes <= 1.02 * real
     with pytest.raises(cnnlens.CnnlensError, match="^dtype must be a floating-point"):
         cnnlens.report(model, 64, dtype=torch.int8)
+
+
+class _Families(torch.nn.Module):
+    """Calls of the memo's op families at shapes that test their rules: max pools with ceil_mode on odd
+    sides, linear layers on 2-d and 4-d inputs, layer norms over one and two dimensions, same-shape
+    elementwise calls (add, mul, masked_fill, roll, softmax)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.convs = torch.nn.ModuleList(torch.nn.Conv2d(c, c, 3, padding=1) for c in (4, 4, 4))
+        self.pools = torch.nn.ModuleList([torch.nn.MaxPool2d(3, 2, ceil_mode=True), torch.nn.MaxPool2d(3, 2, ceil_mode=True), torch.nn.MaxPool2d(2)])
+        self.norm1, self.norm2 = torch.nn.LayerNorm(4), torch.nn.LayerNorm([3, 4])
+        self.fc1, self.fc2, self.fc3 = torch.nn.Linear(4, 4), torch.nn.Linear(4, 6), torch.nn.Linear(6 * 3, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for conv, pool in zip(self.convs, self.pools):
+            x = pool(torch.relu(conv(x)))
+        x = x.permute(0, 2, 3, 1).contiguous()  # (B, H, W, C)
+        y = self.fc1(self.norm1(x))
+        x = torch.roll(x + y * y, shifts=1, dims=1)
+        x = x.masked_fill(x > 0.5, 0.0).softmax(-1)
+        x = self.fc2(self.norm2(x[:, :, :3, :].contiguous()))
+        return self.fc3(x.flatten(2).mean(1))
+
+
+@pytest.mark.parametrize("side", [41, 42, 57])
+def test_op_family_templates_change_no_number(side: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The memo builds new shapes of a known kind of call from a template; the whole report (shapes,
+    FLOPs, receptive fields, memory) equals the one without templates, and the saved bytes a real run."""
+    import cnnlens.reports.memo as memo
+
+    torch.manual_seed(0)
+    model = _Families()
+    size = (2, 4, side, side)
+    with_templates = cnnlens.report(model, size).to_dict()
+    assert with_templates["totals"]["saved_for_backward_bytes"] == real_saved_bytes(model, torch.rand(size))
+    monkeypatch.setattr(memo, "_family", lambda *args: None)
+    assert cnnlens.report(model, size).to_dict() == with_templates
+
+
+def test_swin_templates_match_a_real_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Swin's layer norms, linear layers, cyclic shifts and masked attention come from templates after
+    their first call; the saved bytes still equal a real run and the report the one without templates."""
+    import cnnlens.reports.memo as memo
+
+    torch.manual_seed(0)
+    model = torchvision.models.swin_t()
+    size = (1, 3, 64, 64)
+    with_templates = cnnlens.report(model, size).to_dict()
+    assert with_templates["totals"]["saved_for_backward_bytes"] == real_saved_bytes(model, torch.rand(size))
+    monkeypatch.setattr(memo, "_family", lambda *args: None)
+    assert cnnlens.report(model, size).to_dict() == with_templates
+
+
+def test_max_pool_shape_rule_equals_pytorch() -> None:
+    """The pool family's shape rule (used for shapes after its first call) against F.max_pool2d itself,
+    ceil_mode included, over every side 1..20 and the usual kernels, strides, paddings and dilations."""
+    import torch.nn.functional as F
+
+    from cnnlens.reports.memo import _max_pool2d_shape
+
+    checked = 0
+    for side in range(1, 21):
+        for kernel, stride, padding, dilation, ceil in [(2, 2, 0, 1, False), (3, 2, 1, 1, False), (3, 2, 0, 1, True),
+                                                        (3, 2, 1, 1, True), (2, 1, 1, 1, True), (3, 3, 1, 2, True), (5, 3, 2, 1, True)]:  # fmt: skip
+            x = torch.empty(1, 2, side, side + 3)
+            kwargs = dict(stride=stride, padding=padding, dilation=dilation, ceil_mode=ceil)
+            try:
+                expected = tuple(F.max_pool2d(x, kernel, **kwargs).shape)
+            except RuntimeError:
+                expected = None
+            predicted = _max_pool2d_shape((x, kernel), kwargs)
+            assert predicted == expected or (predicted is None and expected is not None), (side, kernel, kwargs, predicted, expected)
+            checked += predicted is not None
+    assert checked > 100  # most cases predicted (the rest: the real call raises, or the rule declines)

@@ -4,6 +4,7 @@ border units, the JSON index reproduces the figure, the `patches` command."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -380,3 +381,26 @@ def test_trained_squeezenet_patches_replay_and_brute_force(squeezenet_trained: n
     for row, c in enumerate([5, 17, 100]):
         assert [p.image for p in r.patches[c]] == [paths[i] for i in order[row]]
         assert torch.allclose(torch.tensor([p.activation for p in r.patches[c]]), unit[row, order[row]], rtol=1e-5)
+
+
+def test_unit_maxima_equal_masking_every_map() -> None:
+    """The maxima over the inside positions are taken from the whole map first and searched again only
+    where the first maximum lies on the border: the same values and earliest positions as masking
+    every map, with ties and border maxima made on purpose."""
+    from cnnlens.units.patches import _unit_maxima
+
+    g = torch.Generator().manual_seed(0)
+    act = torch.randint(0, 4, (5, 7, 6, 6), generator=g).float()  # few values: many ties
+    act[0, 0, 0, 0] = 9.0  # maximum on the border
+    act[1, 1] = 2.0  # a flat map
+    outside = torch.zeros(6, 6, dtype=torch.bool)
+    outside[0, :] = outside[:, 0] = outside[5, 5] = True
+    value, where = _unit_maxima(act, outside)
+    expected_value, expected_where = act.masked_fill(outside, -math.inf).flatten(2).max(dim=2)
+    assert torch.equal(value, expected_value) and torch.equal(where, expected_where)
+    first = (act.masked_fill(outside, -math.inf).flatten(2) == expected_value[..., None]).float().argmax(2)
+    assert torch.equal(where, first)  # the earliest inside position of the maximum
+    assert not bool(outside.reshape(-1)[where].any())
+    assert value[0, 0] < 9.0
+    full_value, full_where = _unit_maxima(act, None)
+    assert torch.equal(full_value, act.flatten(2).amax(2))

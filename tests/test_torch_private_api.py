@@ -67,3 +67,24 @@ def test_batchnorm_base_classes() -> None:
     assert isinstance(nn.BatchNorm2d(3), nn.modules.batchnorm._BatchNorm)
     assert isinstance(nn.BatchNorm2d(3), nn.modules.batchnorm._NormBase)
     assert not isinstance(nn.LayerNorm(3), nn.modules.batchnorm._NormBase)
+
+
+def test_disable_torch_function_turns_a_mode_off_inside_the_block() -> None:
+    """The report's hooks read metadata under ``torch._C.DisableTorchFunction`` so that the receptive-field
+    mode does not intercept every ``.shape`` and ``.numel()``; the mode is back after the block."""
+    from torch.overrides import TorchFunctionMode
+
+    seen: list[str] = []
+
+    class Record(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+            seen.append(getattr(func, "__name__", str(func)))
+            return func(*args, **(kwargs or {}))
+
+    t = torch.empty(2, 3, device="meta")
+    with Record():
+        with torch._C.DisableTorchFunction():
+            t.numel()
+        assert seen == []
+        t.numel()
+    assert seen == ["numel"]

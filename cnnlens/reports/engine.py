@@ -30,10 +30,11 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from ..checks import check_int
 from ..errors import CnnlensError, did_you_mean
-from ..hooks import eval_mode, hooked, preserved_state
+from ..hooks import hooked, preserved_state
 from ..layers import depth_of, model_dtype
 from ..receptive_field import ReceptiveField, ReceptiveFieldMode, tensors_in
 from ..registry import ModelInfo, model_info
+from ..speed import gc_paused
 from .memo import (
     RUN,
     CallMemo,
@@ -129,13 +130,19 @@ class _EvalMode(ReceptiveFieldMode):
         self.record(func, args, kwargs, out)
         return out
 
+    def _counted(self, func: Any, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
+        """``func`` run for real, its FLOPs counted (the counter's dispatch mode is on for real calls only:
+        a call built from the memo adds the FLOPs its first call counted)."""
+        with self.flops:
+            return func(*args, **kwargs)
+
     def _call(self, func: Any, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
         try:
             key, entry, family = self.memo.lookup(func, args, kwargs)
         except Uncached:
-            return func(*args, **kwargs)
+            return self._counted(func, args, kwargs)
         if entry is RUN:
-            return func(*args, **kwargs)
+            return self._counted(func, args, kwargs)
         inputs = tensors_in(args) + tensors_in(kwargs.values())
         if entry is not None:
             structure, specs, flops, _ = entry
@@ -143,7 +150,7 @@ class _EvalMode(ReceptiveFieldMode):
             return build(structure, [inputs[structure[1]]] if structure[0] == "self" else [s.make() for s in specs])
         before = self.flops.total
         layout_before = [tensor_geometry(t) for t in inputs]
-        out = func(*args, **kwargs)
+        out = self._counted(func, args, kwargs)
         try:
             structure, made = output_spec(out, inputs, layout_before)
             if any(t.requires_grad for t in made):
@@ -401,6 +408,13 @@ def report(
         >>> r["0"].output_shape, r["0"].params, r["2"].output_shape
         ([1, 96, 55, 55], 34944, [1, 96, 27, 27])
     """
+    with gc_paused():  # the passes make tens of thousands of short-lived objects (cnnlens.speed.gc_paused)
+        return _report(model, input_size, depth=depth, optimizer=optimizer, dtype=dtype)
+
+
+def _report(
+    model: nn.Module | str, input_size: int | Sequence[int] | None, *, depth: int | None, optimizer: str, dtype: torch.dtype | None
+) -> Report:
     if optimizer not in OPTIMIZER_STATES:
         raise CnnlensError(
             f"optimizer {optimizer!r} unknown{did_you_mean(str(optimizer), OPTIMIZER_STATES)}; one of {', '.join(OPTIMIZER_STATES)}",
@@ -443,9 +457,10 @@ def report(
         def hook(mod: nn.Module, args: Any) -> None:
             active.add(name)
             if s.in_numel is None:
-                ins = _tensors(args)
-                if ins:
-                    s.in_numel = ins[0].numel() // max(1, ins[0].shape[0]) if ins[0].dim() else ins[0].numel()
+                with torch._C.DisableTorchFunction():  # reading metadata: not through the modes
+                    ins = _tensors(args)
+                    if ins:
+                        s.in_numel = ins[0].numel() // max(1, ins[0].shape[0]) if ins[0].dim() else ins[0].numel()
 
         return hook
 
@@ -455,6 +470,10 @@ def report(
 
         def hook(mod: nn.Module, args: Any, output: Any) -> None:
             active.discard(name)
+            with torch._C.DisableTorchFunction():  # the hook reads metadata: every .shape would go through rf_mode
+                _after(mod, args, output)
+
+        def _after(mod: nn.Module, args: Any, output: Any) -> None:
             outs = _tensors(output)
             s.calls += 1
             if not outs:
@@ -479,7 +498,8 @@ def report(
         try:
             with hooked([(m, pre_hook(n)) for n, m in named], pre=True), hooked([(m, post_hook(n)) for n, m in named]):
                 rf_mode.track(x)
-                with eval_mode(module), torch.no_grad(), counter, rf_mode:
+                module.eval()  # the flags come back with preserved_state; no_grad: nothing to freeze
+                with torch.no_grad(), rf_mode:  # the counter runs inside rf_mode's real calls
                     _run(module, x, meta_state)
         except CnnlensError:
             raise

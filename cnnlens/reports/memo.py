@@ -13,6 +13,7 @@ replayed: its input comes back, with autograd's bookkeeping in the train pass).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -139,6 +140,11 @@ _LIKE_INPUT = frozenset(
 )  # fmt: skip
 
 
+# Calls whose output has the shape of their first argument when every tensor argument has that shape
+# (no broadcasting), with PyTorch's dtype rules checked by the calls that settle the template.
+_SAME_SHAPE = frozenset({"add", "sub", "mul", "div", "masked_fill", "roll", "softmax", "log_softmax"})
+
+
 def _features(t: Any) -> Any:
     if not isinstance(t, torch.Tensor):
         return _describe(t, {})
@@ -190,6 +196,14 @@ def _family_rule(func: Any, args: Sequence[Any], kwargs: dict[str, Any]) -> tupl
         kind = (func, tuple(_features(a) for a in args), tuple((k, _features(v)) for k, v in kwargs.items()))
         predicted = [(tuple(x.shape), x.stride(), x.dtype)]
         flops = 0
+    elif name in _SAME_SHAPE:
+        x = args[0] if args else None
+        others = [a for a in (*args[1:], *kwargs.values()) if isinstance(a, torch.Tensor)]
+        if not isinstance(x, torch.Tensor) or not x.is_contiguous() or any(t.shape != x.shape or not t.is_contiguous() for t in others):
+            return None
+        kind = (func, tuple(_features(a) for a in args), tuple((k, _features(v)) for k, v in kwargs.items()))
+        predicted = [(tuple(x.shape), _contiguous_strides(x.shape), x.dtype)]
+        flops = 0
     elif name in ("cat", "concat") and args and isinstance(args[0], (list, tuple)) and args[0]:
         parts = args[0]
         dim = kwargs.get("dim", args[1] if len(args) > 1 else 0)
@@ -224,10 +238,90 @@ def _family_rule(func: Any, args: Sequence[Any], kwargs: dict[str, Any]) -> tupl
         from torch.utils.flop_counter import conv_flop_count
 
         flops = conv_flop_count(list(x.shape), list(w.shape), list(shape))
+    elif name == "linear" and 2 <= len(args) + len(kwargs) <= 3 and len(args) >= 2 and set(kwargs) <= {"bias"}:
+        x, w = args[0], args[1]
+        bias = args[2] if len(args) > 2 else kwargs.get("bias")
+        if not isinstance(x, torch.Tensor) or not isinstance(w, torch.Tensor) or x.dim() < 1 or w.dim() != 2 or not x.is_contiguous() or not w.is_contiguous():
+            return None
+        if x.shape[-1] != w.shape[1] or (bias is not None and (not isinstance(bias, torch.Tensor) or bias.shape != (w.shape[0],))):
+            return None  # the real call raises: let it
+        shape = (*x.shape[:-1], w.shape[0])
+        kind = (func, _features(x), _features(w), _features(bias), len(args))
+        predicted = [(shape, _contiguous_strides(shape), x.dtype)]
+        flops = 2 * (x.numel() // max(1, x.shape[-1])) * w.shape[1] * w.shape[0]  # a matrix product (the bias is not counted)
+        units = (x.numel(), x.shape[1] if x.dim() >= 2 else 1)
+    elif name == "layer_norm" and args and len(args) + len(kwargs) <= 5 and set(kwargs) <= {"weight", "bias", "eps"}:
+        given = dict(zip(("input", "normalized_shape", "weight", "bias", "eps"), args))
+        if set(given) & set(kwargs) or "normalized_shape" not in given:
+            return None
+        given.update(kwargs)
+        x, normalized, weight, bias, eps = (given.get(k) for k in ("input", "normalized_shape", "weight", "bias", "eps"))
+        if not isinstance(x, torch.Tensor) or not x.is_contiguous() or not isinstance(normalized, (list, tuple)) or not 1 <= len(normalized) <= x.dim():
+            return None
+        if tuple(x.shape[-len(normalized) :]) != tuple(normalized) or any(t is not None and (not isinstance(t, torch.Tensor) or tuple(t.shape) != tuple(normalized)) for t in (weight, bias)):
+            return None  # the real call raises: let it
+        kind = (func, _features(x), len(normalized), _features(weight), _features(bias), _describe(eps, {}), tuple(sorted(kwargs)))
+        predicted = [(tuple(x.shape), x.stride(), x.dtype)]
+        flops = 0
+        inner = math.prod(normalized)
+        units = (x.numel(), x.numel() // inner if inner else 0)  # elements, and rows (a mean and a deviation each)
+    elif name == "max_pool2d" and args and isinstance(args[0], torch.Tensor):
+        shape = _max_pool2d_shape(args, kwargs)
+        if shape is None:
+            return None
+        x = args[0]
+        if kwargs.get("return_indices", False):
+            return None
+        kind = (func, _features(x), tuple(sorted((k, _describe(v, {})) for k, v in kwargs.items())), tuple(_describe(a, {}) for a in args[1:]))
+        predicted = [(shape, _contiguous_strides(shape), x.dtype)]
+        flops = 0
+        units = (math.prod(shape), shape[1])  # elements of the output: the train pass saves their indices
     else:
         return None
-    units = (x.numel(), x.shape[1] if x.dim() >= 2 else 1)
+    if name in _LIKE_INPUT or name in _SAME_SHAPE or name in ("cat", "concat", "conv2d"):
+        units = (x.numel(), x.shape[1] if x.dim() >= 2 else 1)
     return (kind, torch.is_grad_enabled()), predicted, units, flops
+
+
+def _int_pair(value: Any) -> tuple[int, int] | None:
+    """An int or a sequence of one or two ints as ``(h, w)``; None for anything else."""
+    values = [value] if not isinstance(value, (list, tuple)) else list(value)
+    if not 1 <= len(values) <= 2 or not all(type(v) is int for v in values):
+        return None
+    return (values[0], values[-1])
+
+
+def _max_pool2d_shape(args: Sequence[Any], kwargs: dict[str, Any]) -> tuple[int, int, int, int] | None:
+    """The output shape of ``F.max_pool2d`` on a contiguous 4-d input (PyTorch's ``pooling_output_shape``), or
+    None where the call is not plain (the real call runs, and raises what it raises)."""
+    names = ("input", "kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices")
+    given = dict(zip(names, args))
+    if len(args) > len(names) or set(kwargs) - set(names) or set(given) & set(kwargs):
+        return None
+    given.update(kwargs)
+    x = given["input"]
+    if x.dim() != 4 or not x.is_contiguous():
+        return None
+    stride = given.get("stride")
+    if stride is None or (isinstance(stride, (list, tuple)) and not stride):
+        stride = given.get("kernel_size")
+    kernel, stride = _int_pair(given.get("kernel_size")), _int_pair(stride)
+    padding, dilation = _int_pair(given.get("padding", 0)), _int_pair(given.get("dilation", 1))
+    ceil = given.get("ceil_mode", False)
+    if None in (kernel, stride, padding, dilation) or not isinstance(ceil, bool):
+        return None
+    sides = []
+    for k in range(2):
+        size, kk, st, pad, dil = x.shape[2 + k], kernel[k], stride[k], padding[k], dilation[k]
+        if kk < 1 or st < 1 or dil < 1 or pad < 0 or pad > kk // 2:
+            return None  # the real call raises: let it
+        out = (size + 2 * pad - dil * (kk - 1) - 1 + (st - 1 if ceil else 0)) // st + 1
+        if ceil and (out - 1) * st >= size + pad:
+            out -= 1
+        if out < 1:
+            return None
+        sides.append(out)
+    return (x.shape[0], x.shape[1], sides[0], sides[1])
 
 
 def _relative(entry: Any, predicted: list[tuple[Any, ...]], units: tuple[int, int], flops: int) -> Any:
@@ -313,6 +407,8 @@ class CallMemo:
         if entry is not None:
             return key, entry, None
         family = _family(func, args, kwargs)
+        if family is not None and self.train:  # the train pass counts no FLOPs: its calls record none
+            family = (family[0], family[1], family[2], 0)
         if family is not None:
             kind, predicted, units, flops = family
             state = self.kinds.get(kind)
@@ -335,7 +431,10 @@ class CallMemo:
         if rel is None:
             self.kinds[kind] = RUN
         elif state is None:
-            self.kinds[kind] = rel
+            # one call settles a family whose call saves no new tensor of a size to learn (every eval-pass
+            # call, convolutions, linear layers); sizes per element or per channel need a second call
+            sized = any((e, c) != (None, None) for _, _, e, c in rel[1])
+            self.kinds[kind] = rel if sized else _Trusted(_settled(rel))
         else:
             merged = _agree(state, rel)
             template = None if merged is None else _settled(merged)

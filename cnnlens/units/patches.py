@@ -598,6 +598,23 @@ def _relevance_maps(net: nn.Module, x: torch.Tensor, layers: Sequence[str], targ
     return got.layers, got.targets.cpu()
 
 
+def _unit_maxima(act: torch.Tensor, outside: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(B, C)`` value (float) and first flat position of each map's maximum over the positions not
+    ``outside`` (a ``(H, W)`` mask of the border positions left out).
+
+    The maximum over the whole map is taken first, without a copy; only the maps whose first maximum
+    falls outside are searched again with the border masked: the same value and position as masking
+    every map (an earliest maximum that lies inside is also the earliest among the inside positions)."""
+    flat = act.flatten(2)
+    value, where = flat.max(dim=2)
+    if outside is not None:
+        out_flat = outside.reshape(-1)
+        redo = out_flat[where]
+        if bool(redo.any()):
+            value[redo], where[redo] = flat[redo].masked_fill(out_flat, -math.inf).max(dim=1)
+    return value.float(), where
+
+
 def _patch_job(
     net: nn.Module, setups: Sequence[PatchSetup], masks: Sequence[torch.Tensor], sources: dict[str, Any], batch_size: int, workers: int, multi: bool,
     readout: Readout | None = None,
@@ -626,25 +643,32 @@ def _patch_job(
         wanted = [torch.tensor(s.tracked, dtype=torch.long, device=device) if s.given and readout is None else None for s in setups]
         outside_masks = [None if bool(m.all()) else ~m.to(device) for m in masks]
         by, target = setups[0].by, setups[0].target
+
+        def reducer(channels: torch.Tensor | None, outside: torch.Tensor | None) -> Any:
+            def reduce(output: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                act = output if readout is None else readout.maps(output)
+                return _unit_maxima(act if channels is None else act[:, channels], outside)
+
+            return reduce
+
+        reducers = {layer: reducer(channels, outside) for layer, channels, outside in zip(layers, wanted, outside_masks)}
         with eval_mode(net), torch.no_grad():
             for batch_idx, x in iter_batches([paths[i] for i in items], prep, batch_size=batch_size, workers=workers):
                 x = x.to(device, dtype=dtype, non_blocking=True)
+                values, wheres, totals = [], [], []
                 if by == "relevance":
                     record, explained = _relevance_maps(net, x, layers, target, prep)
-                else:
-                    record, explained = forward_until(net, prep.normalize(x), layers), None
-                values, wheres, totals = [], [], []
-                for layer, channels, outside in zip(layers, wanted, outside_masks):
-                    act = record[layer] if readout is None else readout.maps(record[layer])
-                    if channels is not None:
-                        act = act[:, channels]
-                    if explained is not None:
+                    for layer, channels, outside in zip(layers, wanted, outside_masks):
+                        act = record[layer] if channels is None else record[layer][:, channels]
                         totals.append(act.flatten(2).sum(2).float())
-                    if outside is not None:
-                        act = act.masked_fill(outside, -math.inf)
-                    unit_v, where = act.flatten(2).max(dim=2)  # (B, C): value and first position of the maximum
-                    values.append(unit_v.float())
-                    wheres.append(where)
+                        unit_v, where = _unit_maxima(act, outside)
+                        values.append(unit_v)
+                        wheres.append(where)
+                else:  # each layer's maxima computed in its hook: no copy of a map is kept
+                    record, explained = forward_until(net, prep.normalize(x), layers, reduce=reducers), None
+                    for layer in layers:
+                        values.append(record[layer][0])
+                        wheres.append(record[layer][1])
                 unit_v, where = torch.cat(values, 1).T.cpu(), torch.cat(wheres, 1).T.cpu()  # (rows, B)
                 state.sums.add(unit_v)
                 state.top.add(unit_v, [items[i] for i in batch_idx], where)  # ties: the earlier image first
