@@ -1,6 +1,6 @@
 """cnnlens Grad-CAM against pytorch-grad-cam's ``GradCAM`` on the same model, layer, images and batch.
 
-    pip install --target /tmp/gradcam grad-cam          # benchmark only, never a cnnlens dependency
+    pip install --no-deps --target /tmp/gradcam grad-cam ttach opencv-python-headless   # benchmark only, never a cnnlens dependency
     OMP_NUM_THREADS=2 .venv/bin/python benchmarks/bench_attribution.py [--gradcam-path /tmp/gradcam] [--device cuda] [--quick]
 
 The folder given by --gradcam-path is appended to ``sys.path`` after the project's own packages, so

@@ -1,6 +1,6 @@
 """Sharing a folder among processes: N processes x 1 thread against 1 process x N threads, same images.
 
-    .venv/bin/python benchmarks/bench_distributed.py [--images 256] [--procs 2] [--repeat 2] [--data DIR] [--device cpu|cuda]
+    .venv/bin/python benchmarks/bench_distributed.py [--images 256] [--procs 2] [--rounds 7] [--data DIR] [--device cpu|cuda]
 
 For `cnnlens patches` and `cnnlens robustness` on the same images (the trained squeezenet1_0 of the
 development data folder when present, else a random init), each command runs as a user runs it, in
@@ -12,8 +12,10 @@ fresh processes, and the wall time is measured from outside:
 - as a reference, one process with one thread.
 
 Every configuration also does 16 images, so that the fixed cost (starting Python, torch and the
-process group) and the cost per image can be told apart; the runs are interleaved and the best of
---repeat counts (the CPU may be shared). The outputs (-o .json) are compared byte for byte. The merge cost is measured twice: inside the torchrun run (gather + merge, the line rank 0 prints at
+process group) and the cost per image can be told apart. Baseline: the first configuration (one
+process with N threads). Rounds interleave the configurations; the ratio printed is the paired median
+over --rounds rounds (default 7) of baseline time / N-process time in the same round, so > 1 means the
+N processes are faster; best times are printed beside it. The outputs (-o .json) are compared byte for byte. The merge cost is measured twice: inside the torchrun run (gather + merge, the line rank 0 prints at
 the end) and as `merge()` of two shard files in one process (read, merge, finish).
 """
 
@@ -24,6 +26,7 @@ import json
 import math
 import os
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -55,7 +58,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=256)
     parser.add_argument("--small", type=int, default=16, help="images of the run that measures the fixed cost")
     parser.add_argument("--procs", type=int, default=2)
-    parser.add_argument("--repeat", type=int, default=2, help="runs of each configuration, interleaved; the best counts (the CPU is shared)")
+    parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds; ratios are paired medians")
     parser.add_argument("--data", type=Path, default=DATA / "imagenet_samples")
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--batch-size", type=int, default=32)
@@ -76,15 +79,16 @@ def main() -> None:
     else:
         configs = {"1 process x 1 GPU": (1, 1), f"{n} processes x 1 GPU": (n, 1)}
     print(f"{os.cpu_count()} CPU cores, device {args.device}, model squeezenet1_0 ({'trained' if WEIGHTS.is_file() else 'random init'}), "
-          f"batch {args.batch_size}, best of {args.repeat}; load average {os.getloadavg()[0]:.1f} at the start")  # fmt: skip
+          f"batch {args.batch_size}, {args.rounds} interleaved rounds; load average {os.getloadavg()[0]:.1f} at the start")  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         for name in args.commands:
             command = commands[name]
             best: dict[tuple[str, int], float] = {}
+            rounds: dict[tuple[str, int], list[float]] = {}
             merges: list[str] = []
             outputs: dict[tuple[str, int], bytes] = {}
-            for _ in range(args.repeat):
+            for _ in range(args.rounds):
                 for size in (args.small, args.images):
                     for label, (procs, threads) in configs.items():
                         out = work / f"{name}-{size}-{procs}x{threads}.json"
@@ -98,8 +102,9 @@ def main() -> None:
                                                "127.0.0.1", "--master-port", str(free_port()), "-m", "cnnlens", *tail], env, work)  # fmt: skip
                             merges += [line for line in err.splitlines() if "gathered and merged" in line and size == args.images]
                         best[label, size] = min(best.get((label, size), math.inf), wall)
+                        rounds.setdefault((label, size), []).append(wall)
                         outputs[label, size] = out.read_bytes()
-            print(f"\n{name}: {args.images} images (wall time from outside, best of {args.repeat}; cost per further image from the {args.small}-image run)")
+            print(f"\n{name}: {args.images} images (wall time from outside, best of {args.rounds} rounds; cost per further image from the {args.small}-image run)")
             reference = next(iter(configs))
             for label in configs:
                 small, full = best[label, args.small], best[label, args.images]
@@ -108,10 +113,10 @@ def main() -> None:
                 print(f"  {label:26s} {full:7.1f} s ({small:5.1f} s for {args.small} images), {1000 * per:6.1f} ms per further image; "
                       f"output identical to {reference}: {same}")  # fmt: skip
             a, b = list(configs)[:2]
-            ratio = best[a, args.images] / best[b, args.images]
+            ratio = statistics.median(x / y for x, y in zip(rounds[a, args.images], rounds[b, args.images]))
             per_a = (best[a, args.images] - best[a, args.small]) / (args.images - args.small)
             per_b = (best[b, args.images] - best[b, args.small]) / (args.images - args.small)
-            print(f"  {b} against {a}: {ratio:.2f}x faster in wall time, {per_a / per_b:.2f}x in cost per image")
+            print(f"  {b} against {a}: {ratio:.2f}x faster in wall time (paired median), {per_a / per_b:.2f}x in cost per image (best runs)")
             if merges:
                 print(f"  torchrun: {min(merges, key=lambda line: float(line.split(' in ')[-1].split()[0]))}")
             # the job-array route: two shard files, then merge() in a fresh process

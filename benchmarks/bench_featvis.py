@@ -17,7 +17,7 @@ round, with its range (< 1: cnnlens faster).
 lucent is not a dependency of cnnlens; install it in a separate environment:
 
     python3 -m venv /tmp/benchenv   # plus a .pth pointing at the project's venv site-packages
-    /tmp/benchenv/bin/pip install --no-deps torch-lucent kornia==0.4.1 decorator ipython
+    /tmp/benchenv/bin/pip install --no-deps torch-lucent kornia==0.4.1 decorator ipython traitlets
     OMP_NUM_THREADS=2 /tmp/benchenv/bin/python benchmarks/bench_featvis.py --weights ../shared/data/imagenet/squeezenet1_0_imagenet_deepcompression.pth
 
 (``../shared/data`` is the development data folder beside the checkout.)

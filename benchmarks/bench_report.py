@@ -152,7 +152,7 @@ def main() -> None:
     cli = shutil.which("cnnlens") or str(Path(sys.executable).with_name("cnnlens"))
     for name in ("vit_h_14", "regnet_y_128gf"):
         rss, wall = peak_rss_mb([cli, "report", name, "--json"])
-        print(f"cnnlens report {name}: peak RSS {rss:.0f} MB ({rss / 1536:.2f} of the 1.5 GB budget), {wall:.1f} s")
+        print(f"report {name} (the CLI, --json): peak RSS {rss:.0f} MB ({rss / 1536:.2f} of the 1.5 GB budget), {wall:.1f} s")
     base, _ = peak_rss_mb([sys.executable, "-c", "import torch, torchvision"])
     print(f"(baseline: importing torch + torchvision alone peaks at {base:.0f} MB)")
     print(f"this process peaked at {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")

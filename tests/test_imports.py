@@ -122,6 +122,12 @@ def test_no_private_name_is_imported_across_modules() -> None:
     assert offenders == []
 
 
+def python_prints(code: str) -> str:
+    """What ``code`` prints in a fresh interpreter (stripped); its stderr if it prints nothing."""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    return result.stdout.strip() or result.stderr
+
+
 def test_every_submodule_is_reachable_after_import_cnnlens() -> None:
     code = (
         "import cnnlens, pkgutil, importlib\n"
@@ -131,14 +137,11 @@ def test_every_submodule_is_reachable_after_import_cnnlens() -> None:
         "    assert getattr(cnnlens, info.name).__name__ == 'cnnlens.' + info.name, info.name\n"
         "print('ok')\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.stdout.strip() == "ok", result.stderr
+    assert python_prints(code) == "ok"
 
 
 def test_import_cnnlens_does_not_import_torch() -> None:
-    code = "import sys, cnnlens; print('torch' in sys.modules)"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.stdout.strip() == "False", result.stderr
+    assert python_prints("import sys, cnnlens; print('torch' in sys.modules)") == "False"
 
 
 # -- the house: a core every capability stands on, capabilities that do not import each other ----------
@@ -210,5 +213,16 @@ def test_distributed_names_no_capability() -> None:
 def test_import_cnnlens_reads_no_package_metadata() -> None:
     """``__version__`` is read on first use: importlib.metadata is most of the cost of ``import cnnlens``."""
     code = "import sys, cnnlens; a = 'importlib.metadata' in sys.modules; v = cnnlens.__version__; print(a, v.count('.') >= 1)"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.stdout.strip() == "False True", result.stderr
+    assert python_prints(code) == "False True"
+
+
+def test_a_lazy_name_is_resolved_once() -> None:
+    """``cnnlens.report`` and the other lazy names are looked up on first use and kept in the module:
+    a later use neither lists the package folder again nor goes through ``__getattr__``."""
+    code = (
+        "import cnnlens, pkgutil; r = cnnlens.report; calls = []; real = pkgutil.iter_modules\n"
+        "pkgutil.iter_modules = lambda *a, **k: calls.append(1) or real(*a, **k)\n"
+        "assert cnnlens.report is r and 'report' in vars(cnnlens) and cnnlens.units is cnnlens.units\n"
+        "print(len(calls), callable(r))"
+    )
+    assert python_prints(code) == "0 True"
