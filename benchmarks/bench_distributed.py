@@ -80,6 +80,7 @@ def main() -> None:
         configs = {"1 process x 1 GPU": (1, 1), f"{n} processes x 1 GPU": (n, 1)}
     print(f"{os.cpu_count()} CPU cores, device {args.device}, model squeezenet1_0 ({'trained' if WEIGHTS.is_file() else 'random init'}), "
           f"batch {args.batch_size}, {args.rounds} interleaved rounds; load average {os.getloadavg()[0]:.1f} at the start")  # fmt: skip
+    print(f"baseline: {next(iter(configs))}; ratios are paired medians of baseline time / torchrun time over {args.rounds} interleaved rounds")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         for name in args.commands:

@@ -83,6 +83,8 @@ def main(argv: list[str] | None = None) -> None:
         return time.perf_counter() - t, time.process_time() - c
 
     print(f"model {args.model} ({args.weights}), {args.size} px, {args.steps} steps, torch threads {torch.get_num_threads()}")
+    print(f"baseline: lucent's render_vis as in its README, and on a copy with its parameters frozen by hand; "
+          f"paired medians of cnnlens time / lucent time over {args.rounds} interleaved rounds")  # fmt: skip
     lucent_layer = args.layer.replace(".", "_")
     cases = [("channel " + args.layer + ":5", O.channel(args.layer, 5), f"{lucent_layer}:5"),
              ("class logit 130", O.class_logit(130), "labels:130")]

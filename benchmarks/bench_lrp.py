@@ -97,6 +97,7 @@ def main() -> None:
     parser.add_argument("--only", choices=["zennit", "mining"], default=None)
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.rounds} interleaved rounds, paired medians")
+    print("baselines: zennit's EpsilonPlusFlat with its ResNetCanonizer (heatmaps); activation-max mining of the same layer (relevance-max mining)")
     if args.only in (None, "zennit"):
         z = zennit_row(args)
         print(f"LRP resnet50 batch {args.batch} at {args.size} px (EpsilonPlusFlat): zennit {z['zennit_img_s']:.2f} img/s, "
