@@ -26,12 +26,13 @@ import json
 import math
 import os
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from paired import ratios
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -114,7 +115,7 @@ def main() -> None:
                 print(f"  {label:26s} {full:7.1f} s ({small:5.1f} s for {args.small} images), {1000 * per:6.1f} ms per further image; "
                       f"output identical to {reference}: {same}")  # fmt: skip
             a, b = list(configs)[:2]
-            ratio = statistics.median(x / y for x, y in zip(rounds[a, args.images], rounds[b, args.images]))
+            ratio = ratios(rounds[a, args.images], rounds[b, args.images])[0]
             per_a = (best[a, args.images] - best[a, args.small]) / (args.images - args.small)
             per_b = (best[b, args.images] - best[b, args.small]) / (args.images - args.small)
             print(f"  {b} against {a}: {ratio:.2f}x faster in wall time (paired median), {per_a / per_b:.2f}x in cost per image (best runs)")

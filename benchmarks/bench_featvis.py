@@ -35,6 +35,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # cnnlens from this checkout, also in the bench venv
 
+from paired import ratios  # noqa: E402
+
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -104,8 +106,8 @@ def main(argv: list[str] | None = None) -> None:
             line = f"{label:24s} [{clock:4s}] cnnlens {args.steps / min(t[k] for t in t_ours):5.2f} steps/s (best round)"
             for name, theirs_times in (("lucent as in its README", t_readme), ("lucent, params frozen by hand", t_frozen)):
                 if theirs_times:
-                    ratios = sorted(a[k] / b[k] for a, b in zip(t_ours, theirs_times))
-                    line += f" | cnnlens / {name}: paired median {ratios[len(ratios) // 2]:4.2f} ({ratios[0]:.2f}-{ratios[-1]:.2f})"
+                    median, lo, hi = ratios([t[k] for t in t_ours], [t[k] for t in theirs_times])
+                    line += f" | cnnlens / {name}: paired median {median:4.2f} ({lo:.2f}-{hi:.2f})"
             print(line, flush=True)
 
     n, size, steps = args.channels, args.batch_size, args.steps

@@ -43,6 +43,8 @@ import torch.nn.functional as F
 import cnnlens
 from cnnlens.style import StyleSettings, stylize
 
+from paired import ratios
+
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 WEIGHTS = DATA / "imagenet/squeezenet1_0_imagenet_deepcompression.pth"
 # the tutorial's conv_1..conv_5 (style) and conv_4 (content), pre-ReLU, per backbone
@@ -286,15 +288,13 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{'tutorial (trimmed)':30s} final loss {target:10.4g}  best {min(tutorial_times):6.2f} s  ({evals} closure calls)")
     for init in inits:
         label = "cnnlens, same start (content)" if init == "content" else f"cnnlens, other start ({init})"
-        ratios = sorted(r / t for r, t in zip(reach[init], tutorial_times))
-        median = ratios[len(ratios) // 2]
-        runs = sorted(w / t for w, t in zip(whole[init], tutorial_times))
+        median, lo, hi = ratios(reach[init], tutorial_times)
         if median == float("inf"):
             print(f"{label:30s} final loss {final[init]:10.4g}  did not reach {target:.4g} in {args.steps} iterations in most rounds; "
-                  f"its {args.steps} iterations took {runs[len(runs) // 2]:.2f} of the tutorial's time (paired median)")  # fmt: skip
+                  f"its {args.steps} iterations took {ratios(whole[init], tutorial_times)[0]:.2f} of the tutorial's time (paired median)")  # fmt: skip
         else:
             print(f"{label:30s} final loss {final[init]:10.4g}  time to the tutorial's loss / tutorial time: paired median {median:.2f} "
-                  f"(range {ratios[0]:.2f}-{ratios[-1]:.2f}, {args.rounds} rounds)")  # fmt: skip
+                  f"(range {lo:.2f}-{hi:.2f}, {args.rounds} rounds)")  # fmt: skip
 
 
 if __name__ == "__main__":

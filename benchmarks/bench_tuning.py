@@ -22,7 +22,6 @@ batches and scaled), the cost of drawing every grating as a whole image.
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 from pathlib import Path
 
@@ -30,6 +29,8 @@ import torch
 
 import cnnlens
 from cnnlens.tuning import Gratings, Grid, grating_batches, tuning_curves
+
+from paired import ratios
 
 ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS = ROOT.parent / "shared" / "data" / "imagenet" / "squeezenet1_0_imagenet_deepcompression.pth"
@@ -101,8 +102,8 @@ def main() -> None:
         canvas = result.layers[0].placement.canvas
         tw, tc = min(t[0] for t in tuned), min(t[1] for t in tuned)
         fw, fc = min(t[0] for t in floor), min(t[1] for t in floor)
-        rw = statistics.median(t[0] / f[0] for t, f in zip(tuned, floor))
-        rc = statistics.median(t[1] / f[1] for t, f in zip(tuned, floor))
+        rw = ratios([t[0] for t in tuned], [f[0] for f in floor])[0]
+        rc = ratios([t[1] for t in tuned], [f[1] for f in floor])[0]
         print(f"| {layer} | {canvas} | {n} | {tw:.2f} / {tc:.2f} | {fw:.2f} / {fc:.2f} | {rw:.2f} / {rc:.2f} | {big:.1f} |", flush=True)
 
 

@@ -34,6 +34,14 @@ def interleave(fns: dict[str, Callable[[], object]], rounds: int = ROUNDS, *, wa
     return times
 
 
+def ratios(ours: list[float], baseline: list[float]) -> tuple[float, float, float]:
+    """``(median, smallest, largest)`` over rounds of the per-round ratio ``ours / baseline`` (the
+    median is the middle one, or the upper middle one for an even count, so an infinite ratio, a
+    target never reached, stays infinite)."""
+    values = sorted(a / b for a, b in zip(ours, baseline))
+    return values[len(values) // 2], values[0], values[-1]
+
+
 def paired(times: dict[str, list[float]], ours: str, baseline: str) -> float:
     """Median over rounds of ``ours`` time / ``baseline`` time (< 1: ours is faster)."""
     return statistics.median(a / b for a, b in zip(times[ours], times[baseline]))
@@ -41,5 +49,5 @@ def paired(times: dict[str, list[float]], ours: str, baseline: str) -> float:
 
 def spread(times: dict[str, list[float]], ours: str, baseline: str) -> str:
     """The smallest and largest per-round ratio, as ``lo-hi``."""
-    ratios = [a / b for a, b in zip(times[ours], times[baseline])]
-    return f"{min(ratios):.2f}-{max(ratios):.2f}"
+    _, lo, hi = ratios(times[ours], times[baseline])
+    return f"{lo:.2f}-{hi:.2f}"

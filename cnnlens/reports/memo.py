@@ -187,6 +187,7 @@ def _family(func: Any, args: Sequence[Any], kwargs: dict[str, Any]) -> tuple[Any
 
 def _family_rule(func: Any, args: Sequence[Any], kwargs: dict[str, Any]) -> tuple[Any, list[tuple[Any, ...]], tuple[int, int], int] | None:
     name = getattr(func, "__name__", "")
+    units = None  # elements and channels of the first input, unless the family counts in other units
     if name in _LIKE_INPUT:
         if not args or not isinstance(args[0], torch.Tensor) or not args[0].is_contiguous():
             return None
@@ -249,7 +250,6 @@ def _family_rule(func: Any, args: Sequence[Any], kwargs: dict[str, Any]) -> tupl
         kind = (func, _features(x), _features(w), _features(bias), len(args))
         predicted = [(shape, _contiguous_strides(shape), x.dtype)]
         flops = 2 * (x.numel() // max(1, x.shape[-1])) * w.shape[1] * w.shape[0]  # a matrix product (the bias is not counted)
-        units = (x.numel(), x.shape[1] if x.dim() >= 2 else 1)
     elif name == "layer_norm" and args and len(args) + len(kwargs) <= 5 and set(kwargs) <= {"weight", "bias", "eps"}:
         given = dict(zip(("input", "normalized_shape", "weight", "bias", "eps"), args))
         if set(given) & set(kwargs) or "normalized_shape" not in given:
@@ -278,7 +278,7 @@ def _family_rule(func: Any, args: Sequence[Any], kwargs: dict[str, Any]) -> tupl
         units = (math.prod(shape), shape[1])  # elements of the output: the train pass saves their indices
     else:
         return None
-    if name in _LIKE_INPUT or name in _SAME_SHAPE or name in ("cat", "concat", "conv2d"):
+    if units is None:
         units = (x.numel(), x.shape[1] if x.dim() >= 2 else 1)
     return (kind, torch.is_grad_enabled()), predicted, units, flops
 
