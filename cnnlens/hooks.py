@@ -19,7 +19,7 @@ import torch.nn as nn
 
 from .layers import LayerRef, resolve_layers
 
-__all__ = ["StopForward", "capture", "eval_mode", "forward_until", "hooked", "no_inplace", "preserved_state"]
+__all__ = ["StopForward", "capture", "eval_mode", "forward_until", "hooked", "no_inplace", "preserved_state", "set_training"]
 
 
 @contextlib.contextmanager
@@ -30,12 +30,13 @@ def preserved_state(model: nn.Module) -> Iterator[nn.Module]:
     The statistics matter for a model left in train mode: each forward pass inside the block would
     otherwise move its BatchNorm running means and variances.
     """
-    modes = [(m, m.training) for m in model.modules()]
+    modules = list(model.modules())
+    modes = [(m, m.training) for m in modules]
     grads = [(p, p.requires_grad) for p in model.parameters()]
     stats = [
         (m, name, buf.clone())
-        for m in model.modules()
-        if isinstance(m, nn.modules.batchnorm._NormBase) and m.training
+        for m in modules
+        if m.training and isinstance(m, nn.modules.batchnorm._NormBase)
         for name, buf in m.named_buffers(recurse=False)
         if buf is not None and buf.device.type != "meta"
     ]
@@ -43,12 +44,25 @@ def preserved_state(model: nn.Module) -> Iterator[nn.Module]:
         yield model
     finally:
         for module, training in modes:
-            module.training = training
+            if module.training != training:
+                module.training = training
         for param, requires_grad in grads:
-            param.requires_grad_(requires_grad)
+            if param.requires_grad != requires_grad:
+                param.requires_grad_(requires_grad)
         with torch.no_grad():
             for module, name, saved in stats:
                 getattr(module, name).copy_(saved)
+
+
+def set_training(modules: Sequence[nn.Module], training: bool) -> None:
+    """``model.train(training)`` where ``modules`` is ``list(model.modules())``, without a Python call per
+    module: the flags are set directly when no module overrides ``train`` or ``__setattr__`` (what
+    ``nn.Module.train`` then does), else through ``modules[0].train(training)``."""
+    if all(type(m).train is nn.Module.train and type(m).__setattr__ is nn.Module.__setattr__ for m in modules):
+        for m in modules:
+            object.__setattr__(m, "training", training)
+    else:
+        modules[0].train(training)
 
 
 @contextlib.contextmanager

@@ -266,7 +266,7 @@ def window_stages(module: torch.nn.Module, x: torch.Tensor) -> tuple[tuple[int, 
     ``SwinTransformerBlock`` (the same attributes, sides divisible by the window) and torchvision's MaxViT
     ``PartitionAttentionLayer`` (``partition_type`` window or grid, partition ``p``; input ``(B, C, H, W)``).
     """
-    if x.dim() != 4:
+    if x.dim() != 4 or not may_window(module):
         return None
     window, shift = getattr(module, "window_size", None), getattr(module, "shift_size", None)
     if window is not None and shift is not None:
@@ -287,6 +287,17 @@ def window_stages(module: torch.nn.Module, x: torch.Tensor) -> tuple[tuple[int, 
             return (2, 3), (Window(p, 0, h), Window(p, 0, w))
         return (2, 3), (Grid(p, h), Grid(p, w))
     return None
+
+
+def may_window(module: torch.nn.Module) -> bool:
+    """Whether ``module`` has the attributes :func:`window_stages` reads, set on it or on its class (a check
+    by name, once per module: cheaper than calling :func:`window_stages` after every module, and than
+    ``hasattr``, which goes through ``nn.Module.__getattr__`` and an exception for a missing name)."""
+
+    def has(name: str) -> bool:
+        return name in module.__dict__ or hasattr(type(module), name)
+
+    return (has("window_size") and has("shift_size")) or has("partition_type")
 
 
 def pair(value: Any, default: int = 1) -> tuple[int, int]:
@@ -697,6 +708,8 @@ class ReceptiveFieldMode(TorchFunctionMode):
         return field.moved(tuple(d - sum(1 for r in dims_reduced if r < d) for d in field.dims))  # type: ignore[union-attr, arg-type]
 
     def _elementwise(self, fields: list[_Field], tracked: list[torch.Tensor], out: torch.Tensor) -> _Field | None:
+        if len(fields) == 1 and not fields[0].is_global and out.shape == tracked[0].shape:
+            return fields[0]  # one input, shape kept (an activation): what the loop below gives, without its copies
         spatial = []
         for f, t in zip(fields, tracked):
             if f.is_global:

@@ -71,7 +71,9 @@ def gc_paused() -> Iterator[None]:
     count starts a full collection, which scans every object of the process (some 340,000 once torch
     and torchvision are imported: 130-250 ms). Measured on 150 reports of vgg16 in a row: mean 8.0 ms
     with the collector on, 5.5 ms with it paused (medians 5.8 and 5.5). Reference counting still frees
-    what the block drops; only reference cycles wait for the next collection.
+    what the block drops; only reference cycles wait for the next collection. A young-generation
+    collection that fell due inside the block runs on the way out (the block pays for it, not the
+    caller's next line).
     """
     was_enabled = gc.isenabled()
     gc.disable()
@@ -80,3 +82,5 @@ def gc_paused() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
+            if gc.get_count()[0] > gc.get_threshold()[0]:
+                gc.collect(0)

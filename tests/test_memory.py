@@ -191,7 +191,132 @@ def test_max_pool_shape_rule_equals_pytorch() -> None:
                 expected = tuple(F.max_pool2d(x, kernel, **kwargs).shape)
             except RuntimeError:
                 expected = None
-            predicted = _max_pool2d_shape((x, kernel), kwargs)
+            pooled = _max_pool2d_shape((x, kernel), kwargs)
+            predicted = None if pooled is None else pooled[0]
             assert predicted == expected or (predicted is None and expected is not None), (side, kernel, kwargs, predicted, expected)
             checked += predicted is not None
     assert checked > 100  # most cases predicted (the rest: the real call raises, or the rule declines)
+
+
+class _SpeedPaths(torch.nn.Module):
+    """Calls at the edges of the report's speed paths: a one-channel map (contiguous and channels-last
+    contiguous at once, where PyTorch's kernel picks the layout), a linear layer on a 1-d input (a
+    matrix-vector product), out-of-place activations and residual sums (elementwise shortcuts), max
+    pooling whose input requires grad (with indices), dropout, and half-precision weights mixed in."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = torch.nn.Conv2d(1, 6, 5)
+        self.conv = torch.nn.Conv2d(6, 6, 3, padding=1)
+        self.pool = torch.nn.MaxPool2d(2, ceil_mode=True)
+        self.drop = torch.nn.Dropout(0.3)
+        self.fc = torch.nn.Linear(6, 10)
+        self.head = torch.nn.Linear(10, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.stem(x))  # out of place
+        x = x + torch.nn.functional.gelu(self.conv(x))
+        x = self.pool(torch.sigmoid(x) * x)
+        x = self.drop(x).mean((2, 3))  # (B, 6)
+        y = self.fc(x[0])  # a 1-d input
+        return self.head(torch.tanh(y) - y)
+
+
+def _plain(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every speed path of the report off but the exact-signature memo: no op families (nor calls built
+    from their rule alone), no shape rules below autograd."""
+    import cnnlens.reports.engine as engine
+    import cnnlens.reports.memo as memo
+
+    monkeypatch.setattr(memo, "_family", lambda *args: None)
+    monkeypatch.setattr(engine, "meta_shortcut", lambda *args: None)
+
+
+@pytest.mark.parametrize(("name", "size"), [("vgg11", (2, 3, 64, 64)), ("resnet18", (1, 3, 64, 64)), ("mobilenet_v3_small", (2, 3, 64, 64)),
+                                            ("lenet5", (3, 1, 32, 32)), ("speed-paths", (2, 1, 21, 21))])  # fmt: skip
+def test_speed_paths_change_no_number(name: str, size: tuple[int, ...], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Calls built from a family's rule alone in the eval pass (convolutions, linear layers, max pooling,
+    ReLU) and shape rules below autograd (addmm, max pooling with indices, elementwise ops): the whole
+    report equals the one with all of them off, in float32 and as if in bfloat16; and the saved bytes a
+    real run."""
+    torch.manual_seed(0)
+    model = _SpeedPaths() if name == "speed-paths" else cnnlens.create_model(name) if name == "lenet5" else torchvision.models.get_model(name)
+    fast = [cnnlens.report(model, size).to_dict(), cnnlens.report(model, size, dtype=torch.bfloat16).to_dict()]
+    assert fast[0]["totals"]["saved_for_backward_bytes"] == real_saved_bytes(model, torch.rand(size))
+    _plain(monkeypatch)
+    assert [cnnlens.report(model, size).to_dict(), cnnlens.report(model, size, dtype=torch.bfloat16).to_dict()] == fast
+
+
+def test_meta_shortcuts_equal_pytorch_meta_kernels() -> None:
+    """Each shape rule used below autograd gives the shape, strides and dtype of PyTorch's own meta kernel
+    wherever it answers (and declines the rest): addmm over sizes, bias shapes and layouts; max pooling
+    with indices over sides and settings; the elementwise ops over shapes, dtypes and layouts."""
+    import itertools
+
+    from cnnlens.reports.memo import _elementwise_aten, meta_shortcut
+
+    aten = torch.ops.aten
+
+    def same(real: object, ours: object) -> bool:
+        reals, ourss = (real, ours) if isinstance(real, tuple) else ((real,), (ours,))
+        return all((r.shape, r.stride(), r.dtype) == (o.shape, o.stride(), o.dtype) for r, o in zip(reals, ourss, strict=True))
+
+    answered = declined = 0
+    for m, k, n in itertools.product([1, 3, 8], [1, 5], [1, 4, 7]):
+        for bias_shape in [(n,), (1,), (m, n), (1, n), (m, 1), (1, 1), (), (2, 3)]:
+            bias, a = torch.empty(bias_shape, device="meta"), torch.empty(m, k, device="meta")
+            for b in (torch.empty(k, n, device="meta"), torch.empty(n, k, device="meta").t(), torch.empty(k, n, device="meta", dtype=torch.float16)):
+                for kwargs in ({}, {"beta": 0.5}, {"beta": 0, "alpha": 2}):
+                    ours = meta_shortcut(aten.addmm.default, (bias, a, b), kwargs)
+                    declined += ours is None
+                    if ours is not None:
+                        answered += 1
+                        assert same(aten.addmm.default(bias, a, b, **kwargs), ours), (m, k, n, bias_shape, b.stride(), kwargs)
+    for side, kernel, stride, padding, dilation, ceil in itertools.product(range(1, 12), [1, 2, 3], [[], [1, 1], [2, 2]], [0, 1], [1, 2], [False, True]):
+        for x in (torch.empty(2, 3, side, side + 1, device="meta"), torch.empty(2, 1, side, side, device="meta")):
+            args = (x, [kernel, kernel], stride, [padding, padding], [dilation, dilation], ceil)
+            ours = meta_shortcut(aten.max_pool2d_with_indices.default, args, {})
+            declined += ours is None
+            if ours is not None:
+                answered += 1
+                assert same(aten.max_pool2d_with_indices.default(*args), ours), (side, kernel, stride, padding, dilation, ceil)
+    shapes = [(), (5,), (3, 4), (2, 3, 4), (1, 3, 5, 5), (2, 1, 4, 4), (2, 3, 1, 1), (2, 8, 7, 7), (0, 3)]
+    for op in _elementwise_aten():
+        binary = len(op._schema.arguments) > 1 and op._schema.arguments[1].type.kind() == "TensorType"
+        for shape, dtype, layout in itertools.product(shapes, [torch.float32, torch.bfloat16, torch.int64], ["standard", "channels_last", "transposed"]):
+            t = torch.empty(shape, dtype=dtype, device="meta")
+            if layout == "channels_last" and len(shape) == 4:
+                t = t.contiguous(memory_format=torch.channels_last)
+            elif layout == "transposed" and len(shape) >= 2:
+                t = t.transpose(-1, -2)
+            args = (t, t.clone()) if binary else (t,)
+            ours = meta_shortcut(op, args, {})
+            declined += ours is None
+            if ours is not None:
+                answered += 1
+                assert same(op(*args), ours), (op, shape, dtype, layout)
+    assert answered > 1000 and declined > 500
+
+
+def test_set_training_is_model_train() -> None:
+    """``hooks.set_training`` sets every flag as ``model.train(mode)`` does, and goes through ``train``
+    where a module overrides it."""
+    from cnnlens.hooks import set_training
+
+    class Frozen(torch.nn.Module):  # keeps its batch norm in eval mode, as fine-tuning code does
+        def __init__(self) -> None:
+            super().__init__()
+            self.bn = torch.nn.BatchNorm2d(3)
+
+        def train(self, mode: bool = True) -> Frozen:
+            super().train(mode)
+            self.bn.eval()
+            return self
+
+    for model in (torchvision.models.resnet18(), torch.nn.Sequential(torch.nn.Conv2d(3, 3, 1), Frozen())):
+        for mode in (True, False, True):
+            reference = [m.training for m in (model.train(mode), model)[1].modules()]
+            set_training(list(model.modules()), not mode)
+            set_training(list(model.modules()), mode)
+            assert [m.training for m in model.modules()] == reference
+    assert model[1].training and not model[1].bn.training

@@ -5,21 +5,22 @@
 
 Everything is computed on the meta device: a registered model is built with its
 parameters on ``meta`` (no weights are allocated, none downloaded); any other ``nn.Module`` is run
-through :func:`torch.func.functional_call` with meta stand-ins for its parameters and buffers, so
-its real weights are never touched or copied. One forward pass in eval mode gives shapes, FLOPs
+through :func:`torch.func.functional_call` (once, for both passes) with meta stand-ins for its
+parameters and buffers, so its real weights are never touched or copied. One forward pass in train
+mode counts the tensors autograd saves for backward (:func:`torch.autograd.graph.saved_tensors_hooks`),
+with attention run as the CPU's kernel would run it; a second one in eval mode gives shapes, FLOPs
 (the formulas and rules of :class:`torch.utils.flop_counter.FlopCounterMode`) and receptive fields
-(:class:`~cnnlens.receptive_field.ReceptiveFieldMode`); a second one in train mode counts the
-tensors autograd saves for backward (:func:`torch.autograd.graph.saved_tensors_hooks`), with
-attention run as the CPU's kernel would run it. A memo of calls (see "computing" below) keeps both
-passes at about the cost of torchinfo's one.
+(:class:`~cnnlens.receptive_field.ReceptiveFieldMode`). A memo of calls and shape rules for PyTorch's
+slow meta kernels (:mod:`cnnlens.reports.memo`) keep both passes below the cost of torchinfo's one.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import types
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -30,9 +31,9 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from ..checks import check_int
 from ..errors import CnnlensError, did_you_mean
-from ..hooks import hooked, preserved_state
+from ..hooks import hooked, preserved_state, set_training
 from ..layers import depth_of, model_dtype
-from ..receptive_field import ReceptiveField, ReceptiveFieldMode, tensors_in
+from ..receptive_field import ReceptiveField, ReceptiveFieldMode, may_window, tensors_in
 from ..registry import ModelInfo, model_info
 from ..speed import gc_paused
 from .memo import (
@@ -40,6 +41,7 @@ from .memo import (
     CallMemo,
     Uncached,
     build,
+    meta_shortcut,
     output_spec,
     output_specs,
     storage_key,
@@ -67,36 +69,66 @@ def _tensors(obj: Any) -> list[torch.Tensor]:
     return [t for t in tree_flatten(obj)[0] if isinstance(t, torch.Tensor)]
 
 
-def _meta_state(model: nn.Module, dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
-    """Meta stand-ins for every parameter and buffer (same shape, dtype and requires_grad; with
-    ``dtype``, floating-point ones in that dtype, as after ``model.to(dtype)``); tied weights share one
-    stand-in, as ``functional_call(tie_weights=True)`` requires."""
+def _first_tensor(values: Any) -> torch.Tensor | None:
+    """The first tensor of a module's arguments or outputs (None if there is none)."""
+    if type(values) is torch.Tensor:
+        return values
+    if isinstance(values, tuple) and values and type(values[0]) is torch.Tensor:
+        return values[0]
+    return next(iter(_tensors(values)), None)
+
+
+def _per_item(t: torch.Tensor | None) -> int | None:
+    """Elements per batch item (all of a 0-d tensor's; None without a tensor)."""
+    if t is None:
+        return None
+    return t.numel() // max(1, t.shape[0]) if t.dim() else t.numel()
+
+
+def _meta_state(
+    params: list[tuple[str, torch.Tensor]], buffers: list[tuple[str, torch.Tensor]], dtype: torch.dtype | None = None
+) -> dict[str, torch.Tensor]:
+    """Meta stand-ins for every parameter and buffer (the model's ``named_parameters`` and
+    ``named_buffers`` with duplicates; same shape, dtype and requires_grad; with ``dtype``,
+    floating-point ones in that dtype, as after ``model.to(dtype)``); tied weights share one
+    stand-in under each of its names."""
     state: dict[str, torch.Tensor] = {}
     made: dict[int, torch.Tensor] = {}
 
     def stand_in(t: torch.Tensor) -> torch.Tensor:
         return torch.empty_like(t, device="meta", dtype=dtype if dtype is not None and t.is_floating_point() else None)
 
-    for name, p in model.named_parameters(remove_duplicate=False):
+    for name, p in params:
         if id(p) not in made:
             made[id(p)] = nn.Parameter(stand_in(p), requires_grad=p.requires_grad)
         state[name] = made[id(p)]
-    for name, b in model.named_buffers(remove_duplicate=False):
+    for name, b in buffers:
         if id(b) not in made:
             made[id(b)] = stand_in(b)
         state[name] = made[id(b)]
     return state
 
 
-def _on_meta(model: nn.Module) -> bool:
-    tensors = list(model.parameters()) + list(model.buffers())
-    return bool(tensors) and all(t.device.type == "meta" for t in tensors)
+class _Passes(nn.Module):
+    """A module whose forward calls ``fn``: :func:`torch.func.functional_call` on it swaps the model's
+    (its child's) parameters and buffers for their meta stand-ins once for both passes."""
+
+    def __init__(self, model: nn.Module, fn: Any) -> None:
+        super().__init__()
+        self.model = model
+        self.fn = fn
+
+    def forward(self) -> Any:
+        return self.fn()
 
 
-def _run(model: nn.Module, x: torch.Tensor, meta_state: dict[str, torch.Tensor] | None) -> Any:
+def _with_meta_weights(model: nn.Module, meta_state: dict[str, torch.Tensor] | None, fn: Any) -> Any:
+    """``fn()`` with ``model``'s parameters and buffers replaced by ``meta_state`` (None: as they are)."""
     if meta_state is None:
-        return model(x)
-    return torch.func.functional_call(model, meta_state, (x,), tie_weights=True, strict=False)
+        return fn()
+    state = {f"model.{name}": t for name, t in meta_state.items()}
+    # every name of a tied weight is given its one stand-in: nothing for tie_weights to untie
+    return torch.func.functional_call(_Passes(model, fn), state, (), tie_weights=False, strict=False)
 
 
 # calls that only read metadata: passed straight through
@@ -143,11 +175,13 @@ class _EvalMode(ReceptiveFieldMode):
             return self._counted(func, args, kwargs)
         if entry is RUN:
             return self._counted(func, args, kwargs)
-        inputs = tensors_in(args) + tensors_in(kwargs.values())
         if entry is not None:
             structure, specs, flops, _ = entry
             self.flops.add(flops)
-            return build(structure, [inputs[structure[1]]] if structure[0] == "self" else [s.make() for s in specs])
+            if structure[0] == "self":  # an in-place call: its input comes back
+                return (tensors_in(args) + tensors_in(kwargs.values()))[structure[1]]
+            return build(structure, [s.make() for s in specs])
+        inputs = tensors_in(args) + tensors_in(kwargs.values())
         before = self.flops.total
         layout_before = [tensor_geometry(t) for t in inputs]
         out = self._counted(func, args, kwargs)
@@ -160,8 +194,6 @@ class _EvalMode(ReceptiveFieldMode):
             entry = RUN
         self.memo.store(key, entry, family)
         return out
-
-
 
 
 class _FlopCounter(TorchDispatchMode):
@@ -201,11 +233,51 @@ class _FlopCounter(TorchDispatchMode):
                 result = func.decompose(*args, **kwargs)
             if result is not NotImplemented:
                 return result
-        out = func(*args, **kwargs)
+        out = meta_shortcut(func, args, kwargs)
+        if out is None:
+            out = func(*args, **kwargs)
         formula = flop_registry.get(func._overloadpacket)
         if formula is not None:
-            self.add(formula(*args, **kwargs, out_val=out))
+            self.add(_flops(formula, args, kwargs, out))
         return out
+
+
+def _shapes(value: Any) -> Any:
+    """``value`` with each tensor replaced by its shape, for a plain list, a plain tuple or a leaf;
+    ``KeyError`` for other containers (left to PyTorch's ``tree_map``)."""
+    if isinstance(value, torch.Tensor):
+        return value.shape
+    kind = type(value)
+    if kind is tuple or kind is list:
+        return kind(_shapes(v) for v in value)
+    if isinstance(value, (tuple, list, dict)):
+        raise KeyError(kind)
+    return value
+
+
+@functools.cache
+def _shape_wrapped() -> Any:
+    """The code object of the wrapper ``torch.utils.flop_counter.shape_wrapper`` puts on its formulas."""
+    from torch.utils.flop_counter import shape_wrapper
+
+    return shape_wrapper(lambda: 0).__code__
+
+
+def _flops(formula: Any, args: Sequence[Any], kwargs: dict[str, Any], out: Any) -> int:
+    """``formula(*args, **kwargs, out_val=out)`` of :data:`torch.utils.flop_counter.flop_registry`. Its
+    formulas take shapes through ``shape_wrapper``, a ``tree_map`` over every argument (half the time
+    of a counted convolution on meta): for plain lists and tuples the shapes are taken here and the
+    formula itself called (``__wrapped__``); anything else goes through the wrapper."""
+    if getattr(formula, "__code__", None) is _shape_wrapped():
+        try:
+            shaped = [_shapes(a) for a in args]
+            named = {k: _shapes(v) for k, v in kwargs.items()}
+            out_shape = _shapes(out)
+        except KeyError:
+            pass
+        else:
+            return formula.__wrapped__(*shaped, out_shape=out_shape, **named)
+    return formula(*args, **kwargs, out_val=out)
 
 
 _DISPATCH_METADATA = frozenset(
@@ -216,36 +288,22 @@ _DISPATCH_METADATA = frozenset(
 ) | {torch.ops.prim.layout.default}  # fmt: skip
 
 
-class _Replay(torch.autograd.Function):
-    """A call of the train pass built from the memo: fresh outputs, and the tensors the real call saved
-    for backward handed to autograd's saved-tensor hooks (inputs, outputs and new tensors of the same sizes)."""
+class _Shortcuts(TorchDispatchMode):
+    """The train pass's real calls: ATen ops with a shape rule (:func:`~cnnlens.reports.memo.meta_shortcut`)
+    built from it, every other op run as it is. The mode sits below autograd, which saves what it saves.
+    ``answered`` counts the ops built from a rule."""
 
-    @staticmethod
-    def forward(ctx: Any, entry: Any, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:  # type: ignore[override]
-        structure, specs, _, saves = entry
-        if structure[0] == "self":  # an in-place op
-            outs = [inputs[structure[1]]]
-            ctx.mark_dirty(outs[0])
-        else:
-            outs = [s.make() for s in specs]
-        news: dict[int, torch.Tensor] = {}
-        kept = []
-        for kind, index, nbytes in saves:
-            if kind == "in":
-                kept.append(inputs[index])
-            elif kind == "out":
-                kept.append(outs[index])
-            else:  # a tensor the call made and saved: the same size (its first mention carries it)
-                if index not in news:
-                    news[index] = torch.empty(nbytes, dtype=torch.uint8, device="meta")
-                kept.append(news[index])
-        ctx.save_for_backward(*kept)
-        ctx.mark_non_differentiable(*[o for o, s in zip(outs, specs) if not s.requires_grad])
-        return tuple(outs)
+    def __init__(self) -> None:
+        super().__init__()
+        self.answered = 0
 
-    @staticmethod
-    def backward(ctx: Any, *grads: Any) -> Any:  # pragma: no cover - the report never runs backward
-        raise RuntimeError("cnnlens' saved-tensor count is not differentiable")
+    def __torch_dispatch__(self, func: Any, types: Any, args: Sequence[Any] = (), kwargs: dict[str, Any] | None = None) -> Any:
+        kwargs = kwargs or {}
+        out = meta_shortcut(func, args, kwargs)
+        if out is None:
+            return func(*args, **kwargs)
+        self.answered += 1
+        return out
 
 
 class _TrainMode(TorchFunctionMode):
@@ -259,6 +317,7 @@ class _TrainMode(TorchFunctionMode):
         self.fused_attention = 0  # calls of scaled_dot_product_attention that took PyTorch's fused CPU kernel
         self._recording: list[Any] | None = None
         self.memo = memo
+        self.shortcuts = _Shortcuts()
         self._mha = _with_attention(torch.nn.functional.multi_head_attention_forward, self.attention)
 
     def pack(self, t: torch.Tensor) -> torch.Tensor:
@@ -308,18 +367,27 @@ class _TrainMode(TorchFunctionMode):
             return self._real(func, args, kwargs)
         inputs = tensors_in(args) + tensors_in(kwargs.values())
         if entry is not None:
-            return build(entry[0], list(_Replay.apply(entry, *inputs)))
+            made = self._replay(entry, inputs)
+            return self._real(func, args, kwargs) if made is None else build(entry[0], made)
         layout_before = [tensor_geometry(t) for t in inputs]
         self._recording = recorded = []
         try:
-            out = self._real(func, args, kwargs)
+            if func in self.memo.unanswered:  # no shortcut served its first call: no dispatch mode for it
+                out = self._real(func, args, kwargs)
+            else:
+                answered = self.shortcuts.answered
+                with self.shortcuts:
+                    out = self._real(func, args, kwargs)
+                if self.shortcuts.answered == answered:
+                    self.memo.unanswered.add(func)
         finally:
             self._recording = None
         try:
-            structure, made = output_spec(out, inputs, layout_before)
+            input_keys = [storage_key(t) for t in inputs]
+            structure, made = output_spec(out, inputs, layout_before, input_keys)
             if any(t.requires_grad for t in made) and not any(t.requires_grad for t in inputs):
                 raise Uncached  # grad from a tensor the call did not get as an argument
-            ins = {storage_key(t): i for i, t in reversed(list(enumerate(inputs)))}
+            ins = {k: i for i, k in reversed(list(enumerate(input_keys)))}
             outs = {storage_key(t): j for j, t in enumerate(made)}
             news: dict[int, int] = {}
             saves = []
@@ -340,6 +408,33 @@ class _TrainMode(TorchFunctionMode):
             entry = RUN
         self.memo.store(key, entry, family)
         return out
+
+    def _replay(self, entry: Any, inputs: list[torch.Tensor]) -> list[torch.Tensor] | None:
+        """A call built from the memo: fresh outputs (those that require grad made by a clone, so that
+        they have a grad_fn as the real outputs do), and the tensors the real call saved for backward
+        handed to :meth:`pack` (inputs, outputs, and new tensors of the sizes it saved). An in-place
+        call returns its input; on a leaf that requires grad it is run (autograd refuses it)."""
+        structure, specs, _, saves = entry
+        if structure[0] == "self":
+            x = inputs[structure[1]]
+            if x.requires_grad and x.is_leaf:
+                return None
+            outs = [x]
+        else:
+            outs = [
+                torch.empty_strided(s.shape, s.stride, dtype=s.dtype, device="meta", requires_grad=True).clone() if s.requires_grad else s.make()
+                for s in specs
+            ]
+        news: dict[int, torch.Tensor] = {}
+        for kind, index, nbytes in saves:
+            if kind == "in":
+                self.pack(inputs[index])
+            elif kind == "out":
+                self.pack(outs[index])
+            elif index not in news:  # a tensor the call made and saved: the same size (its first mention carries it)
+                news[index] = torch.empty(nbytes, dtype=torch.uint8, device="meta")
+                self.pack(news[index])
+        return outs
 
     def _real(self, func: Any, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
         if func is torch.nn.functional.scaled_dot_product_attention:
@@ -363,15 +458,27 @@ def _with_attention(function: Any, attention: Any) -> Any:
     return copy
 
 
-@dataclass
+# Leaf modules of these exact PyTorch types run no op that torch.utils.flop_counter has a formula for
+# (activations, dropout, pooling, normalization, reshapes): they count no FLOPs of their own, so they
+# need no pre-hook to mark them running (their input is read by the forward hook; an in-place
+# activation keeps its input's shape).
+_NO_FLOP_LEAVES = frozenset(
+    {nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Hardswish, nn.Hardsigmoid, nn.Sigmoid, nn.Tanh,
+     nn.Dropout, nn.Dropout2d, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.Flatten,
+     nn.Identity, nn.BatchNorm2d, nn.LayerNorm, nn.GroupNorm}
+)  # fmt: skip
+
+
+@dataclass(slots=True)
 class _Seen:
+    """What the eval pass's hooks saw of one module."""
+
     calls: int = 0
     output_shape: list[int] | None = None
     output_bytes: int = 0
     in_numel: int | None = None
     out_numel: int | None = None
     rf: Any = None
-    outputs: list[torch.Tensor] = field(default_factory=list)
 
 
 def report(
@@ -433,15 +540,18 @@ def _report(
     info = model_info(module)
     name = info.name
     input_size = _input_shape(module, info, input_size)
+    params = list(module.named_parameters(remove_duplicate=False))  # one walk each, for everything below
+    buffers = list(module.named_buffers(remove_duplicate=False))
+    tensors = [t for _, t in params] + [t for _, t in buffers]
     cast = None
     if dtype is None:
         dtype = model_dtype(module)
     else:
         if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
             raise CnnlensError(f"dtype must be a floating-point torch.dtype such as torch.float16, not {dtype!r}", param="dtype")
-        tensors = [*module.parameters(), *module.buffers()]
         cast = dtype if any(t.is_floating_point() and t.dtype != dtype for t in tensors) else None
-    meta_state = None if cast is None and _on_meta(module) else _meta_state(module, cast)
+    on_meta = bool(tensors) and all(t.device.type == "meta" for t in tensors)
+    meta_state = None if cast is None and on_meta else _meta_state(params, buffers, cast)
 
     named = [(n, m) for n, m in module.named_modules() if n]
     seen: dict[str, _Seen] = {n: _Seen() for n, _ in named}
@@ -458,35 +568,36 @@ def _report(
             active.add(name)
             if s.in_numel is None:
                 with torch._C.DisableTorchFunction():  # reading metadata: not through the modes
-                    ins = _tensors(args)
-                    if ins:
-                        s.in_numel = ins[0].numel() // max(1, ins[0].shape[0]) if ins[0].dim() else ins[0].numel()
+                    s.in_numel = _per_item(_first_tensor(args))
 
         return hook
 
-    def post_hook(name: str):  # noqa: ANN202
+    def post_hook(name: str, module: nn.Module):  # noqa: ANN202
         s = seen[name]
         leaf = name in leaves
+        windowed = may_window(module)
+        unhooked = type(module) in _NO_FLOP_LEAVES  # no pre-hook: the input is read here
 
         def hook(mod: nn.Module, args: Any, output: Any) -> None:
             active.discard(name)
-            with torch._C.DisableTorchFunction():  # the hook reads metadata: every .shape would go through rf_mode
-                _after(mod, args, output)
-
-        def _after(mod: nn.Module, args: Any, output: Any) -> None:
-            outs = _tensors(output)
             s.calls += 1
-            if not outs:
-                return
-            s.output_bytes += sum(t.numel() * t.element_size() for t in outs)
-            rf_mode.module_output(mod, args, output)
-            if s.output_shape is None:
-                s.output_shape = list(outs[0].shape)
-                s.out_numel = outs[0].numel() // max(1, outs[0].shape[0]) if outs[0].dim() else outs[0].numel()
-                s.rf = rf_mode.field_of(outs[0])
-            if leaf:
-                for t in outs:
-                    leaf_outputs.setdefault(storage_key(t), t)
+            with torch._C.DisableTorchFunction():  # the hook reads metadata: every .shape would go through rf_mode
+                if unhooked and s.in_numel is None:
+                    s.in_numel = _per_item(_first_tensor(args))
+                outs = [output] if type(output) is torch.Tensor else _tensors(output)
+                if not outs:
+                    return
+                s.output_bytes += sum(t.numel() * t.element_size() for t in outs)
+                if windowed:
+                    rf_mode.module_output(mod, args, output)
+                if s.output_shape is None:
+                    first = outs[0]
+                    s.output_shape = list(first.shape)
+                    s.out_numel = _per_item(first)
+                    s.rf = rf_mode.field_of(first)
+                if leaf:
+                    for t in outs:
+                        leaf_outputs.setdefault(storage_key(t), t)
 
         return hook
 
@@ -494,13 +605,21 @@ def _report(
     notes: list[str] = []
     if cast is not None:
         notes.append(f"reported as if the model ran in {str(dtype).replace('torch.', '')} (parameters, buffers, input and activations)")
-    with preserved_state(module):
+    modules = [module, *(m for _, m in named)]
+    params_all = list({id(p): p for p in (meta_state.values() if meta_state is not None else (p for _, p in params)) if isinstance(p, nn.Parameter)}.values())
+    param_keys = {storage_key(p) for p in params_all}
+
+    def passes() -> int | None:
+        """The train pass, then the eval pass (the model ends in eval mode, as most are given); the
+        train pass's saved-for-backward bytes."""
+        saved = _saved_for_backward(module, modules, input_size, dtype, param_keys, notes)
         try:
-            with hooked([(m, pre_hook(n)) for n, m in named], pre=True), hooked([(m, post_hook(n)) for n, m in named]):
+            pre = [(m, pre_hook(n)) for n, m in named if type(m) not in _NO_FLOP_LEAVES]
+            with hooked(pre, pre=True), hooked([(m, post_hook(n, m)) for n, m in named]):
                 rf_mode.track(x)
-                module.eval()  # the flags come back with preserved_state; no_grad: nothing to freeze
+                set_training(modules, False)  # the flags come back with preserved_state; no_grad: nothing to freeze
                 with torch.no_grad(), rf_mode:  # the counter runs inside rf_mode's real calls
-                    _run(module, x, meta_state)
+                    module(x)
         except CnnlensError:
             raise
         except Exception as exc:
@@ -511,11 +630,13 @@ def _report(
             raise CnnlensError(
                 f"input_size: {name} cannot run on input {size_text(input_size)}{minimum}: {message}", param="input_size"
             ) from None
-        saved_bytes = _saved_for_backward(module, input_size, dtype, meta_state, notes)
+        return saved
+
+    with preserved_state(module):
+        saved_bytes = _with_meta_weights(module, meta_state, passes)
 
     flops_by_module = counter.by_module
     total_flops = int(counter.total)
-    params_all = list({id(p): p for p in (module.parameters() if meta_state is None else meta_state.values()) if isinstance(p, nn.Parameter)}.values())
     n_params = sum(p.numel() for p in params_all)
     n_trainable = sum(p.numel() for p in params_all if p.requires_grad)
     param_bytes = sum(p.numel() * p.element_size() for p in params_all)
@@ -527,7 +648,7 @@ def _report(
     if rf_mode.unknown_ops:
         notes.append(f"receptive field not followed through: {', '.join(sorted(rf_mode.unknown_ops))}")
 
-    subtree_params = _subtree_params(module)
+    subtree_params = _subtree_params(params)
     rows = []
     for n, m in named:
         if depth is not None and depth_of(n) > depth:
@@ -563,12 +684,12 @@ def _report(
     return Report(name, input_size, rows, totals, notes, info)
 
 
-def _subtree_params(module: nn.Module) -> dict[str, int]:
-    """Parameters of every module's subtree (a shared parameter once per subtree), in one walk over the
-    parameter names instead of one walk per module."""
+def _subtree_params(params: list[tuple[str, torch.Tensor]]) -> dict[str, int]:
+    """Parameters of every module's subtree (a shared parameter once per subtree), from the model's
+    ``named_parameters(remove_duplicate=False)``: one walk over the names instead of one per module."""
     counted: dict[str, set[int]] = {}
     totals: dict[str, int] = {}
-    for full, p in module.named_parameters(remove_duplicate=False):
+    for full, p in params:
         parts = full.split(".")[:-1]
         for k in range(1, len(parts) + 1):
             prefix = ".".join(parts[:k])
@@ -601,12 +722,17 @@ def _input_shape(module: nn.Module, info: ModelInfo, size: int | Sequence[int] |
 
 
 def _saved_for_backward(
-    module: nn.Module, input_size: tuple[int, ...], dtype: torch.dtype, meta_state: dict[str, torch.Tensor] | None, notes: list[str]
+    module: nn.Module,
+    modules: list[nn.Module],
+    input_size: tuple[int, ...],
+    dtype: torch.dtype,
+    param_keys: set[int],
+    notes: list[str],
 ) -> int | None:
-    """Bytes of the distinct tensors autograd saves for backward in one train-mode pass (parameters
-    excluded), with attention counted as the CPU's kernel keeps it (see :meth:`_TrainMode.attention`)."""
-    param_keys = {storage_key(p) for p in (meta_state or dict(module.named_parameters())).values() if isinstance(p, nn.Parameter)}
-    module.train()
+    """Bytes of the distinct tensors autograd saves for backward in one train-mode pass (parameters,
+    whose storages are ``param_keys``, excluded), with attention counted as the CPU's kernel keeps it
+    (see :meth:`_TrainMode.attention`)."""
+    set_training(modules, True)
     batch = input_size[0]
     # batch norm in train mode refuses one value per channel (inception's aux head at batch 1):
     # then count a batch of two and scale back (saved activations grow with the batch)
@@ -616,7 +742,7 @@ def _saved_for_backward(
         x = torch.empty((trial, *input_size[1:]), device="meta", dtype=dtype)
         try:
             with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(mode.pack, _unpack), mode:
-                _run(module, x, meta_state)
+                module(x)
         except Exception as exc:
             error = str(exc).splitlines()[0]
             continue

@@ -1,29 +1,35 @@
-"""The call memo of the report's meta-device passes.
+"""The call memo of the report's meta-device passes, and the shape rules that stand in for slow meta kernels.
 
-Both passes run on meta tensors, where every op still costs its Python meta kernel (0.1 to 2 ms for a
-convolution, an addition or a norm), several times what torchinfo's hooks cost per layer. Deep networks
-repeat the same calls block after block (resnet152 has 50 bottlenecks of four kinds, swin_b 24 blocks of
-four), and on meta tensors a call's outputs depend only on the metadata of its arguments. So each pass
-keeps a memo per call signature: the first call runs, later ones build their outputs from the memo
-(with the FLOPs the first one counted, and in the train pass the tensors autograd saved). Every number
-stays the one the real calls give; views, in-place ops that change a shape, and calls that take a non-meta
-tensor or an argument that is not plain data always run (an in-place op that keeps its input's shape is
-replayed: its input comes back, with autograd's bookkeeping in the train pass).
+Both passes run on meta tensors, where every op still costs its meta kernel, and many of PyTorch's are
+Python decompositions or references (0.07 to 0.5 ms for an ``addmm``, an out-of-place addition or
+activation, max pooling with indices), several times what torchinfo's hooks cost per layer. Deep
+networks repeat the same calls block after block (resnet152 has 50 bottlenecks of four kinds, swin_b 24
+blocks of four), and on meta tensors a call's outputs depend only on the metadata of its arguments. So
+each pass keeps a memo per call signature: the first call runs, later ones build their outputs from the
+memo (with the FLOPs the first one counted, and in the train pass the tensors autograd saved). Calls of
+a family (convolution, linear, pooling, activations ...) of a new shape are built from the family's rule
+once a real call agreed with it; in the eval pass, convolutions, linear layers and max pooling in their
+plain case are built from their rule from the first call (:data:`_RULE_ALONE`). Below autograd,
+:func:`meta_shortcut` gives the outputs of a few ATen ops with slow meta kernels from their shape rule,
+so a real call of the train pass still has PyTorch's autograd decide what it saves. Every number stays
+the one the real calls give (tests/test_memory.py compares whole reports with all of this on and off);
+views, in-place ops that change a shape, and calls that take a non-meta tensor or an argument that is
+not plain data always run (an in-place op that keeps its input's shape is replayed: its input comes
+back).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
-from ..receptive_field import pair
-
-__all__ = ["RUN", "CallMemo", "Uncached", "build", "output_spec", "output_specs", "storage_key", "tensor_geometry"]
+__all__ = ["RUN", "CallMemo", "Uncached", "build", "meta_shortcut", "output_spec", "output_specs", "storage_key", "tensor_geometry"]
 
 RUN = object()  # memo entry: always run this call
 
@@ -68,8 +74,9 @@ def _signature(func: Any, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
     return (func, torch.is_grad_enabled(), _describe(tuple(args), storages), _describe(tuple(kwargs.items()), storages))
 
 
-@dataclass(frozen=True)
-class OutputSpec:
+class OutputSpec(NamedTuple):
+    """The metadata of one output of a call (a named tuple: made for every call built from the memo)."""
+
     shape: tuple[int, ...]
     stride: tuple[int, ...]
     dtype: torch.dtype
@@ -79,10 +86,11 @@ class OutputSpec:
         return torch.empty_strided(self.shape, self.stride, dtype=self.dtype, device="meta")
 
 
-def output_spec(out: Any, inputs: list[torch.Tensor], before: list[Any]) -> tuple[Any, list[torch.Tensor]]:
+def output_spec(out: Any, inputs: list[torch.Tensor], before: list[Any], input_keys: list[int] | None = None) -> tuple[Any, list[torch.Tensor]]:
     """``(structure, output tensors)`` of a call's result, or :class:`Uncached` if it is not made of fresh
     meta tensors (each in a storage of its own that ``empty_strided`` reproduces) or one of its inputs
-    returned unchanged in shape (an in-place op: ``before`` holds the inputs' geometry before the call)."""
+    returned unchanged in shape (an in-place op: ``before`` holds the inputs' geometry before the call;
+    ``input_keys`` their :func:`storage_key`, when the caller has them)."""
     if isinstance(out, torch.Tensor):
         for i, t in enumerate(inputs):
             if out is t:
@@ -94,7 +102,7 @@ def output_spec(out: Any, inputs: list[torch.Tensor], before: list[Any]) -> tupl
         kind, items = type(out), list(out)
     else:
         raise Uncached
-    taken = {storage_key(t) for t in inputs}
+    taken = set(input_keys if input_keys is not None else (storage_key(t) for t in inputs))
     specs: list[OutputSpec | None] = []
     tensors = []
     for t in items:
@@ -103,14 +111,21 @@ def output_spec(out: Any, inputs: list[torch.Tensor], before: list[Any]) -> tupl
             continue
         if not isinstance(t, torch.Tensor) or type(t) is not torch.Tensor or t.device.type != "meta" or t.storage_offset():
             raise Uncached
-        key = storage_key(t)
+        storage = t.untyped_storage()
         spec = OutputSpec(tuple(t.shape), t.stride(), t.dtype, t.requires_grad)
-        if key in taken or spec.make().untyped_storage().nbytes() != t.untyped_storage().nbytes():
+        if storage._cdata in taken or _strided_nbytes(spec) != storage.nbytes():
             raise Uncached
-        taken.add(key)
+        taken.add(storage._cdata)
         specs.append(spec)
         tensors.append(t)
     return (kind, tuple(specs)), tensors
+
+
+def _strided_nbytes(spec: OutputSpec) -> int:
+    """Bytes of the storage ``spec.make()`` allocates (PyTorch's ``computeStorageNbytes`` at offset 0)."""
+    if 0 in spec.shape:
+        return 0
+    return (1 + sum((n - 1) * st for n, st in zip(spec.shape, spec.stride))) * spec.dtype.itemsize
 
 
 def tensor_geometry(t: torch.Tensor) -> tuple[Any, ...]:
@@ -146,9 +161,17 @@ _SAME_SHAPE = frozenset({"add", "sub", "mul", "div", "masked_fill", "roll", "sof
 
 
 def _features(t: Any) -> Any:
+    """What a family's kind keeps of an argument; :class:`Uncached` for a tensor the memo cannot stand
+    in for (not on meta, not strided), as :func:`_describe` does."""
     if not isinstance(t, torch.Tensor):
         return _describe(t, {})
-    return (t.dtype, t.dim(), t.is_contiguous(), t.is_contiguous(memory_format=torch.channels_last) if t.dim() == 4 else False, t.requires_grad)
+    if not t.is_meta or t.layout is not _STRIDED:
+        raise Uncached
+    dims = t.dim()
+    return (t.dtype, dims, t.is_contiguous(), dims == 4 and t.is_contiguous(memory_format=_CHANNELS_LAST), t.requires_grad)
+
+
+_STRIDED, _CHANNELS_LAST = torch.strided, torch.channels_last
 
 
 def _contiguous_strides(shape: Sequence[int]) -> tuple[int, ...]:
@@ -209,7 +232,7 @@ def _family_rule(func: Any, args: Sequence[Any], kwargs: dict[str, Any]) -> tupl
         parts = args[0]
         dim = kwargs.get("dim", args[1] if len(args) > 1 else 0)
         x = parts[0]
-        if not isinstance(dim, int) or any(not isinstance(t, torch.Tensor) or t.dim() != x.dim() or t.dtype != x.dtype or not t.is_contiguous() for t in parts):
+        if not isinstance(dim, int) or any(not isinstance(t, torch.Tensor) or not t.is_meta or t.dim() != x.dim() or t.dtype != x.dtype or not t.is_contiguous() for t in parts):
             return None
         if x.dim() == 0:
             return None
@@ -223,22 +246,24 @@ def _family_rule(func: Any, args: Sequence[Any], kwargs: dict[str, Any]) -> tupl
         flops = 0
     elif name == "conv2d" and 2 <= len(args) <= 7 and isinstance(args[0], torch.Tensor) and isinstance(args[1], torch.Tensor) and not kwargs:
         x, w = args[0], args[1]
-        bias, stride, padding, dilation, groups = (list(args[2:]) + [None, 1, 0, 1, 1][len(args) - 2 :])[:5]
-        if x.dim() != 4 or w.dim() != 4 or not x.is_contiguous() or not w.is_contiguous() or isinstance(padding, str) or not isinstance(groups, int):
+        n = len(args)
+        bias = args[2] if n > 2 else None
+        stride, padding, dilation = _int_pair(args[3] if n > 3 else 1), _int_pair(args[4] if n > 4 else 0), _int_pair(args[5] if n > 5 else 1)
+        groups = args[6] if n > 6 else 1
+        xs, ws = x.shape, w.shape
+        if len(xs) != 4 or len(ws) != 4 or None in (stride, padding, dilation) or type(groups) is not int or not x.is_contiguous() or not w.is_contiguous():
             return None
-        if groups < 1 or x.shape[1] != w.shape[1] * groups or w.shape[0] % groups or (bias is not None and (not isinstance(bias, torch.Tensor) or bias.shape != (w.shape[0],))):
+        if groups < 1 or xs[1] != ws[1] * groups or ws[0] % groups or (bias is not None and (not isinstance(bias, torch.Tensor) or bias.shape != (ws[0],))):
             return None  # the real call raises: let it
-        stride, padding, dilation = pair(stride), pair(padding), pair(dilation)
-        kernel = tuple(w.shape[-2:])
-        sides = [(x.shape[2 + k] + 2 * padding[k] - dilation[k] * (kernel[k] - 1) - 1) // stride[k] + 1 for k in range(2)]
-        if min(sides) < 1:
+        kernel = (ws[2], ws[3])
+        h = (xs[2] + 2 * padding[0] - dilation[0] * (kernel[0] - 1) - 1) // stride[0] + 1
+        wd = (xs[3] + 2 * padding[1] - dilation[1] * (kernel[1] - 1) - 1) // stride[1] + 1
+        if h < 1 or wd < 1:
             return None
-        shape = (x.shape[0], w.shape[0], sides[0], sides[1])
-        kind = (func, _features(x), _features(w), _features(bias), stride, padding, dilation, kernel, groups == 1, groups == x.shape[1])
-        predicted = [(shape, _contiguous_strides(shape), x.dtype)]
-        from torch.utils.flop_counter import conv_flop_count
-
-        flops = conv_flop_count(list(x.shape), list(w.shape), list(shape))
+        shape = (xs[0], ws[0], h, wd)
+        kind = (func, _features(x), _features(w), _features(bias), stride, padding, dilation, kernel, groups == 1, groups == xs[1])
+        predicted = [(shape, (max(ws[0], 1) * h * wd, h * wd, wd, 1), x.dtype)]
+        flops = _flop_counter().conv_flop_count(list(xs), list(ws), list(shape))
     elif name == "linear" and 2 <= len(args) + len(kwargs) <= 3 and len(args) >= 2 and set(kwargs) <= {"bias"}:
         x, w = args[0], args[1]
         bias = args[2] if len(args) > 2 else kwargs.get("bias")
@@ -266,13 +291,12 @@ def _family_rule(func: Any, args: Sequence[Any], kwargs: dict[str, Any]) -> tupl
         inner = math.prod(normalized)
         units = (x.numel(), x.numel() // inner if inner else 0)  # elements, and rows (a mean and a deviation each)
     elif name == "max_pool2d" and args and isinstance(args[0], torch.Tensor):
-        shape = _max_pool2d_shape(args, kwargs)
-        if shape is None:
+        pooled = _max_pool2d_shape(args, kwargs)
+        if pooled is None or (args[6] if len(args) > 6 else kwargs.get("return_indices", False)) is not False:
             return None
+        shape, settings = pooled
         x = args[0]
-        if kwargs.get("return_indices", False):
-            return None
-        kind = (func, _features(x), tuple(sorted((k, _describe(v, {})) for k, v in kwargs.items())), tuple(_describe(a, {}) for a in args[1:]))
+        kind = (func, _features(x), settings)
         predicted = [(shape, _contiguous_strides(shape), x.dtype)]
         flops = 0
         units = (math.prod(shape), shape[1])  # elements of the output: the train pass saves their indices
@@ -283,31 +307,146 @@ def _family_rule(func: Any, args: Sequence[Any], kwargs: dict[str, Any]) -> tupl
     return (kind, torch.is_grad_enabled()), predicted, units, flops
 
 
+# Families whose rule is the whole of an eval-pass call (no grad), so that their first call need not
+# run: convolutions, linear layers and max pooling make one new tensor in the standard layout, with the
+# FLOPs of torch.utils.flop_counter's formula for the convolution or matrix product (none for pooling);
+# ReLU gives back its input in place, or a new tensor like it. Only when every tensor argument is
+# floating point of one dtype and none is a 4-d map that is also channels-last contiguous (a channel or a
+# side of 1, where PyTorch's choice of layout is the kernel's). The first calls they save cost 0.05 to
+# 0.6 ms each (PyTorch's meta kernels of addmm and max pooling are Python decompositions; a real call of
+# the eval pass also runs the FLOP counter). tests/test_memory.py checks the rules against real calls.
+_RULE_ALONE = frozenset({"conv2d", "linear", "max_pool2d", "relu"})
+_NEW_TENSOR, _SAME_TENSOR = (("new", (False,)), ()), (("self", ()), ())
+
+
+def _rule_alone(func: Any, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
+    """The template of an eval-pass call of a :data:`_RULE_ALONE` family, or None where its first call must run."""
+    name = getattr(func, "__name__", "")
+    if name not in _RULE_ALONE:
+        return None
+    tensors = [a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)]
+    dtype = tensors[0].dtype
+    if not dtype.is_floating_point or any(t.dtype != dtype or (t.dim() == 4 and t.is_contiguous(memory_format=_CHANNELS_LAST)) for t in tensors):
+        return None
+    if name == "relu":
+        inplace = kwargs.get("inplace", False)
+        if len(args) != 1 or set(kwargs) - {"inplace"} or type(inplace) is not bool:
+            return None
+        return _SAME_TENSOR if inplace else _NEW_TENSOR
+    if name == "linear" and tensors[0].dim() < 2:
+        return None  # a 1-d input: a matrix-vector product, whose FLOPs PyTorch's counter may not count
+    return _NEW_TENSOR
+
+
+@functools.cache
+def _elementwise_aten() -> frozenset[Any]:
+    """Out-of-place elementwise ATen ops whose meta kernels are PyTorch's Python references (70 to 200 us
+    a call on meta), with a floating-point result of their inputs' dtype."""
+    aten = torch.ops.aten
+    return frozenset({aten.add.Tensor, aten.sub.Tensor, aten.mul.Tensor, aten.div.Tensor, aten.relu.default,
+                      aten.gelu.default, aten.silu.default, aten.hardswish.default, aten.hardsigmoid.default,
+                      aten.hardtanh.default, aten.elu.default, aten.leaky_relu.default, aten.sigmoid.default,
+                      aten.tanh.default})  # fmt: skip
+
+
+def _plain_layout(t: Any, dtype: torch.dtype) -> bool:
+    """A meta tensor of ``dtype`` in the standard contiguous layout, and only that one (not also
+    channels-last contiguous, where PyTorch's choice of layout for the result is the kernel's)."""
+    return (
+        isinstance(t, torch.Tensor)
+        and t.is_meta
+        and t.layout is torch.strided
+        and t.dtype == dtype
+        and t.is_contiguous()
+        and not (t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last))
+    )
+
+
+def meta_shortcut(func: Any, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
+    """The output of an ATen call on meta tensors from its shape rule, for ops whose PyTorch meta kernel
+    is a Python decomposition or reference costing 0.07 to 0.5 ms a call: ``addmm`` (a linear layer),
+    ``max_pool2d_with_indices`` (max pooling whose input requires grad) and out-of-place elementwise ops
+    on tensors of one shape (a residual addition, dropout's product with its mask, an activation).
+    Only their plain case: meta tensors of one floating-point dtype in the standard layout (see
+    :func:`_plain_layout`); None otherwise, and the caller runs PyTorch's kernel. Called from dispatch
+    modes, below autograd: what autograd saves for backward stays PyTorch's choice.
+    tests/test_memory.py checks each rule against PyTorch's meta kernels."""
+    if func in _elementwise_aten():
+        tensors = [a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)]
+        if not tensors or not tensors[0].dtype.is_floating_point:
+            return None
+        x = tensors[0]
+        if not all(_plain_layout(t, x.dtype) and t.shape == x.shape for t in tensors):
+            return None
+        return torch.empty(x.shape, dtype=x.dtype, device="meta")
+    if func is torch.ops.aten.addmm.default:
+        if len(args) != 3 or set(kwargs) - {"beta", "alpha"}:
+            return None
+        bias, a, b = args
+        if not all(isinstance(t, torch.Tensor) and t.is_meta and t.layout is torch.strided and t.dtype == a.dtype for t in args):
+            return None
+        if not a.dtype.is_floating_point or a.dim() != 2 or b.dim() != 2 or a.shape[1] != b.shape[0] or not bias.is_contiguous():
+            return None
+        shape = (a.shape[0], b.shape[1])
+        if bias.dim() > 2 or any(n not in (1, m) for n, m in zip(reversed(bias.shape), reversed(shape))):
+            return None  # not broadcastable: PyTorch's kernel raises
+        return torch.empty(shape, dtype=a.dtype, device="meta")
+    if func is torch.ops.aten.max_pool2d_with_indices.default:
+        x = args[0] if args else None
+        if not isinstance(x, torch.Tensor) or not x.dtype.is_floating_point or x.dim() != 4 or not _plain_layout(x, x.dtype):
+            return None
+        pooled = _max_pool2d_shape(args, kwargs)
+        if pooled is None:
+            return None
+        shape = pooled[0]
+        return torch.empty(shape, dtype=x.dtype, device="meta"), torch.empty(shape, dtype=torch.int64, device="meta")
+    return None
+
+
+@functools.cache
+def _flop_counter() -> Any:
+    """:mod:`torch.utils.flop_counter`, imported on first use."""
+    import torch.utils.flop_counter
+
+    return torch.utils.flop_counter
+
+
 def _int_pair(value: Any) -> tuple[int, int] | None:
     """An int or a sequence of one or two ints as ``(h, w)``; None for anything else."""
+    if type(value) is int:
+        return value, value
+    if type(value) is tuple and len(value) == 2 and type(value[0]) is int and type(value[1]) is int:
+        return value
     values = [value] if not isinstance(value, (list, tuple)) else list(value)
     if not 1 <= len(values) <= 2 or not all(type(v) is int for v in values):
         return None
     return (values[0], values[-1])
 
 
-def _max_pool2d_shape(args: Sequence[Any], kwargs: dict[str, Any]) -> tuple[int, int, int, int] | None:
-    """The output shape of ``F.max_pool2d`` on a contiguous 4-d input (PyTorch's ``pooling_output_shape``), or
-    None where the call is not plain (the real call runs, and raises what it raises)."""
-    names = ("input", "kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices")
-    given = dict(zip(names, args))
-    if len(args) > len(names) or set(kwargs) - set(names) or set(given) & set(kwargs):
+_POOL_ARGS = ("input", "kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices")
+_POOL_INDEX = {name: i for i, name in enumerate(_POOL_ARGS)}
+_UNSET = object()
+
+
+def _max_pool2d_shape(args: Sequence[Any], kwargs: dict[str, Any]) -> tuple[tuple[int, int, int, int], tuple[Any, ...]] | None:
+    """The output shape of ``F.max_pool2d`` (or ATen's ``max_pool2d_with_indices``, whose arguments come
+    in the same order) on a contiguous 4-d input, by PyTorch's ``pooling_output_shape``, with the
+    settings read: ``(shape, (kernel, stride, padding, dilation, ceil_mode))``. None where the call is
+    not plain (the real call runs, and raises what it raises)."""
+    n = len(args)
+    if n > len(_POOL_ARGS) or any(_POOL_INDEX.get(k, -1) < n for k in kwargs):
+        return None  # an unknown keyword, or one given twice
+    values = [*args, *(_UNSET,) * (len(_POOL_ARGS) - n)]
+    for k, v in kwargs.items():
+        values[_POOL_INDEX[k]] = v
+    x, kernel, stride, padding, dilation, ceil, _ = values
+    if not isinstance(x, torch.Tensor) or x.dim() != 4 or not x.is_contiguous():
         return None
-    given.update(kwargs)
-    x = given["input"]
-    if x.dim() != 4 or not x.is_contiguous():
-        return None
-    stride = given.get("stride")
-    if stride is None or (isinstance(stride, (list, tuple)) and not stride):
-        stride = given.get("kernel_size")
-    kernel, stride = _int_pair(given.get("kernel_size")), _int_pair(stride)
-    padding, dilation = _int_pair(given.get("padding", 0)), _int_pair(given.get("dilation", 1))
-    ceil = given.get("ceil_mode", False)
+    if stride is _UNSET or stride is None or (isinstance(stride, (list, tuple)) and not stride):
+        stride = kernel
+    kernel, stride = _int_pair(kernel), _int_pair(stride)
+    padding, dilation = _int_pair(0 if padding is _UNSET else padding), _int_pair(1 if dilation is _UNSET else dilation)
+    ceil = False if ceil is _UNSET else ceil
     if None in (kernel, stride, padding, dilation) or not isinstance(ceil, bool):
         return None
     sides = []
@@ -321,7 +460,7 @@ def _max_pool2d_shape(args: Sequence[Any], kwargs: dict[str, Any]) -> tuple[int,
         if out < 1:
             return None
         sides.append(out)
-    return (x.shape[0], x.shape[1], sides[0], sides[1])
+    return (x.shape[0], x.shape[1], sides[0], sides[1]), (kernel, stride, padding, dilation, ceil)
 
 
 def _relative(entry: Any, predicted: list[tuple[Any, ...]], units: tuple[int, int], flops: int) -> Any:
@@ -395,10 +534,26 @@ class CallMemo:
         self.train = train
         self.exact: dict[Any, Any] = {}
         self.kinds: dict[Any, Any] = {}
+        self.unanswered: set[Any] = set()  # functions whose first real call no meta_shortcut served
 
     def lookup(self, func: Any, args: Sequence[Any], kwargs: dict[str, Any]) -> tuple[Any, Any, Any]:
         """``(signature, entry, family)``: the entry is a memo entry, :data:`RUN` or None (run and record);
-        raises :class:`Uncached` for calls that cannot be memoized."""
+        raises :class:`Uncached` for calls that cannot be memoized. A call of a trusted family is built
+        from the template without its signature (``None``: nothing to store)."""
+        family = _family(func, args, kwargs)
+        if family is not None:
+            if self.train:  # the train pass counts no FLOPs: its calls record none
+                family = (family[0], family[1], family[2], 0)
+            kind, predicted, units, flops = family
+            state = self.kinds.get(kind)
+            if state is None and not self.train and not kind[1]:
+                template = _rule_alone(func, args, kwargs)
+                if template is not None:
+                    state = self.kinds[kind] = _Trusted(template)
+            if isinstance(state, _Trusted):
+                built = _from_template(state.template, predicted, units, flops, self.train)
+                if built is not None:
+                    return None, built, None
         try:
             key = _signature(func, args, kwargs)
             entry = self.exact.get(key)
@@ -406,17 +561,6 @@ class CallMemo:
             raise Uncached from None
         if entry is not None:
             return key, entry, None
-        family = _family(func, args, kwargs)
-        if family is not None and self.train:  # the train pass counts no FLOPs: its calls record none
-            family = (family[0], family[1], family[2], 0)
-        if family is not None:
-            kind, predicted, units, flops = family
-            state = self.kinds.get(kind)
-            if isinstance(state, _Trusted):
-                built = _from_template(state.template, predicted, units, flops, self.train)
-                if built is not None:
-                    self.exact[key] = built
-                    return key, built, None
         return key, None, family
 
     def store(self, key: Any, entry: Any, family: Any) -> None:
