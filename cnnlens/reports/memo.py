@@ -8,8 +8,8 @@ blocks of four), and on meta tensors a call's outputs depend only on the metadat
 each pass keeps a memo per call signature: the first call runs, later ones build their outputs from the
 memo (with the FLOPs the first one counted, and in the train pass the tensors autograd saved). Calls of
 a family (convolution, linear, pooling, activations ...) of a new shape are built from the family's rule
-once a real call agreed with it; in the eval pass, convolutions, linear layers and max pooling in their
-plain case are built from their rule from the first call (:data:`_RULE_ALONE`). Below autograd,
+once a real call agreed with it; in the eval pass, convolutions, linear layers, max pooling and ReLU in
+their plain case are built from their rule from the first call (:data:`_RULE_ALONE`). Below autograd,
 :func:`meta_shortcut` gives the outputs of a few ATen ops with slow meta kernels from their shape rule,
 so a real call of the train pass still has PyTorch's autograd decide what it saves. Every number stays
 the one the real calls give (tests/test_memory.py compares whole reports with all of this on and off);
