@@ -10,6 +10,7 @@ from pathlib import Path
 
 import matplotlib.figure
 import pytest
+import torch
 from click.testing import CliRunner
 
 import cnnlens
@@ -132,6 +133,14 @@ def test_figure_and_save_by_suffix(tmp_path: Path) -> None:
     with pytest.raises(cnnlens.CnnlensError, match="exists"):
         r.save(tmp_path / "r.csv")
     assert not (tmp_path / "r.xyz").exists()
+
+
+def test_a_torchscript_module_is_refused_in_one_line() -> None:
+    """A scripted model takes no forward hooks: the report says so and names the fix, instead of blaming
+    the input size."""
+    scripted = torch.jit.script(torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU()))
+    with pytest.raises(cnnlens.CnnlensError, match=r"^model is a TorchScript module.*scripted from$"):
+        cnnlens.report(scripted, 16)
 
 
 def test_tied_weights_and_parameter_views() -> None:

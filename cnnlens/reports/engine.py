@@ -537,6 +537,12 @@ def _report(
         module = model
     else:
         raise CnnlensError(f"model must be a model name or an nn.Module, not {type(model).__name__}", param="model")
+    if isinstance(module, torch.jit.ScriptModule):
+        raise CnnlensError(
+            "model is a TorchScript module, which takes no forward hooks (the report reads every layer through them): "
+            "report the nn.Module it was scripted from",
+            param="model",
+        )
     info = model_info(module)
     name = info.name
     input_size = _input_shape(module, info, input_size)
