@@ -310,9 +310,9 @@ def _family_rule(func: Any, args: Sequence[Any], kwargs: dict[str, Any]) -> tupl
 # Families whose rule is the whole of an eval-pass call (no grad), so that their first call need not
 # run: convolutions, linear layers and max pooling make one new tensor in the standard layout, with the
 # FLOPs of torch.utils.flop_counter's formula for the convolution or matrix product (none for pooling);
-# ReLU gives back its input in place, or a new tensor like it. Only when every tensor argument is
-# floating point of one dtype and none is a 4-d map that is also channels-last contiguous (a channel or a
-# side of 1, where PyTorch's choice of layout is the kernel's). The first calls they save cost 0.05 to
+# ReLU gives back its input in place, or a new tensor like it. Only when every tensor argument is in
+# the plain layout of one floating-point dtype (:func:`_plain_layout`: contiguous, and no 4-d map that is
+# also channels-last contiguous, a channel or a side of 1, where PyTorch's choice of layout is the kernel's). The first calls they save cost 0.05 to
 # 0.6 ms each (PyTorch's meta kernels of addmm and max pooling are Python decompositions; a real call of
 # the eval pass also runs the FLOP counter). tests/test_memory.py checks the rules against real calls.
 _RULE_ALONE = frozenset({"conv2d", "linear", "max_pool2d", "relu"})
@@ -326,7 +326,7 @@ def _rule_alone(func: Any, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
         return None
     tensors = [a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)]
     dtype = tensors[0].dtype
-    if not dtype.is_floating_point or any(t.dtype != dtype or (t.dim() == 4 and t.is_contiguous(memory_format=_CHANNELS_LAST)) for t in tensors):
+    if not dtype.is_floating_point or not all(_plain_layout(t, dtype) for t in tensors):
         return None
     if name == "relu":
         inplace = kwargs.get("inplace", False)
@@ -355,10 +355,10 @@ def _plain_layout(t: Any, dtype: torch.dtype) -> bool:
     return (
         isinstance(t, torch.Tensor)
         and t.is_meta
-        and t.layout is torch.strided
+        and t.layout is _STRIDED
         and t.dtype == dtype
         and t.is_contiguous()
-        and not (t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last))
+        and not (t.dim() == 4 and t.is_contiguous(memory_format=_CHANNELS_LAST))
     )
 
 

@@ -659,7 +659,8 @@ def _patch_job(
                 if by == "relevance":
                     record, explained = _relevance_maps(net, x, layers, target, prep)
                     for layer, channels, outside in zip(layers, wanted, outside_masks):
-                        act = record[layer] if channels is None else record[layer][:, channels]
+                        act = record[layer] if readout is None else readout.maps(record[layer])
+                        act = act if channels is None else act[:, channels]
                         totals.append(act.flatten(2).sum(2).float())
                         unit_v, where = _unit_maxima(act, outside)
                         values.append(unit_v)
